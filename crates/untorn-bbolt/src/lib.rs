@@ -1,0 +1,1 @@
+//! bbolt file format support (in progress).

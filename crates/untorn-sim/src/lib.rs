@@ -1,0 +1,1 @@
+//! Fault-injecting storage (in progress).

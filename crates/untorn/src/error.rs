@@ -1,0 +1,166 @@
+//! Error types. One enum for the whole API, `#[non_exhaustive]`, one doc line per variant.
+//!
+//! Damage found in a file is always [`Error::Corrupted`] naming the page and the kind of
+//! damage; it is never a panic and never wrong data.
+
+use std::fmt;
+use std::io;
+
+/// What is wrong with a page or structure read from storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CorruptionKind {
+    /// The page's CRC32C does not match its bytes (torn write, bit rot, garbage).
+    Checksum,
+    /// The page is all zeros where a page was expected.
+    Zeroed,
+    /// The page says it is another page id (misdirected write, stale copy).
+    PageId,
+    /// The page verifies but is not the version its parent references (lost write).
+    ParentMismatch,
+    /// The page type is not valid at this position.
+    PageType,
+    /// An element count, offset or length lies outside the page.
+    Bounds,
+    /// Keys are not strictly ascending or lie outside the parent's separator bounds.
+    KeyOrder,
+    /// A page id is beyond the high-water mark or otherwise impossible.
+    OutOfRange,
+    /// The tree is deeper than the bound, or a page is reached twice (a cycle).
+    Structure,
+    /// A meta page is invalid.
+    Meta,
+    /// The journal contains a damaged record followed by valid ones, or does not continue the meta.
+    Journal,
+    /// A bucket header or freelist entry is invalid.
+    Invalid,
+}
+
+impl CorruptionKind {
+    /// Stable snake_case name, used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CorruptionKind::Checksum => "checksum",
+            CorruptionKind::Zeroed => "zeroed",
+            CorruptionKind::PageId => "page_id",
+            CorruptionKind::ParentMismatch => "parent_mismatch",
+            CorruptionKind::PageType => "page_type",
+            CorruptionKind::Bounds => "bounds",
+            CorruptionKind::KeyOrder => "key_order",
+            CorruptionKind::OutOfRange => "out_of_range",
+            CorruptionKind::Structure => "structure",
+            CorruptionKind::Meta => "meta",
+            CorruptionKind::Journal => "journal",
+            CorruptionKind::Invalid => "invalid",
+        }
+    }
+}
+
+impl fmt::Display for CorruptionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Every error the engine returns.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O error from the storage.
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+    /// A page or structure in the file is damaged; `page` names it.
+    #[error("corrupted page {page} ({kind}): {detail}")]
+    Corrupted {
+        /// The page id (or journal offset for `Journal`) where the damage was found.
+        page: u64,
+        /// What kind of damage.
+        kind: CorruptionKind,
+        /// A human-readable description.
+        detail: String,
+    },
+    /// The file is not an untorn database (wrong magic, empty, truncated header).
+    #[error("not an untorn database: {0}")]
+    NotADatabase(String),
+    /// The file was written by an unsupported format version.
+    #[error("unsupported format version {0}")]
+    UnsupportedVersion(u32),
+    /// The page size is not a power of two between 4 KiB and 64 KiB.
+    #[error("invalid page size {0}: must be a power of two from 4096 to 65536")]
+    InvalidPageSize(u64),
+    /// Another handle or process holds the database open for writing.
+    #[error("database is locked by another handle or process")]
+    Locked,
+    /// A previous sync failed; the handle refuses writes until the database is reopened.
+    #[error("database handle is poisoned by an earlier failed sync; reopen it to recover")]
+    Poisoned,
+    /// The database (or transaction) is read-only.
+    #[error("database is open read-only")]
+    ReadOnly,
+    /// The storage is full.
+    #[error("no space left on storage")]
+    NoSpace,
+    /// The named bucket does not exist.
+    #[error("bucket not found")]
+    BucketNotFound,
+    /// A bucket with that name already exists.
+    #[error("bucket already exists")]
+    BucketExists,
+    /// The key names a bucket where a value was expected, or a value where a bucket was expected.
+    #[error("incompatible value: the key holds a {found}, not a {expected}")]
+    IncompatibleValue {
+        /// What the operation wanted ("bucket" or "value").
+        expected: &'static str,
+        /// What the key holds.
+        found: &'static str,
+    },
+    /// Keys must be at least one byte.
+    #[error("key is empty")]
+    KeyEmpty,
+    /// The key is longer than [`crate::MAX_KEY_SIZE`].
+    #[error("key of {0} bytes is longer than the maximum")]
+    KeyTooLarge(usize),
+    /// The value is longer than [`crate::MAX_VALUE_SIZE`].
+    #[error("value of {0} bytes is longer than the maximum")]
+    ValueTooLarge(usize),
+    /// Nesting of buckets is deeper than [`crate::MAX_BUCKET_DEPTH`].
+    #[error("bucket nesting deeper than the maximum")]
+    TooDeep,
+    /// A bucket's sequence counter would overflow.
+    #[error("bucket sequence overflow")]
+    SequenceOverflow,
+    /// An invalid argument (message says which).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The operation was cancelled by a progress callback.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl Error {
+    /// Shorthand for a corruption error.
+    pub fn corrupted(page: u64, kind: CorruptionKind, detail: impl Into<String>) -> Self {
+        Error::Corrupted {
+            page,
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    /// Whether this error reports damage in the file.
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Error::Corrupted { .. })
+    }
+
+    /// Maps an I/O error, recognising a full disk.
+    pub fn from_io(e: io::Error) -> Self {
+        if e.kind() == io::ErrorKind::StorageFull || e.raw_os_error() == Some(28) {
+            Error::NoSpace
+        } else {
+            Error::Io(e)
+        }
+    }
+}
+
+/// Result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,24 @@
+//! On-disk encodings. **Invariant:** only this module knows byte offsets; every other
+//! module works with the decoded types re-exported here. Layouts are documented in the
+//! header comment of each file and in `docs/file_format.md`.
+
+mod bytes;
+pub mod freelist;
+pub mod journal;
+pub mod meta;
+pub mod node;
+pub mod page;
+
+pub use freelist::{decode_freelist, encode_freelist, freelist_bytes, RUN_SIZE};
+pub use journal::{record_span, RecordHeader, RECORD_HEADER_SIZE};
+pub use meta::{Meta, FORMAT_VERSION, MAGIC};
+pub use node::{
+    branch_entry_size, encode_branch, encode_leaf, encode_overflow, leaf_entry_size,
+    overflow_value, BucketHeader, LeafValue, NodeView, BUCKET_HEADER_SIZE, MAX_KEY_SIZE,
+    OVERFLOW_VALUE_SIZE,
+};
+pub use page::{
+    check_ref, decode_header, extent_pages_for, is_valid_page_size, page_checksum,
+    peek_extent_pages, seal_page, verify_page, PageHeader, PageRef, PageType, DEFAULT_PAGE_SIZE,
+    MAX_EXTENT_PAGES, MAX_PAGE_SIZE, MIN_PAGE_SIZE, PAGE_HEADER_SIZE, PAGE_REF_SIZE,
+};
