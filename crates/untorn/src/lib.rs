@@ -3,6 +3,7 @@
 
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+pub mod check;
 pub mod error;
 pub mod format;
 pub mod report;
