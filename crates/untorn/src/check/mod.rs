@@ -14,6 +14,8 @@ mod stats;
 mod walk;
 
 #[cfg(test)]
+mod engine_tests;
+#[cfg(test)]
 mod tests;
 
 pub use options::{CheckOptions, CheckProgress};

@@ -155,6 +155,11 @@ impl RawSource {
             .and_then(|s| s.as_deref())
     }
 
+    #[cfg(test)]
+    pub(crate) fn active_slot_for_tests(&self) -> u64 {
+        self.active.unwrap_or(0)
+    }
+
     /// The storage being read.
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage

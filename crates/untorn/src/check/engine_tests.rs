@@ -1,0 +1,387 @@
+//! The checker on real databases written by the engine: a clean file checks clean, and
+//! each kind of damage done to the file's bytes is reported at the right page, while the
+//! engine's reads of the damaged data return an error, never different bytes.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
+use std::sync::Arc;
+
+use crate::format::{decode_header, PageType};
+use crate::report::{FindingKind as K, PageKind, PageState, Report};
+use crate::storage::{MemoryStorage, Storage};
+use crate::{Database, Error};
+
+use super::{check, check_storage, page_infos, CheckOptions, RawSource};
+
+const PS: usize = 4096;
+
+/// A database on memory storage, checkpointed so the data file holds everything.
+struct Fixture {
+    data: MemoryStorage,
+    journal: MemoryStorage,
+}
+
+impl Fixture {
+    fn open(&self) -> crate::Result<Database> {
+        Database::builder().open_storage(
+            Arc::new(self.data.clone()) as Arc<dyn Storage>,
+            Arc::new(self.journal.clone()) as Arc<dyn Storage>,
+            true,
+        )
+    }
+
+    fn image(&self) -> Vec<u8> {
+        self.data.to_vec()
+    }
+
+    fn set_image(&self, bytes: Vec<u8>) {
+        self.data.set_len(0).unwrap();
+        self.data.write_at(0, &bytes).unwrap();
+    }
+
+    fn raw_check(&self) -> Report {
+        let s: Arc<dyn Storage> = Arc::new(MemoryStorage::from_bytes(self.image()));
+        check_storage(s, CheckOptions::default()).unwrap()
+    }
+}
+
+fn key(i: u32) -> Vec<u8> {
+    format!("key{i:06}").into_bytes()
+}
+
+fn value(i: u32, round: u32) -> Vec<u8> {
+    let n = if i % 97 == 0 {
+        9000
+    } else {
+        20 + (i % 50) as usize
+    };
+    let mut v = format!("v{round}-{i}-").into_bytes();
+    v.resize(n, b'a' + (i % 26) as u8);
+    v
+}
+
+/// Several buckets (one nested), a few thousand keys, overflow values, deletes, and a
+/// second round of updates so the freelist is not empty.
+fn build() -> Fixture {
+    let f = Fixture {
+        data: MemoryStorage::new(),
+        journal: MemoryStorage::new(),
+    };
+    let db = f.open().unwrap();
+    build_rounds(&db, true);
+    db.checkpoint().unwrap();
+    drop(db);
+    f
+}
+
+/// The commits of [`build`]. `checkpoint_each`: checkpoint after every commit (works
+/// around the engine's checkpoint bug, see the ignored test at the end).
+fn build_rounds(db: &Database, checkpoint_each: bool) {
+    for round in 0..2u32 {
+        db.update(|tx| {
+            let a = tx.create_bucket_if_not_exists("alpha")?;
+            for i in 0..3000 {
+                a.put(key(i), value(i, round))?;
+            }
+            let n = a.create_bucket_if_not_exists("nested")?;
+            for i in 0..300 {
+                n.put(key(i), value(i, round))?;
+            }
+            let b = tx.create_bucket_if_not_exists("beta")?;
+            for i in (0..1000).step_by(3) {
+                b.put(key(i), value(i, round))?;
+            }
+            tx.create_bucket_if_not_exists("empty")?;
+            Ok(())
+        })
+        .unwrap();
+        if checkpoint_each {
+            db.checkpoint().unwrap();
+        }
+        db.update(|tx| {
+            let a = tx.bucket("alpha")?.unwrap();
+            for i in (0..3000).step_by(7) {
+                a.delete(key(i))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        if checkpoint_each {
+            db.checkpoint().unwrap();
+        }
+    }
+}
+
+fn expect_kinds(report: &Report, kinds: &[K]) {
+    let got: Vec<K> = report.findings.iter().map(|f| f.kind).collect();
+    for k in kinds {
+        assert!(got.contains(k), "expected {k} in {:#?}", report.findings);
+    }
+    assert!(
+        got.iter()
+            .all(|k| kinds.contains(k) || *k == K::Unreachable),
+        "unexpected findings {:#?}",
+        report.findings
+    );
+}
+
+/// Page ids of the leaves (type byte in an unverified header) in the image.
+fn pages_of_type(img: &[u8], t: PageType) -> Vec<u64> {
+    let src = RawSource::open(Arc::new(MemoryStorage::from_bytes(img.to_vec()))).unwrap();
+    let infos = page_infos(&src).unwrap();
+    infos
+        .iter()
+        .filter(|i| i.state == PageState::Reachable)
+        .filter(|i| {
+            let off = i.id as usize * PS;
+            decode_header(&img[off..off + PS]).is_some_and(|h| h.page_type == t)
+        })
+        .map(|i| i.id)
+        .collect()
+}
+
+/// Every key/value the engine returns for bucket `alpha`, or the first error.
+fn read_alpha(f: &Fixture) -> crate::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let db = f.open()?;
+    db.view(|tx| {
+        let a = tx.bucket("alpha")?.ok_or(Error::BucketNotFound)?;
+        a.iter()?.map(|r| r.map(|(k, v)| (k, v.to_vec()))).collect()
+    })
+}
+
+#[test]
+fn engine_database_checks_clean_live_and_from_the_file() {
+    let f = build();
+    let db = f.open().unwrap();
+    let tx = db.begin_read().unwrap();
+    let r = check(tx.check_source(), CheckOptions::default()).unwrap();
+    assert!(r.findings.is_empty(), "{:#?}", r.findings);
+    assert!(r.keys_checked > 3000);
+    drop(tx);
+    drop(db);
+    let r = f.raw_check();
+    assert!(r.findings.is_empty(), "{:#?}", r.findings);
+    let src = RawSource::open(Arc::new(MemoryStorage::from_bytes(f.image()))).unwrap();
+    let st = super::stats(&src).unwrap();
+    assert_eq!(st.leaked_pages, 0);
+    assert!(st.branch_pages > 0 && st.overflow_pages > 0 && st.free_pages > 0);
+    assert_eq!(st.buckets, 4);
+}
+
+#[test]
+fn engine_database_checks_clean_with_uncheckpointed_commits() {
+    let f = build();
+    let db = f.open().unwrap();
+    db.update(|tx| {
+        let a = tx.bucket("alpha")?.unwrap();
+        for i in 0..500 {
+            a.put(key(i), b"journal only")?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let tx = db.begin_read().unwrap();
+    let r = check(tx.check_source(), CheckOptions::default()).unwrap();
+    assert!(r.findings.is_empty(), "{:#?}", r.findings);
+}
+
+/// Damage one page of a leaf's kind in the checkpointed file; the check must name it,
+/// and the engine must refuse (not misread) the data in it.
+fn damage_leaf(f: &Fixture, damage: impl Fn(&mut Vec<u8>, usize)) -> (u64, Report) {
+    let mut img = f.image();
+    let leaves = pages_of_type(&img, PageType::Leaf);
+    let victim = leaves[leaves.len() / 2];
+    damage(&mut img, victim as usize * PS);
+    f.set_image(img);
+    (victim, f.raw_check())
+}
+
+#[test]
+fn bit_flip_in_a_real_leaf() {
+    let f = build();
+    let before = read_alpha(&f).unwrap();
+    let (victim, r) = damage_leaf(&f, |img, off| img[off + 700] ^= 0x10);
+    expect_kinds(&r, &[K::Checksum]);
+    assert_eq!(r.findings[0].page, Some(victim));
+    // The engine returns either an error or exactly the old data for alpha (the victim
+    // may be in another bucket), never different bytes.
+    match read_alpha(&f) {
+        Ok(now) => assert_eq!(now, before),
+        Err(e) => assert!(e.is_corruption(), "{e}"),
+    }
+}
+
+#[test]
+fn zeroed_real_leaf() {
+    let f = build();
+    let (victim, r) = damage_leaf(&f, |img, off| img[off..off + PS].fill(0));
+    expect_kinds(&r, &[K::ZeroedPage]);
+    assert_eq!(r.findings[0].page, Some(victim));
+}
+
+#[test]
+fn stale_copy_of_a_page_from_an_older_file() {
+    // The lost-write case: keep an old image of the file, change the data, restore one
+    // page from the old image.
+    let f = build();
+    let old = f.image();
+    let db = f.open().unwrap();
+    db.update(|tx| {
+        let a = tx.bucket("alpha")?.unwrap();
+        for i in 0..3000 {
+            if i % 7 != 0 {
+                a.put(key(i), b"updated")?;
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+    db.checkpoint().unwrap();
+    drop(db);
+    let mut img = f.image();
+    let new_leaves = pages_of_type(&img, PageType::Leaf);
+    // A page that is a reachable leaf now and held other valid content before.
+    let victim = new_leaves
+        .iter()
+        .copied()
+        .find(|&p| {
+            let off = p as usize * PS;
+            off + PS <= old.len()
+                && old[off..off + PS] != img[off..off + PS]
+                && crate::format::verify_page(&old[off..off + PS], p, PS).is_ok()
+        })
+        .expect("a page rewritten since the old image");
+    let off = victim as usize * PS;
+    img[off..off + PS].copy_from_slice(&old[off..off + PS]);
+    f.set_image(img);
+    let r = f.raw_check();
+    expect_kinds(&r, &[K::ParentMismatch]);
+    assert_eq!(r.findings[0].page, Some(victim));
+    let e = read_alpha(&f);
+    assert!(
+        matches!(&e, Err(e) if e.is_corruption())
+            || e.as_ref().is_ok_and(|v| v.iter().all(|(_, v)| v != b"")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn swapped_pages_self_identify_as_other_ids() {
+    let f = build();
+    let mut img = f.image();
+    let leaves = pages_of_type(&img, PageType::Leaf);
+    let (a, b) = (leaves[1] as usize, leaves[2] as usize);
+    let pa = img[a * PS..(a + 1) * PS].to_vec();
+    let pb = img[b * PS..(b + 1) * PS].to_vec();
+    img[a * PS..(a + 1) * PS].copy_from_slice(&pb);
+    img[b * PS..(b + 1) * PS].copy_from_slice(&pa);
+    f.set_image(img);
+    let r = f.raw_check();
+    expect_kinds(&r, &[K::PageIdMismatch]);
+    let pages: Vec<Option<u64>> = r.findings.iter().map(|f| f.page).collect();
+    assert!(pages.contains(&Some(a as u64)) && pages.contains(&Some(b as u64)));
+}
+
+#[test]
+fn leaked_and_double_freed_pages_in_a_real_file() {
+    // Rewrite the freelist through the format encoders: drop one run (leak) and list
+    // a reachable page (reachable_freed).
+    let f = build();
+    let img = f.image();
+    let src = RawSource::open(Arc::new(MemoryStorage::from_bytes(img.clone()))).unwrap();
+    let infos = page_infos(&src).unwrap();
+    let free: Vec<u64> = infos
+        .iter()
+        .filter(|i| i.state == PageState::Free)
+        .map(|i| i.id)
+        .collect();
+    assert!(!free.is_empty());
+    let leaf = infos.iter().find(|i| i.kind == PageKind::Leaf).unwrap().id;
+    let meta = super::CheckSource::meta(&src);
+    let fl = meta.freelist;
+    // Leak the first free page, free a reachable leaf.
+    let mut runs: Vec<(u64, u64)> = free.iter().skip(1).map(|&p| (p, 1)).collect();
+    runs.push((leaf, 1));
+    runs.sort_unstable();
+    let (page, h) = crate::format::encode_freelist(
+        &runs,
+        fl.page_id,
+        meta.txid,
+        PS,
+        fl.extent_pages
+            .max(((runs.len() * 16 + 48).div_ceil(PS)) as u32),
+    );
+    let mut img = img;
+    let off = fl.page_id as usize * PS;
+    if img.len() < off + page.len() {
+        img.resize(off + page.len(), 0);
+    }
+    img[off..off + page.len()].copy_from_slice(&page);
+    let new_meta = crate::format::Meta {
+        freelist: crate::format::PageRef {
+            page_id: h.page_id,
+            txid: h.txid,
+            checksum: h.checksum,
+            extent_pages: h.extent_pages,
+        },
+        txid: meta.txid + 1,
+        ..meta
+    };
+    let slot = 1 - src.active_slot_for_tests();
+    img[slot as usize * PS..(slot as usize + 1) * PS].copy_from_slice(&new_meta.encode(slot));
+    f.set_image(img);
+    let r = f.raw_check();
+    expect_kinds(&r, &[K::ReachableFreed, K::Unreachable]);
+    let leaked = r
+        .findings
+        .iter()
+        .find(|x| x.kind == K::Unreachable)
+        .unwrap();
+    assert_eq!(leaked.page, Some(free[0]));
+    let freed = r
+        .findings
+        .iter()
+        .find(|x| x.kind == K::ReachableFreed)
+        .unwrap();
+    assert_eq!(freed.page, Some(leaf));
+}
+
+#[test]
+fn damaged_newer_meta_of_a_real_file() {
+    let f = build();
+    let mut img = f.image();
+    let src = RawSource::open(Arc::new(MemoryStorage::from_bytes(img.clone()))).unwrap();
+    let active = src.active_slot_for_tests();
+    img[active as usize * PS + 100] ^= 1;
+    f.set_image(img);
+    let r = f.raw_check();
+    let kinds: Vec<K> = r.findings.iter().map(|x| x.kind).collect();
+    assert!(kinds.contains(&K::MetaInvalid), "{kinds:?}");
+    assert!(kinds.contains(&K::MetaFallback), "{kinds:?}");
+}
+
+/// ENGINE BUG (reported to the lead): the checkpoint writes every overlay image home in
+/// page-id order, including stale images whose pages a later commit reused inside a
+/// multi-page extent that starts at another id, so the stale single page overwrites part
+/// of the live extent (the checker reports `checksum` on the overflow extents, and the
+/// engine's own reads fail). Remove `ignore` once `Pager::publish` drops overlay entries
+/// covered by a newly published extent.
+#[test]
+#[ignore = "engine bug: checkpoint writes stale overlay images over reused extents"]
+fn engine_checkpoint_after_several_commits_keeps_overflow_extents_intact() {
+    let f = Fixture {
+        data: MemoryStorage::new(),
+        journal: MemoryStorage::new(),
+    };
+    let db = f.open().unwrap();
+    build_rounds(&db, false);
+    db.checkpoint().unwrap();
+    let tx = db.begin_read().unwrap();
+    let r = check(tx.check_source(), CheckOptions::default()).unwrap();
+    assert!(r.findings.is_empty(), "{:#?}", r.findings);
+}
