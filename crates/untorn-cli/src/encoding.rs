@@ -21,7 +21,7 @@ pub fn to_hex(b: &[u8]) -> String {
 /// Bytes from hex (upper or lower case, even length).
 pub fn from_hex(s: &str) -> Result<Vec<u8>> {
     let s = s.strip_prefix("0x").unwrap_or(s);
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         bail!("hex string {s:?} has an odd length");
     }
     let digit = |c: u8| -> Result<u8> {
