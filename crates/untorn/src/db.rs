@@ -403,7 +403,8 @@ impl Shared {
             pager.publish(&images);
         } else {
             let mut images: Vec<Arc<CachedPage>> = newest.into_values().collect();
-            images.sort_by_key(|p| p.header.page_id);
+            // Commit order (see Pager::overlay_images).
+            images.sort_by_key(|p| (p.header.txid, p.header.page_id));
             if !images.is_empty() || meta.txid != choice.meta.txid {
                 // Doublewrite restore: write every image home, then the meta.
                 for img in &images {

@@ -3,3 +3,6 @@
 
 mod basic;
 mod common;
+mod concurrency;
+mod edge;
+mod model;
