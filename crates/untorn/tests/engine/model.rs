@@ -231,7 +231,7 @@ fn run(steps: Vec<Step>) {
                 }
             }
             Step::CleanReopen => {
-                db = None;
+                drop(db.take());
                 db = Some(open(&data, &journal));
             }
             Step::CrashReopen => {
