@@ -1,5 +1,10 @@
 //! Engine integration tests: one test binary, scenario modules.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::expect_used, clippy::cast_possible_truncation)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::expect_used,
+    clippy::cast_possible_truncation
+)]
 
 mod basic;
 mod common;
