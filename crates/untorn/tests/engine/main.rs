@@ -11,3 +11,4 @@ mod common;
 mod concurrency;
 mod edge;
 mod model;
+mod recovery;
