@@ -11,4 +11,5 @@ mod common;
 mod concurrency;
 mod edge;
 mod model;
+mod mutation;
 mod recovery;
