@@ -7,6 +7,7 @@
 )]
 
 mod basic;
+mod batch;
 mod common;
 mod concurrency;
 mod edge;
