@@ -224,11 +224,13 @@ impl Pager {
         }
     }
 
-    /// Snapshot of the overlay (for checkpoint).
+    /// Snapshot of the overlay in the order images must be written home (for checkpoint).
     pub(crate) fn overlay_images(&self) -> Vec<Arc<CachedPage>> {
         let overlay = self.overlay.read().unwrap_or_else(|e| e.into_inner());
         let mut v: Vec<Arc<CachedPage>> = overlay.values().cloned().collect();
-        v.sort_by_key(|p| p.header.page_id);
+        // Commit order: a newer multi-page extent must land after any older image of a
+        // page it now covers.
+        v.sort_by_key(|p| (p.header.txid, p.header.page_id));
         v
     }
 
