@@ -73,14 +73,13 @@ fn build() -> Fixture {
         journal: MemoryStorage::new(),
     };
     let db = f.open().unwrap();
-    build_rounds(&db, true);
+    build_rounds(&db, false);
     db.checkpoint().unwrap();
     drop(db);
     f
 }
 
-/// The commits of [`build`]. `checkpoint_each`: checkpoint after every commit (works
-/// around the engine's checkpoint bug, see the ignored test at the end).
+/// The commits of [`build`]. `checkpoint_each`: checkpoint after every commit.
 fn build_rounds(db: &Database, checkpoint_each: bool) {
     for round in 0..2u32 {
         db.update(|tx| {
@@ -365,14 +364,10 @@ fn damaged_newer_meta_of_a_real_file() {
     assert!(kinds.contains(&K::MetaFallback), "{kinds:?}");
 }
 
-/// ENGINE BUG (reported to the lead): the checkpoint writes every overlay image home in
-/// page-id order, including stale images whose pages a later commit reused inside a
-/// multi-page extent that starts at another id, so the stale single page overwrites part
-/// of the live extent (the checker reports `checksum` on the overflow extents, and the
-/// engine's own reads fail). Remove `ignore` once `Pager::publish` drops overlay entries
-/// covered by a newly published extent.
+/// Regression (found by this checker): the checkpoint wrote overlay images home in
+/// page-id order, so a stale single-page image could overwrite part of a newer
+/// multi-page extent that reused the page (fixed on main by writing in commit order).
 #[test]
-#[ignore = "engine bug: checkpoint writes stale overlay images over reused extents"]
 fn engine_checkpoint_after_several_commits_keeps_overflow_extents_intact() {
     let f = Fixture {
         data: MemoryStorage::new(),
