@@ -55,7 +55,7 @@ fn key(i: u32) -> Vec<u8> {
 }
 
 fn value(i: u32, round: u32) -> Vec<u8> {
-    let n = if i % 97 == 0 {
+    let n = if i.is_multiple_of(97) {
         9000
     } else {
         20 + (i % 50) as usize
