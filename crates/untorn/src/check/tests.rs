@@ -473,6 +473,7 @@ fn branch_pointing_at_its_ancestor_is_a_cycle_with_its_path() {
     let r = img.check();
     expect(&r, &[(K::Cycle, Some(4))]);
     assert_eq!(finding(&r, K::Cycle).path, vec![2, 3, 4, 5, 4]);
+    assert!(finding(&r, K::Cycle).message.starts_with("page 5 references page 4"));
 }
 
 #[test]
@@ -792,6 +793,13 @@ fn page_infos_mark_corrupt_leaked_and_free_pages() {
     let infos = page_infos(&src).unwrap();
     assert_eq!(infos[4].state, PageState::Corrupt);
     assert_eq!(infos[9].state, PageState::Free);
+    assert_eq!(stats(&src).unwrap().corrupt_pages, 1);
+    let mut s = standard(Knobs::default());
+    s.img.flip(0, 100);
+    let src = RawSource::open(s.img.storage()).unwrap();
+    let infos = page_infos(&src).unwrap();
+    assert_eq!((infos[0].kind, infos[0].state), (PageKind::Meta, PageState::Corrupt));
+    assert_eq!(infos[1].state, PageState::Reachable);
     let s = standard(Knobs {
         free_runs: vec![],
         ..Knobs::default()

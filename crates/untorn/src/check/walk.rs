@@ -265,6 +265,11 @@ impl<'a> Walk<'a> {
         if walk.account_leaks {
             walk.find_leaks();
         }
+        walk.stats.corrupt_pages = walk
+            .flags
+            .iter()
+            .filter(|&&f| f & CORRUPT != 0 && f & REACHABLE != 0)
+            .count() as u64;
         walk.report_progress(true)?;
         Ok(walk)
     }
@@ -328,8 +333,9 @@ impl<'a> Walk<'a> {
 
     fn push(&mut self, kind: FindingKind, page: Option<u64>, extra: &[u64], msg: String) {
         if let Some(p) = page {
-            // A page named by an error finding is corrupt for `pages`/`map`.
-            if !kind.is_warning() && p >= 2 {
+            // A page named by an error finding is corrupt for `pages`/`map` (a leaked
+            // run stays "leaked": nothing is wrong with its first page as such).
+            if !kind.is_warning() && kind != FindingKind::Unreachable {
                 self.set_flag(p, CORRUPT);
             }
         }
@@ -491,11 +497,15 @@ impl<'a> Walk<'a> {
         let mut path = via.to_vec();
         path.push(id);
         if self.flag(id) & ON_STACK != 0 {
+            let from = self
+                .path_with(via)
+                .last()
+                .map_or_else(|| "the meta".to_owned(), |p| format!("page {p}"));
             self.push(
                 FindingKind::Cycle,
                 Some(id),
                 &path,
-                format!("page {id} references its own ancestor {id} (a cycle)"),
+                format!("{from} references page {id}, which is its own ancestor (a cycle)"),
             );
             self.mark_damaged();
             return false;
