@@ -446,3 +446,208 @@ fn random_engine_workloads_always_check_clean() {
         }
     }
 }
+
+// ---- structural damage in real files: re-encode a chain of pages up to a new meta ----
+
+use crate::format::{
+    encode_branch, encode_leaf, verify_page, BucketHeader, LeafValue, Meta, NodeView, PageHeader,
+    PageRef,
+};
+
+#[derive(Debug, Clone)]
+enum Val {
+    Inline(Vec<u8>),
+    Overflow(PageRef, u64),
+    Bucket(BucketHeader),
+}
+
+#[derive(Debug, Clone)]
+enum Entries {
+    Leaf(Vec<(Vec<u8>, Val)>),
+    Branch(Vec<(Vec<u8>, PageRef)>),
+}
+
+fn read_node(img: &[u8], r: PageRef) -> Entries {
+    let off = r.page_id as usize * PS;
+    let bytes = &img[off..off + r.extent_pages as usize * PS];
+    let h = verify_page(bytes, r.page_id, PS).unwrap();
+    let v = NodeView::validate(bytes, &h).unwrap();
+    if v.is_leaf() {
+        Entries::Leaf(
+            (0..v.len())
+                .map(|i| {
+                    let val = match v.leaf_value(i).unwrap() {
+                        LeafValue::Inline(b) => Val::Inline(b.to_vec()),
+                        LeafValue::Overflow { extent, len } => Val::Overflow(extent, len),
+                        LeafValue::Bucket(b) => Val::Bucket(b),
+                    };
+                    (v.key(i).unwrap().to_vec(), val)
+                })
+                .collect(),
+        )
+    } else {
+        Entries::Branch(
+            (0..v.len())
+                .map(|i| (v.key(i).unwrap().to_vec(), v.branch_child(i).unwrap()))
+                .collect(),
+        )
+    }
+}
+
+fn write_node(img: &mut [u8], id: u64, txid: u64, e: &Entries) -> PageRef {
+    let (page, h): (Vec<u8>, PageHeader) = match e {
+        Entries::Leaf(items) => {
+            let items: Vec<(&[u8], LeafValue)> = items
+                .iter()
+                .map(|(k, v)| {
+                    let lv = match v {
+                        Val::Inline(b) => LeafValue::Inline(b),
+                        Val::Overflow(extent, len) => LeafValue::Overflow {
+                            extent: *extent,
+                            len: *len,
+                        },
+                        Val::Bucket(b) => LeafValue::Bucket(*b),
+                    };
+                    (k.as_slice(), lv)
+                })
+                .collect();
+            encode_leaf(&items, id, txid, PS)
+        }
+        Entries::Branch(items) => {
+            let items: Vec<(&[u8], PageRef)> =
+                items.iter().map(|(k, r)| (k.as_slice(), *r)).collect();
+            encode_branch(&items, id, txid, PS)
+        }
+    };
+    let off = id as usize * PS;
+    img[off..off + page.len()].copy_from_slice(&page);
+    PageRef {
+        page_id: id,
+        txid,
+        checksum: h.checksum,
+        extent_pages: h.extent_pages,
+    }
+}
+
+/// The chain of references from the meta's root to a page of bucket `alpha`'s tree:
+/// [root-bucket leaf, alpha root, alpha root's first child, ...] down to `depth` levels
+/// below the alpha root (fewer if a leaf comes first; `usize::MAX`: down to a leaf).
+fn alpha_chain(img: &[u8], meta: &Meta, depth: usize) -> Vec<PageRef> {
+    let mut chain = vec![meta.root];
+    let Entries::Leaf(items) = read_node(img, meta.root) else {
+        panic!("root bucket tree is expected to be one leaf");
+    };
+    let Some((_, Val::Bucket(h))) = items.iter().find(|(k, _)| k == b"alpha") else {
+        panic!("no alpha");
+    };
+    chain.push(h.root);
+    for _ in 0..depth {
+        match read_node(img, *chain.last().unwrap()) {
+            Entries::Branch(items) => chain.push(items[items.len() / 2].1),
+            Entries::Leaf(_) => break,
+        }
+    }
+    chain
+}
+
+/// Applies `f` to the last page of `chain`, re-encodes every page up the chain so each
+/// parent vouches for its new child, and writes a newer meta into the inactive slot.
+fn rewrite_chain(
+    f: &Fixture,
+    depth: usize,
+    change: impl FnOnce(&mut Entries, &[PageRef]),
+) -> Vec<PageRef> {
+    let mut img = f.image();
+    let src = RawSource::open(Arc::new(MemoryStorage::from_bytes(img.clone()))).unwrap();
+    let meta = super::CheckSource::meta(&src);
+    let txid = meta.txid + 1;
+    let chain = alpha_chain(&img, &meta, depth);
+    let last = *chain.last().unwrap();
+    let mut e = read_node(&img, last);
+    change(&mut e, &chain);
+    let mut new_ref = write_node(&mut img, last.page_id, txid, &e);
+    for (i, r) in chain.iter().enumerate().rev().skip(1) {
+        let child_id = chain[i + 1].page_id;
+        let mut e = read_node(&img, *r);
+        match &mut e {
+            Entries::Branch(items) => {
+                for (_, c) in items.iter_mut().filter(|(_, c)| c.page_id == child_id) {
+                    *c = new_ref;
+                }
+            }
+            Entries::Leaf(items) => {
+                for (_, v) in items.iter_mut() {
+                    if let Val::Bucket(b) = v {
+                        if b.root.page_id == child_id {
+                            b.root = new_ref;
+                        }
+                    }
+                }
+            }
+        }
+        new_ref = write_node(&mut img, r.page_id, txid, &e);
+    }
+    let slot = 1 - src.active_slot_for_tests();
+    let m = Meta {
+        txid,
+        root: new_ref,
+        ..meta
+    };
+    img[slot as usize * PS..(slot as usize + 1) * PS].copy_from_slice(&m.encode(slot));
+    f.set_image(img);
+    chain
+}
+
+#[test]
+fn real_branch_pointing_at_its_ancestor_is_a_cycle() {
+    let f = build();
+    // alpha's root branch: one child now points back at the root branch itself.
+    let chain = rewrite_chain(&f, 0, |e, chain| {
+        let me = chain[1];
+        let Entries::Branch(items) = e else {
+            panic!("alpha's root is expected to be a branch")
+        };
+        let n = items.len();
+        items[n / 2].1 = me;
+    });
+    let r = f.raw_check();
+    expect_kinds(&r, &[K::Cycle]);
+    let c = r.findings.iter().find(|x| x.kind == K::Cycle).unwrap();
+    let root = chain[1].page_id;
+    assert_eq!(c.page, Some(root));
+    assert_eq!(c.path, vec![chain[0].page_id, root, root]);
+    // The engine refuses to walk it: reading alpha fails, never loops.
+    let e = read_alpha(&f).unwrap_err();
+    assert!(e.is_corruption(), "{e}");
+}
+
+#[test]
+fn real_leaf_with_keys_out_of_order_and_out_of_bounds() {
+    let f = build();
+    let chain = rewrite_chain(&f, usize::MAX, |e, _| {
+        let Entries::Leaf(items) = e else {
+            panic!("leaf")
+        };
+        items.swap(0, 1);
+    });
+    let r = f.raw_check();
+    expect_kinds(&r, &[K::KeyOrder]);
+    assert_eq!(r.findings[0].page, Some(chain.last().unwrap().page_id));
+    assert!(matches!(read_alpha(&f), Err(e) if e.is_corruption()));
+
+    let f = build();
+    let chain = rewrite_chain(&f, usize::MAX, |e, _| {
+        let Entries::Leaf(items) = e else {
+            panic!("leaf")
+        };
+        // A key far above this leaf's range, still sorted within the page.
+        let v = items[0].1.clone();
+        items.push((b"zzzz-out-of-range".to_vec(), v));
+    });
+    let r = f.raw_check();
+    expect_kinds(&r, &[K::KeyOutOfBounds, K::BucketHeader]);
+    assert!(r
+        .findings
+        .iter()
+        .any(|x| x.kind == K::KeyOutOfBounds && x.page == Some(chain.last().unwrap().page_id)));
+}

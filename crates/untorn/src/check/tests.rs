@@ -473,7 +473,9 @@ fn branch_pointing_at_its_ancestor_is_a_cycle_with_its_path() {
     let r = img.check();
     expect(&r, &[(K::Cycle, Some(4))]);
     assert_eq!(finding(&r, K::Cycle).path, vec![2, 3, 4, 5, 4]);
-    assert!(finding(&r, K::Cycle).message.starts_with("page 5 references page 4"));
+    assert!(finding(&r, K::Cycle)
+        .message
+        .starts_with("page 5 references page 4"));
 }
 
 #[test]
@@ -798,7 +800,10 @@ fn page_infos_mark_corrupt_leaked_and_free_pages() {
     s.img.flip(0, 100);
     let src = RawSource::open(s.img.storage()).unwrap();
     let infos = page_infos(&src).unwrap();
-    assert_eq!((infos[0].kind, infos[0].state), (PageKind::Meta, PageState::Corrupt));
+    assert_eq!(
+        (infos[0].kind, infos[0].state),
+        (PageKind::Meta, PageState::Corrupt)
+    );
     assert_eq!(infos[1].state, PageState::Reachable);
     let s = standard(Knobs {
         free_runs: vec![],
