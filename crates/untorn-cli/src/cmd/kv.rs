@@ -62,21 +62,28 @@ fn path_display(path: &[Vec<u8>]) -> String {
         .join("/")
 }
 
+/// Descends from a transaction through the nested bucket `path`, evaluating to
+/// `Ok(None)` if any level is missing. A macro because read and write transactions and
+/// their bucket handles are different types with the same method names.
+macro_rules! open_path {
+    ($tx:expr, $path:expr) => {{
+        let mut found = None;
+        if let Some((first, rest)) = $path.split_first() {
+            found = $tx.bucket(first)?;
+            for name in rest {
+                found = match found {
+                    Some(b) => b.bucket(name)?,
+                    None => None,
+                };
+            }
+        }
+        Ok::<_, untorn::Error>(found)
+    }};
+}
+
 /// Opens the nested bucket `path` in a read transaction (`None` if any level is missing).
 fn open_path<'t>(tx: &'t ReadTx<'_>, path: &[Vec<u8>]) -> Result<Option<Bucket<'t>>> {
-    let Some((first, rest)) = path.split_first() else {
-        return Ok(None);
-    };
-    let Some(mut b) = tx.bucket(first)? else {
-        return Ok(None);
-    };
-    for name in rest {
-        match b.bucket(name)? {
-            Some(next) => b = next,
-            None => return Ok(None),
-        }
-    }
-    Ok(Some(b))
+    Ok(open_path!(tx, path)?)
 }
 
 fn not_found(what: &str) -> Result<ExitCode> {
@@ -217,20 +224,9 @@ pub fn delete(a: KvArgs) -> Result<ExitCode> {
     let cfg = KvConfig::new(a, false)?;
     let Backend::Native(db) = Backend::open_write(&cfg.file, false)?;
     let existed = db
-        .update(|tx| {
-            let Some((first, rest)) = cfg.buckets.split_first() else {
-                return Ok(None);
-            };
-            let Some(mut b) = tx.bucket(first)? else {
-                return Ok(None);
-            };
-            for name in rest {
-                match b.bucket(name)? {
-                    Some(n) => b = n,
-                    None => return Ok(None),
-                }
-            }
-            Ok(Some(b.delete(&cfg.key)?))
+        .update(|tx| match open_path!(tx, cfg.buckets)? {
+            Some(b) => Ok(Some(b.delete(&cfg.key)?)),
+            None => Ok(None),
         })
         .context("delete failed")?;
     match existed {

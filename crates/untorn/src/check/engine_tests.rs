@@ -27,6 +27,13 @@ struct Fixture {
 }
 
 impl Fixture {
+    fn new() -> Fixture {
+        Fixture {
+            data: MemoryStorage::new(),
+            journal: MemoryStorage::new(),
+        }
+    }
+
     fn open(&self) -> crate::Result<Database> {
         Database::builder().open_storage(
             Arc::new(self.data.clone()) as Arc<dyn Storage>,
@@ -68,10 +75,7 @@ fn value(i: u32, round: u32) -> Vec<u8> {
 /// Several buckets (one nested), a few thousand keys, overflow values, deletes, and a
 /// second round of updates so the freelist is not empty.
 fn build() -> Fixture {
-    let f = Fixture {
-        data: MemoryStorage::new(),
-        journal: MemoryStorage::new(),
-    };
+    let f = Fixture::new();
     let db = f.open().unwrap();
     build_rounds(&db, false);
     db.checkpoint().unwrap();
@@ -369,10 +373,7 @@ fn damaged_newer_meta_of_a_real_file() {
 /// multi-page extent that reused the page (fixed on main by writing in commit order).
 #[test]
 fn engine_checkpoint_after_several_commits_keeps_overflow_extents_intact() {
-    let f = Fixture {
-        data: MemoryStorage::new(),
-        journal: MemoryStorage::new(),
-    };
+    let f = Fixture::new();
     let db = f.open().unwrap();
     build_rounds(&db, false);
     db.checkpoint().unwrap();
@@ -387,10 +388,7 @@ fn engine_checkpoint_after_several_commits_keeps_overflow_extents_intact() {
 #[test]
 fn random_engine_workloads_always_check_clean() {
     for checkpoint_each in [false, true] {
-        let f = Fixture {
-            data: MemoryStorage::new(),
-            journal: MemoryStorage::new(),
-        };
+        let f = Fixture::new();
         let db = f.open().unwrap();
         let mut rng = 0x2545_f491_4f6c_dd1du64;
         let mut next = move || {
