@@ -54,7 +54,7 @@ fn build(path: &PathBuf, size_mib: u64) {
                 for _ in 0..2_500 {
                     i += 1;
                     let key = format!("key{:012}", i.wrapping_mul(0x9e37_79b9) % 10_000_000_000);
-                    let len = if i % 50 == 0 {
+                    let len = if i.is_multiple_of(50) {
                         6000
                     } else {
                         100 + (i % 300) as usize
