@@ -184,6 +184,8 @@ struct Walk<'a> {
     next_progress: u64,
     /// Leak accounting is meaningful (full walk, freelist readable).
     account_leaks: bool,
+    /// Not a `from_page` walk: metas and freelist were checked.
+    full_walk: bool,
 }
 
 fn short_name(name: &[u8]) -> String {
@@ -247,6 +249,7 @@ impl<'a> Walk<'a> {
             pages_done: 0,
             next_progress: PROGRESS_EVERY_PAGES,
             account_leaks: opts.from_page.is_none(),
+            full_walk: opts.from_page.is_none(),
         };
         walk.report_progress(true)?;
         match opts.from_page {
@@ -1105,7 +1108,10 @@ impl<'a> Walk<'a> {
         let (findings, truncated) = self.sink.finish();
         report.findings = findings;
         report.truncated = truncated;
-        report.pages_checked += 2;
+        if self.full_walk {
+            // A full check verified both meta pages too.
+            report.pages_checked += 2;
+        }
         report
     }
 
