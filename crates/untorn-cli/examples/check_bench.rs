@@ -65,11 +65,9 @@ fn build(path: &PathBuf, size_mib: u64) {
             Ok(())
         })
         .expect("update");
-        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
-            + std::fs::metadata(untorn::journal_path(path))
-                .map(|m| m.len())
-                .unwrap_or(0);
-        if size >= target {
+        // The size the data file will have once checkpointed.
+        let info = db.info().expect("info");
+        if info.high_water * info.page_size as u64 >= target {
             break;
         }
     }
