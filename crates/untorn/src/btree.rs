@@ -511,16 +511,28 @@ impl TxState {
                             }
                         });
                     }
-                    Some(std::mem::replace(slot, val))
+                    let new_len = val.stored_len();
+                    let old = std::mem::replace(slot, val);
+                    n.size = n.size + new_len - old.stored_len();
+                    Some(old)
                 }
                 Err(i) => {
+                    n.size += leaf_entry_size(key.len(), val.stored_len());
                     n.keys.insert(i, key.to_vec());
                     n.vals.insert(i, val);
                     None
                 }
             }
         };
-        self.node_mut(leaf)?.recompute_size();
+        debug_assert_eq!(
+            self.node(leaf).map(|n| n.size).ok(),
+            self.node(leaf).ok().map(|n| {
+                let mut c = n.clone();
+                c.recompute_size();
+                c.size
+            }),
+            "incremental leaf size"
+        );
         if let Some(NVal::Overflow { extent, .. }) = &old {
             self.freed.push(*extent);
         }
@@ -654,9 +666,9 @@ impl TxState {
             let n = self.node_mut(leaf)?;
             match n.search(key) {
                 Ok(i) => {
-                    n.keys.remove(i);
+                    let k = n.keys.remove(i);
                     let v = n.vals.remove(i);
-                    n.recompute_size();
+                    n.size -= leaf_entry_size(k.len(), v.stored_len());
                     v
                 }
                 Err(_) => return Err(internal("key vanished during delete")),
