@@ -24,6 +24,7 @@ pub mod file;
 pub mod format;
 pub mod inspect;
 pub mod tree;
+pub mod writer;
 
 use std::path::Path;
 
@@ -32,6 +33,7 @@ pub use error::{BoltError, Result};
 pub use file::BoltFile;
 pub use inspect::{FreelistInfo, Info, PageBody, PageView, Stats};
 pub use tree::{Dump, DumpItem, Entry};
+pub use writer::{build_image, write_file, BucketData, Value, WriteOptions, WriteStats};
 
 /// Checks the bbolt file at `path`, keeping at most `max_findings` findings.
 /// A file with no valid meta yields a report with `MetaInvalid` findings; only an
@@ -116,4 +118,28 @@ pub fn get(file: &BoltFile, path: &[Vec<u8>], key: &[u8]) -> Result<Option<Vec<u
 /// page at the first damaged page.
 pub fn dump(file: &BoltFile) -> Dump<'_> {
     Dump::new(file)
+}
+
+/// Reads every bucket and key of an undamaged file into memory (strict: the first
+/// damaged page is an error). Feed the result to [`write_file`] to rewrite a file.
+pub fn read_all(file: &BoltFile) -> Result<BucketData> {
+    let mut root = BucketData {
+        sequence: file.meta().sequence,
+        ..BucketData::default()
+    };
+    for item in dump(file) {
+        match item? {
+            DumpItem::Bucket { path, sequence } => {
+                if let Some(b) = root.bucket_mut(&path) {
+                    b.sequence = sequence;
+                }
+            }
+            DumpItem::Pair(e) => {
+                if let Some(b) = root.bucket_mut(&e.bucket) {
+                    b.entries.insert(e.key, Value::Data(e.value));
+                }
+            }
+        }
+    }
+    Ok(root)
 }

@@ -13,3 +13,5 @@ mod common;
 mod damage;
 #[path = "bbolt/read.rs"]
 mod read;
+#[path = "bbolt/write.rs"]
+mod write;
