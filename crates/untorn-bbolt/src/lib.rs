@@ -23,6 +23,7 @@ pub mod error;
 pub mod file;
 pub mod format;
 pub mod inspect;
+pub mod salvage;
 pub mod tree;
 pub mod writer;
 
@@ -32,6 +33,10 @@ pub use check::{check_file, pages_of, CheckOptions};
 pub use error::{BoltError, Result};
 pub use file::BoltFile;
 pub use inspect::{FreelistInfo, Info, PageBody, PageView, Stats};
+pub use salvage::{
+    salvage, salvage_entries, salvage_file, LostSubtree, OrphanPolicy, SalvageOptions,
+    SalvageReport, Salvaged,
+};
 pub use tree::{Dump, DumpItem, Entry};
 pub use writer::{build_image, write_file, BucketData, Value, WriteOptions, WriteStats};
 

@@ -13,5 +13,7 @@ mod common;
 mod damage;
 #[path = "bbolt/read.rs"]
 mod read;
+#[path = "bbolt/salvage.rs"]
+mod salvage;
 #[path = "bbolt/write.rs"]
 mod write;
