@@ -11,6 +11,8 @@
 mod common;
 #[path = "bbolt/damage.rs"]
 mod damage;
+#[path = "bbolt/etcd.rs"]
+mod etcd;
 #[path = "bbolt/read.rs"]
 mod read;
 #[path = "bbolt/salvage.rs"]
