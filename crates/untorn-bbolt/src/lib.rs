@@ -24,6 +24,7 @@ pub mod file;
 pub mod format;
 pub mod inspect;
 pub mod salvage;
+pub mod surgery;
 pub mod tree;
 pub mod writer;
 

@@ -150,7 +150,11 @@ fn node_size(elems: &[(&[u8], &[u8], u32, u64)]) -> usize {
 }
 
 /// Encodes a node page (header with id, flags, count; overflow left 0).
-fn encode_node(id: u64, flags: u16, elems: &[(&[u8], &[u8], u32, u64)]) -> Result<Vec<u8>> {
+pub(crate) fn encode_node(
+    id: u64,
+    flags: u16,
+    elems: &[(&[u8], &[u8], u32, u64)],
+) -> Result<Vec<u8>> {
     let count = u16::try_from(elems.len())
         .ok()
         .filter(|&c| c < 0xFFFF)

@@ -17,5 +17,7 @@ mod etcd;
 mod read;
 #[path = "bbolt/salvage.rs"]
 mod salvage;
+#[path = "bbolt/surgery.rs"]
+mod surgery;
 #[path = "bbolt/write.rs"]
 mod write;
