@@ -22,6 +22,8 @@ pub mod check;
 pub mod error;
 pub mod file;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod inspect;
 pub mod salvage;
 pub mod surgery;

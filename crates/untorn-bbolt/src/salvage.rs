@@ -105,6 +105,8 @@ pub struct SalvageReport {
     pub buckets_recovered: u64,
     /// Pages in the written file (0 when nothing was written).
     pub pages_written: u64,
+    /// Why orphan leaves were not considered, when they were not.
+    pub orphans_skipped: Option<String>,
 }
 
 impl SalvageReport {
@@ -519,10 +521,26 @@ pub fn salvage_file(file: BoltFile, opts: &SalvageOptions) -> Result<Salvaged> {
         }
         Ok(None) | Err(_) => None,
     };
-    match (opts.orphans, free) {
-        (OrphanPolicy::Never, _) | (OrphanPolicy::WhenFreelistSynced, None) => {}
-        (_, Some(free)) => ctx.orphans(&free),
-        (OrphanPolicy::Always, None) => ctx.orphans(&HashSet::new()),
+    // Attribution compares each orphan with every hole; past this many holes the
+    // file is too damaged for that to stay linear, and orphans are not used.
+    const MAX_HOLES_FOR_ORPHANS: usize = 256;
+    if ctx.holes.len() > MAX_HOLES_FOR_ORPHANS {
+        ctx.report.orphans_skipped = Some(format!(
+            "{} lost subtrees (more than {MAX_HOLES_FOR_ORPHANS})",
+            ctx.holes.len()
+        ));
+    } else {
+        match (opts.orphans, free) {
+            (OrphanPolicy::Never, _) => {
+                ctx.report.orphans_skipped = Some("orphan policy: never".into())
+            }
+            (OrphanPolicy::WhenFreelistSynced, None) => {
+                ctx.report.orphans_skipped =
+                    Some("the freelist is not synced or unreadable (policy: when synced)".into())
+            }
+            (_, Some(free)) => ctx.orphans(&free),
+            (OrphanPolicy::Always, None) => ctx.orphans(&HashSet::new()),
+        }
     }
     let (buckets, keys) = ctx.data.counts();
     ctx.report.keys_recovered = keys;

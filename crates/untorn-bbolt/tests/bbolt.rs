@@ -13,6 +13,8 @@ mod common;
 mod damage;
 #[path = "bbolt/etcd.rs"]
 mod etcd;
+#[path = "bbolt/mutations.rs"]
+mod mutations;
 #[path = "bbolt/read.rs"]
 mod read;
 #[path = "bbolt/salvage.rs"]

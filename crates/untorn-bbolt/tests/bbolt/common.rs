@@ -99,10 +99,22 @@ pub fn fixture(args: &[&str], db: &Path) -> String {
 
 /// Makes a fixture file with real bbolt. None when the Go toolchain is missing.
 pub fn make_db(dir: &Path, name: &str, page_size: u32, no_freelist_sync: bool) -> Option<PathBuf> {
+    make_db_n(dir, name, page_size, no_freelist_sync, 3000)
+}
+
+/// Like `make_db` with `nkeys` keys in the main bucket.
+pub fn make_db_n(
+    dir: &Path,
+    name: &str,
+    page_size: u32,
+    no_freelist_sync: bool,
+    nkeys: usize,
+) -> Option<PathBuf> {
     fixture_bin()?;
     let db = dir.join(name);
     let ps = page_size.to_string();
-    let mut args = vec!["-op", "make", "-pagesize", &ps];
+    let n = nkeys.to_string();
+    let mut args = vec!["-op", "make", "-pagesize", &ps, "-n", &n];
     if no_freelist_sync {
         args.push("-nofreelistsync");
     }
