@@ -16,9 +16,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn peers_bin() -> PathBuf {
-    std::env::var_os("PEERS_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/peers")
-    })
+    std::env::var_os("PEERS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/peers"))
 }
 
 fn json_field(line: &str, key: &str) -> Option<String> {
@@ -42,7 +42,12 @@ fn ours(db: &Path) -> (Duration, untorn::report::Report) {
 }
 
 /// bbolt's check: (best in-process check ms, errors, status, whole-process wall time).
-fn theirs(bench: &Path, db: &Path, lim: Option<&Path>, timeout_s: u32) -> (f64, String, String, Duration) {
+fn theirs(
+    bench: &Path,
+    db: &Path,
+    lim: Option<&Path>,
+    timeout_s: u32,
+) -> (f64, String, String, Duration) {
     let mut best = f64::MAX;
     let mut errors = String::new();
     let mut status = String::new();
@@ -57,8 +62,16 @@ fn theirs(bench: &Path, db: &Path, lim: Option<&Path>, timeout_s: u32) -> (f64, 
             }
             None => Command::new(bench),
         };
-        cmd.args(["-op", "check", "-showerr", "3", "-timeout", &timeout_s.to_string(), "-db"])
-            .arg(db);
+        cmd.args([
+            "-op",
+            "check",
+            "-showerr",
+            "3",
+            "-timeout",
+            &timeout_s.to_string(),
+            "-db",
+        ])
+        .arg(db);
         let t = Instant::now();
         let out = cmd.output().expect("run bboltbench");
         wall = wall.min(t.elapsed());
@@ -73,7 +86,9 @@ fn theirs(bench: &Path, db: &Path, lim: Option<&Path>, timeout_s: u32) -> (f64, 
             None => {
                 status = stderr
                     .lines()
-                    .filter(|l| l.starts_with("LIM:") || l.contains("fatal") || l.contains("overflow"))
+                    .filter(|l| {
+                        l.starts_with("LIM:") || l.contains("fatal") || l.contains("overflow")
+                    })
                     .take(2)
                     .collect::<Vec<_>>()
                     .join(" | ");
@@ -86,22 +101,45 @@ fn theirs(bench: &Path, db: &Path, lim: Option<&Path>, timeout_s: u32) -> (f64, 
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let keys: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1_200_000);
-    let dir = PathBuf::from(args.get(2).cloned().unwrap_or_else(|| "/tmp/untorn-bbolt-bench".into()));
+    let keys: u64 = args
+        .get(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_200_000);
+    let dir = PathBuf::from(
+        args.get(2)
+            .cloned()
+            .unwrap_or_else(|| "/tmp/untorn-bbolt-bench".into()),
+    );
     std::fs::create_dir_all(&dir).expect("mkdir");
     let bench = peers_bin().join("bboltbench/bboltbench");
     let lim = std::env::var_os("PEERS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/work/shared/peers"))
         .join("lim.sh");
-    assert!(bench.exists(), "bboltbench not found at {} (PEERS_BIN)", bench.display());
+    assert!(
+        bench.exists(),
+        "bboltbench not found at {} (PEERS_BIN)",
+        bench.display()
+    );
     let healthy = dir.join(format!("healthy-{keys}.db"));
     if !healthy.exists() {
-        eprintln!("loading {keys} keys with bbolt into {} ...", healthy.display());
+        eprintln!(
+            "loading {keys} keys with bbolt into {} ...",
+            healthy.display()
+        );
         let tmp = healthy.with_extension("loading");
         let _ = std::fs::remove_file(&tmp);
         let st = Command::new(&bench)
-            .args(["-op", "load", "-nosync", "-batch", "10000", "-n", &keys.to_string(), "-db"])
+            .args([
+                "-op",
+                "load",
+                "-nosync",
+                "-batch",
+                "10000",
+                "-n",
+                &keys.to_string(),
+                "-db",
+            ])
             .arg(&tmp)
             .status()
             .expect("load");

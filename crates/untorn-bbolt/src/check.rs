@@ -354,8 +354,7 @@ fn walk_trees(file: &BoltFile, w: &mut Walk, root: u64, hwm: u64, max_depth: usi
         max_depth,
         None,
     );
-    loop {
-        let Some(top) = stack.last_mut() else { break };
+    while let Some(top) = stack.last_mut() {
         if top.next >= top.children.len() {
             let id = top.pgid;
             stack.pop();

@@ -606,3 +606,94 @@ pub fn decode_freelist(buf: &[u8]) -> Result<Vec<u64>, String> {
     }
     Ok(ids)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a64_known_values() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn meta_roundtrip_and_checksum() {
+        let m = Meta {
+            magic: MAGIC,
+            version: VERSION,
+            page_size: 4096,
+            flags: 0,
+            root: 3,
+            sequence: 0,
+            freelist: 2,
+            pgid: 4,
+            txid: 1,
+            checksum: 0,
+        }
+        .with_checksum();
+        let raw = m.encode_raw();
+        let back = Meta::decode(&raw).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(back.validate(4 * 4096), Ok(()));
+        let mut bad = raw;
+        bad[17] ^= 1;
+        assert!(matches!(
+            Meta::decode(&bad).unwrap().validate(4 * 4096),
+            Err(MetaProblem::Checksum { .. })
+        ));
+        // Zero checksum accepted, as bbolt 1.3.6 does.
+        let zero = Meta { checksum: 0, ..m };
+        assert_eq!(zero.validate(4 * 4096), Ok(()));
+        assert!(zero.zero_checksum());
+        // High-water mark beyond the file is refused.
+        assert!(m.validate(3 * 4096).is_err());
+    }
+
+    #[test]
+    fn node_parse_rejects_out_of_page_elements() {
+        let mut page = vec![0u8; 64];
+        PageHeader {
+            id: 5,
+            flags: FLAG_LEAF,
+            count: 1,
+            overflow: 0,
+        }
+        .encode(&mut page);
+        // pos 16 from the element (offset 32), key 4 bytes, value 40 bytes: 32+44 > 64.
+        put_u32(&mut page, 20, 16);
+        put_u32(&mut page, 24, 4);
+        put_u32(&mut page, 28, 40);
+        assert!(matches!(
+            Node::parse(page.clone()),
+            Err(PageProblem::ElementBounds { .. })
+        ));
+        put_u32(&mut page, 28, 8);
+        let n = Node::parse(page.clone()).unwrap();
+        assert_eq!(n.key(0).len(), 4);
+        assert_eq!(n.value(0).len(), 8);
+        // An element table larger than the page.
+        put_u16(&mut page, 10, 9);
+        assert!(Node::parse(page).is_err());
+    }
+
+    #[test]
+    fn freelist_big_count() {
+        let mut page = vec![0u8; 4096];
+        PageHeader {
+            id: 2,
+            flags: FLAG_FREELIST,
+            count: 0xFFFF,
+            overflow: 0,
+        }
+        .encode(&mut page);
+        put_u64(&mut page, 16, 2);
+        put_u64(&mut page, 24, 7);
+        put_u64(&mut page, 32, 9);
+        assert_eq!(decode_freelist(&page).unwrap(), vec![7, 9]);
+        put_u64(&mut page, 16, 1 << 40);
+        assert!(decode_freelist(&page).is_err());
+    }
+}

@@ -182,12 +182,18 @@ impl Salvaged {
     }
 }
 
+/// A bucket path and the iterator over that bucket's entries.
+type ItemsFrame<'a> = (
+    Vec<Vec<u8>>,
+    std::collections::btree_map::Iter<'a, Vec<u8>, Value>,
+);
+
+/// A child reference with its key range (lower inclusive, upper exclusive).
+type ChildRef = (u64, Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// Iterator over salvaged items (see [`Salvaged::items`]).
 pub struct Items<'a> {
-    stack: Vec<(
-        Vec<Vec<u8>>,
-        std::collections::btree_map::Iter<'a, Vec<u8>, Value>,
-    )>,
+    stack: Vec<ItemsFrame<'a>>,
 }
 
 impl Iterator for Items<'_> {
@@ -349,7 +355,7 @@ impl Ctx<'_> {
     fn walk_jobs(&mut self) {
         struct Frame {
             pgid: u64,
-            children: Vec<(u64, Option<Vec<u8>>, Option<Vec<u8>>)>,
+            children: Vec<ChildRef>,
             next: usize,
         }
         while let Some((path, root)) = self.jobs.pop() {

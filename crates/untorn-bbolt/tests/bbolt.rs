@@ -5,7 +5,12 @@
 //! `PEERS_BIN` (default `<workspace>/target/peers`); when they are missing the
 //! tests fail under `CI` and print a loud skip message otherwise.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::type_complexity
+)]
 
 #[path = "bbolt/common.rs"]
 mod common;
