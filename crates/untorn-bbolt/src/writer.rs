@@ -195,69 +195,63 @@ pub(crate) fn encode_node(
     Ok(buf)
 }
 
-/// Writes one bucket's tree from sorted leaf elements; returns the root page.
-fn write_tree(img: &mut Image, elems: &[(Vec<u8>, Vec<u8>, u32)], limit: usize) -> Result<u64> {
-    // Leaves.
-    let mut level: Vec<(Vec<u8>, u64)> = Vec::new();
+/// An element to encode: key, value, leaf flags, child page (branch).
+type Elem<'a> = (&'a [u8], &'a [u8], u32, u64);
+
+/// Packs `elems` greedily into nodes of at most `limit` bytes (at least
+/// `min_per_node` elements each, and one node even when `elems` is empty), writes
+/// them, and returns each node's (first key, page id) for the level above.
+fn write_level(
+    img: &mut Image,
+    flags: u16,
+    elems: &[Elem<'_>],
+    limit: usize,
+    min_per_node: usize,
+) -> Result<Vec<(Vec<u8>, u64)>> {
+    let mut out = Vec::new();
     let mut start = 0;
     loop {
         let mut end = start;
         let mut size = PAGE_HEADER_SIZE;
-        while let Some((k, v, _)) = elems.get(end) {
+        while let Some((k, v, _, _)) = elems.get(end) {
             let add = ELEMENT_SIZE + k.len() + v.len();
-            if end > start && size + add > limit {
+            if end >= start + min_per_node && size + add > limit {
                 break;
             }
             size += add;
             end += 1;
         }
-        let chunk: Vec<(&[u8], &[u8], u32, u64)> = elems
-            .get(start..end)
-            .unwrap_or(&[])
-            .iter()
-            .map(|(k, v, f)| (k.as_slice(), v.as_slice(), *f, 0))
-            .collect();
-        let id = img.push_node(FLAG_LEAF, &chunk)?;
-        let first = elems.get(start).map(|e| e.0.clone()).unwrap_or_default();
-        level.push((first, id));
+        let chunk = elems.get(start..end).unwrap_or(&[]);
+        let id = img.push_node(flags, chunk)?;
+        let first = chunk.first().map(|e| e.0.to_vec()).unwrap_or_default();
+        out.push((first, id));
         start = end;
         if start >= elems.len() {
-            break;
+            return Ok(out);
         }
     }
-    // Branch levels until one node remains.
+}
+
+/// Writes one bucket's tree from sorted leaf elements; returns the root page.
+fn write_tree(img: &mut Image, elems: &[(Vec<u8>, Vec<u8>, u32)], limit: usize) -> Result<u64> {
+    let leaves: Vec<Elem<'_>> = elems
+        .iter()
+        .map(|(k, v, f)| (k.as_slice(), v.as_slice(), *f, 0))
+        .collect();
+    let mut level = write_level(img, FLAG_LEAF, &leaves, limit, 1)?;
+    // Branch levels until one node remains; at least two children per branch so
+    // that every level shrinks.
     let mut depth = 0;
     while level.len() > 1 {
         depth += 1;
         if depth > crate::check::MAX_TREE_DEPTH {
             return Err(BoltError::Write("tree too deep".into()));
         }
-        let mut next = Vec::new();
-        let mut start = 0;
-        while start < level.len() {
-            let mut end = start;
-            let mut size = PAGE_HEADER_SIZE;
-            while let Some((k, _)) = level.get(end) {
-                let add = ELEMENT_SIZE + k.len();
-                // At least two children per branch so that every level shrinks.
-                if end >= start + 2 && size + add > limit {
-                    break;
-                }
-                size += add;
-                end += 1;
-            }
-            let chunk: Vec<(&[u8], &[u8], u32, u64)> = level
-                .get(start..end)
-                .unwrap_or(&[])
-                .iter()
-                .map(|(k, id)| (k.as_slice(), &[][..], 0, *id))
-                .collect();
-            let id = img.push_node(FLAG_BRANCH, &chunk)?;
-            let first = level.get(start).map(|e| e.0.clone()).unwrap_or_default();
-            next.push((first, id));
-            start = end;
-        }
-        level = next;
+        let refs: Vec<Elem<'_>> = level
+            .iter()
+            .map(|(k, id)| (k.as_slice(), &[][..], 0, *id))
+            .collect();
+        level = write_level(img, FLAG_BRANCH, &refs, limit, 2)?;
     }
     level
         .first()

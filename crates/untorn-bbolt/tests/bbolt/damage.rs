@@ -330,3 +330,48 @@ fn newest_meta_corrupt_falls_back() {
     assert!(r.findings[0].message.contains("checksum"));
     assert!(!r.is_ok());
 }
+
+#[test]
+fn meta0_destroyed_page_size_found_from_meta1() {
+    for ps in [8192u32, 16384] {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(db) = make_db(dir.path(), "m.db", ps, false) else {
+            return;
+        };
+        let before = our_dump(&BoltFile::open(&db).unwrap());
+        patch(&db, 0, &vec![0u8; ps as usize]);
+        let file = BoltFile::open(&db).unwrap();
+        assert_eq!(file.page_size(), ps);
+        assert_eq!(file.active_index(), 1);
+        let r = check(&db);
+        assert!(has(&r, FindingKind::MetaInvalid, 0), "{:#?}", r.findings);
+        assert!(
+            r.findings
+                .iter()
+                .all(|f| matches!(f.kind, FindingKind::MetaInvalid | FindingKind::MetaFallback)),
+            "{:#?}",
+            r.findings
+        );
+        // Meta 1 is one transaction older: every bucket still reads.
+        let after = our_dump(&file);
+        assert!(!after.is_empty() && after.len() <= before.len() + 1000);
+    }
+}
+
+#[test]
+fn no_valid_meta_is_a_report_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((db, _, _)) = alpha_fixture(dir.path()) else {
+        return;
+    };
+    patch(&db, 0, &[0u8; 8192]);
+    let r = check(&db);
+    assert_eq!(
+        kinds(&r),
+        vec![FindingKind::MetaInvalid, FindingKind::MetaInvalid]
+    );
+    assert!(matches!(
+        BoltFile::open(&db),
+        Err(untorn_bbolt::BoltError::NoValidMeta { .. })
+    ));
+}
