@@ -158,6 +158,26 @@ pub fn pages_of(file: &BoltFile) -> Vec<PageInfo> {
             max_depth: MAX_TREE_DEPTH,
         },
     );
+    pages_from(file, &walk)
+}
+
+/// The page table and the counters of one walk (for `stats`).
+pub(crate) fn pages_and_counts(file: &BoltFile) -> (Vec<PageInfo>, u64, u64) {
+    let walk = run(
+        file,
+        CheckOptions {
+            max_findings: 1,
+            max_depth: MAX_TREE_DEPTH,
+        },
+    );
+    (
+        pages_from(file, &walk),
+        walk.keys_checked,
+        walk.buckets_checked,
+    )
+}
+
+fn pages_from(file: &BoltFile, walk: &Walk) -> Vec<PageInfo> {
     let no_freelist = file.meta().no_freelist_sync();
     let mut out = Vec::with_capacity(walk.state.len());
     for (i, &st) in walk.state.iter().enumerate() {
@@ -434,9 +454,8 @@ fn visit(
             pgid,
             &here,
             format!(
-                "cycle: page {} references its ancestor {pgid} ({cycle} -> {pgid}); full path {}",
+                "page {} references its ancestor {pgid}: cycle {cycle} -> {pgid}",
                 path.last().copied().unwrap_or(0),
-                path_string(&here)
             ),
         );
         return;

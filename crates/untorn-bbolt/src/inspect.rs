@@ -4,7 +4,6 @@ use std::fmt;
 
 use untorn::report::{PageKind, PageState};
 
-use crate::check::pages_of;
 use crate::file::{BoltFile, MetaSlot};
 use crate::format::{
     decode_freelist, flags_name, Meta, Node, NodeKind, PageHeader, FLAG_BRANCH, FLAG_FREELIST,
@@ -301,10 +300,10 @@ pub fn stats_of(file: &BoltFile) -> Stats {
         file_len: file.file_len(),
         ..Stats::default()
     };
-    let rep = crate::check::check_file(file, crate::check::CheckOptions::default());
-    s.keys = rep.keys_checked;
-    s.buckets = rep.buckets_checked;
-    for p in pages_of(file) {
+    let (pages, keys, buckets) = crate::check::pages_and_counts(file);
+    s.keys = keys;
+    s.buckets = buckets;
+    for p in pages {
         match p.state {
             PageState::Free => s.free_pages += 1,
             PageState::Leaked => s.leaked_pages += 1,
