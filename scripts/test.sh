@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PEERS_BIN="${PEERS_BIN:-$PWD/target/peers}"
+export PEERS_DIR="${PEERS_DIR:-$(cd .. && pwd)/shared/peers}"
 if [ -x ../shared/peers/setup.sh ]; then
   ../shared/peers/setup.sh
 else

@@ -9,7 +9,7 @@
 //! and both on a copy with the page-cycle incident (`-op corruptcycle`), bbolt's
 //! under `lim.sh` with a time and memory cap. Ratios are from this one run.
 //! Env: PEERS_BIN (default <workspace>/target/peers), PEERS_DIR (default
-//! /work/shared/peers, for lim.sh).
+//! <workspace>/../shared/peers, for lim.sh).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -114,7 +114,7 @@ fn main() {
     let bench = peers_bin().join("bboltbench/bboltbench");
     let lim = std::env::var_os("PEERS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/peers"))
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/peers")))
         .join("lim.sh");
     assert!(
         bench.exists(),

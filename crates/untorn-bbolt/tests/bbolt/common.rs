@@ -23,7 +23,7 @@ pub fn missing(what: &str) -> Option<()> {
     // is always visible.
     use std::io::Write;
     let msg = format!(
-        "\n=== SKIPPING: {what} is missing (set PEERS_BIN / run /work/shared/peers/setup.sh) ===\n"
+        "\n=== SKIPPING: {what} is missing (set PEERS_BIN / run ../shared/peers/setup.sh) ===\n"
     );
     match std::fs::OpenOptions::new().append(true).open("/dev/stderr") {
         Ok(mut f) => {
