@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PEERS_BIN="${PEERS_BIN:-$PWD/target/peers}"
 export PEERS_DIR="${PEERS_DIR:-$(cd .. && pwd)/shared/peers}"
-if [ -x ../shared/peers/setup.sh ]; then
-  ../shared/peers/setup.sh
+if [ -f ../shared/peers/setup.sh ]; then
+  bash ../shared/peers/setup.sh
 else
   echo "scripts/test.sh: ../shared/peers/setup.sh not found; bbolt/etcd tests will fail" >&2
 fi

@@ -114,7 +114,12 @@ fn main() {
     let bench = peers_bin().join("bboltbench/bboltbench");
     let lim = std::env::var_os("PEERS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/peers")))
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../../shared/peers"
+            ))
+        })
         .join("lim.sh");
     assert!(
         bench.exists(),

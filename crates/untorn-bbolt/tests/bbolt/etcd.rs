@@ -14,7 +14,12 @@ use crate::common::*;
 fn peers_scripts() -> PathBuf {
     std::env::var_os("PEERS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/peers")))
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../../shared/peers"
+            ))
+        })
 }
 
 fn on_path(cmd: &str) -> bool {
