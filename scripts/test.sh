@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PEERS_BIN="${PEERS_BIN:-$PWD/target/peers}"
-if [ -x ../shared/peers/setup.sh ]; then
-  ../shared/peers/setup.sh
+export PEERS_DIR="${PEERS_DIR:-$(cd .. && pwd)/shared/peers}"
+if [ -f ../shared/peers/setup.sh ]; then
+  bash ../shared/peers/setup.sh
 else
   echo "scripts/test.sh: ../shared/peers/setup.sh not found; bbolt/etcd tests will fail" >&2
 fi

@@ -1,11 +1,14 @@
-//! Open + read of arbitrary bytes never panics. The input is split into a data file and
-//! a journal at the first byte's position (so both can be fuzzed).
+//! Open + read of arbitrary bytes never panics.
+//! Input: journal length (u32 little-endian), then the data file, then the journal.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &[u8]| {
-    let split = input.first().map_or(0, |b| (*b as usize * input.len()) / 256);
-    let (data, journal) = input.split_at(split.min(input.len()));
+    let (len, rest) = input.split_at(input.len().min(4));
+    let mut jl = [0u8; 4];
+    jl[..len.len()].copy_from_slice(len);
+    let journal_len = (u32::from_le_bytes(jl) as usize).min(rest.len());
+    let (data, journal) = rest.split_at(rest.len() - journal_len);
     let _ = untorn::fuzzing::open_and_read(data, journal);
 });

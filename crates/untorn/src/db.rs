@@ -221,9 +221,23 @@ pub(crate) struct WriterState {
 /// A closure queued by [`Database::batch`].
 type BatchFn = Box<dyn Fn(&WriteTx<'_>) -> Result<()> + Send + Sync>;
 
+/// Where a batched call's result is delivered.
+#[derive(Default)]
+struct BatchSlot {
+    result: Mutex<Option<Result<()>>>,
+    ready: std::sync::Condvar,
+}
+
+impl BatchSlot {
+    fn set(&self, r: Result<()>) {
+        *lock(&self.result) = Some(r);
+        self.ready.notify_all();
+    }
+}
+
 struct BatchCall {
     f: BatchFn,
-    result: Arc<Mutex<Option<Result<()>>>>,
+    slot: Arc<BatchSlot>,
 }
 
 pub(crate) struct Shared {
@@ -665,30 +679,46 @@ impl Database {
         &self,
         f: impl Fn(&WriteTx<'_>) -> Result<()> + Send + Sync + 'static,
     ) -> Result<()> {
-        let result = Arc::new(Mutex::new(None));
+        let slot = Arc::new(BatchSlot::default());
         lock(&self.shared.batch_queue).push(BatchCall {
             f: Box::new(f),
-            result: Arc::clone(&result),
+            slot: Arc::clone(&slot),
         });
         // Whoever holds the writer lock next runs everything queued so far.
         let tx = self.begin_write();
-        let done = lock(&result).take();
-        if let Some(r) = done {
-            return r;
+        let calls = {
+            let mut queue = lock(&self.shared.batch_queue);
+            if queue.iter().any(|c| Arc::ptr_eq(&c.slot, &slot)) {
+                std::mem::take(&mut *queue)
+            } else {
+                Vec::new()
+            }
+        };
+        if calls.is_empty() {
+            // Another caller took our call: release the writer lock and wait for it.
+            drop(tx);
+            let mut guard = lock(&slot.result);
+            loop {
+                if let Some(r) = guard.take() {
+                    return r;
+                }
+                guard = slot.ready.wait(guard).unwrap_or_else(|e| e.into_inner());
+            }
         }
         let tx = match tx {
             Ok(tx) => tx,
             Err(e) => {
-                lock(&self.shared.batch_queue).retain(|c| !Arc::ptr_eq(&c.result, &result));
+                for c in &calls {
+                    c.slot.set(Err(e.duplicate()));
+                }
                 return Err(e);
             }
         };
-        let calls = std::mem::take(&mut *lock(&self.shared.batch_queue));
         let all_ok = calls.iter().all(|c| (c.f)(&tx).is_ok());
         if all_ok {
             let committed = tx.commit();
             for c in &calls {
-                *lock(&c.result) = Some(match &committed {
+                c.slot.set(match &committed {
                     Ok(()) => Ok(()),
                     Err(e) => Err(e.duplicate()),
                 });
@@ -696,11 +726,10 @@ impl Database {
         } else {
             tx.abort();
             for c in &calls {
-                let r = self.update(|tx| (c.f)(tx));
-                *lock(&c.result) = Some(r);
+                c.slot.set(self.update(|tx| (c.f)(tx)));
             }
         }
-        let mine = lock(&result).take();
+        let mine = lock(&slot.result).take();
         mine.unwrap_or(Err(Error::Internal("batch call lost its result")))
     }
 
