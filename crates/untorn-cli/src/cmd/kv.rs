@@ -28,11 +28,7 @@ struct KvConfig {
 impl KvConfig {
     /// `with_value`: the last argument is a value (put).
     fn new(a: KvArgs, with_value: bool) -> Result<KvConfig> {
-        let mut args = a
-            .args
-            .iter()
-            .map(|s| arg_bytes(s, a.hex))
-            .collect::<Result<Vec<_>>>()?;
+        let mut args = parse_args(&a.args, a.hex)?;
         let value = if with_value { args.pop() } else { None };
         let key = args.pop();
         let (Some(key), false) = (key, args.is_empty()) else {
@@ -53,6 +49,11 @@ impl KvConfig {
             json: a.json,
         })
     }
+}
+
+/// Command-line names/keys as bytes (hex-decoded with `--hex`).
+fn parse_args(args: &[String], hex: bool) -> Result<Vec<Vec<u8>>> {
+    args.iter().map(|s| arg_bytes(s, hex)).collect()
 }
 
 fn path_display(path: &[Vec<u8>]) -> String {
@@ -100,30 +101,27 @@ fn show(b: &[u8], hex: bool) -> String {
 }
 
 pub fn buckets(a: BucketsArgs) -> Result<ExitCode> {
-    let path = a
-        .bucket
-        .iter()
-        .map(|s| arg_bytes(s, a.hex))
-        .collect::<Result<Vec<_>>>()?;
+    let path = parse_args(&a.bucket, a.hex)?;
     let Backend::Native(db) = Backend::open_read(&a.file)?;
     let tx = db.begin_read()?;
-    let rows: Vec<(Vec<u8>, u64, usize)> = if path.is_empty() {
-        let mut rows = Vec::new();
-        for name in tx.buckets()? {
-            let b = tx.bucket(&name)?.context("bucket vanished")?;
-            rows.push((name, b.len()?, b.buckets()?.len()));
-        }
-        rows
+    // (name, keys, sub-buckets) of each bucket in a transaction or a bucket.
+    macro_rules! rows_of {
+        ($parent:expr) => {{
+            let mut rows: Vec<(Vec<u8>, u64, usize)> = Vec::new();
+            for name in $parent.buckets()? {
+                let b = $parent.bucket(&name)?.context("bucket vanished")?;
+                rows.push((name, b.len()?, b.buckets()?.len()));
+            }
+            rows
+        }};
+    }
+    let rows = if path.is_empty() {
+        rows_of!(tx)
     } else {
         let Some(parent) = open_path(&tx, &path)? else {
             return not_found(&format!("bucket {}", path_display(&path)));
         };
-        let mut rows = Vec::new();
-        for name in parent.buckets()? {
-            let b = parent.bucket(&name)?.context("bucket vanished")?;
-            rows.push((name, b.len()?, b.buckets()?.len()));
-        }
-        rows
+        rows_of!(parent)
     };
     let mut out = output::stdout();
     if a.json {
@@ -144,11 +142,7 @@ pub fn buckets(a: BucketsArgs) -> Result<ExitCode> {
 }
 
 pub fn keys(a: KeysArgs) -> Result<ExitCode> {
-    let path = a
-        .bucket
-        .iter()
-        .map(|s| arg_bytes(s, a.hex))
-        .collect::<Result<Vec<_>>>()?;
+    let path = parse_args(&a.bucket, a.hex)?;
     let Backend::Native(db) = Backend::open_read(&a.file)?;
     let tx = db.begin_read()?;
     let Some(b) = open_path(&tx, &path)? else {
