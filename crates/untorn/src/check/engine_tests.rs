@@ -157,6 +157,15 @@ fn read_alpha(f: &Fixture) -> crate::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     })
 }
 
+/// The engine's reads of bucket `alpha` after damage: a corruption error, or exactly the
+/// data as committed (the damage was elsewhere) - never different bytes.
+fn assert_alpha_fails_or_equals(f: &Fixture, expected: &[(Vec<u8>, Vec<u8>)]) {
+    match read_alpha(f) {
+        Ok(now) => assert_eq!(now, expected),
+        Err(e) => assert!(e.is_corruption(), "{e}"),
+    }
+}
+
 #[test]
 fn engine_database_checks_clean_live_and_from_the_file() {
     let f = build();
@@ -213,18 +222,17 @@ fn bit_flip_in_a_real_leaf() {
     assert_eq!(r.findings[0].page, Some(victim));
     // The engine returns either an error or exactly the old data for alpha (the victim
     // may be in another bucket), never different bytes.
-    match read_alpha(&f) {
-        Ok(now) => assert_eq!(now, before),
-        Err(e) => assert!(e.is_corruption(), "{e}"),
-    }
+    assert_alpha_fails_or_equals(&f, &before);
 }
 
 #[test]
 fn zeroed_real_leaf() {
     let f = build();
+    let before = read_alpha(&f).unwrap();
     let (victim, r) = damage_leaf(&f, |img, off| img[off..off + PS].fill(0));
     expect_kinds(&r, &[K::ZeroedPage]);
     assert_eq!(r.findings[0].page, Some(victim));
+    assert_alpha_fails_or_equals(&f, &before);
 }
 
 #[test]
@@ -268,15 +276,13 @@ fn stale_copy_of_a_page_from_an_older_file() {
     assert_eq!(r.findings[0].page, Some(victim));
     // Reading alpha either fails with a corruption error (the victim is in alpha) or
     // returns exactly the data as committed - never the stale page's older values.
-    match read_alpha(&f) {
-        Ok(now) => assert_eq!(now, expected),
-        Err(e) => assert!(e.is_corruption(), "{e}"),
-    }
+    assert_alpha_fails_or_equals(&f, &expected);
 }
 
 #[test]
 fn swapped_pages_self_identify_as_other_ids() {
     let f = build();
+    let before = read_alpha(&f).unwrap();
     let mut img = f.image();
     let leaves = pages_of_type(&img, PageType::Leaf);
     let (a, b) = (leaves[1] as usize, leaves[2] as usize);
@@ -289,6 +295,7 @@ fn swapped_pages_self_identify_as_other_ids() {
     expect_kinds(&r, &[K::PageIdMismatch]);
     let pages: Vec<Option<u64>> = r.findings.iter().map(|f| f.page).collect();
     assert!(pages.contains(&Some(a as u64)) && pages.contains(&Some(b as u64)));
+    assert_alpha_fails_or_equals(&f, &before);
 }
 
 #[test]
