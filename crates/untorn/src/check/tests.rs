@@ -621,10 +621,14 @@ fn root_bucket_holding_a_plain_value() {
 }
 
 #[test]
-fn damaged_older_meta_is_invalid_without_fallback() {
+fn damaged_older_unused_meta_is_a_warning() {
+    // What a crash during a checkpoint's meta write leaves: the slot not in use is torn,
+    // nothing newer than the slot in use is lost, the next checkpoint rewrites it.
     let mut s = standard(Knobs::default());
     s.img.flip(0, 200);
-    expect(&s.img.check(), &[(K::MetaInvalid, Some(0))]);
+    let r = s.img.check();
+    expect(&r, &[(K::MetaFallback, Some(0))]);
+    assert!(r.is_ok(), "a warning, not a failure");
 }
 
 #[test]

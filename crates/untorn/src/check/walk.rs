@@ -25,7 +25,7 @@ use crate::error::{CorruptionKind, Error, Result};
 use crate::format::meta::raw_txid;
 use crate::format::{
     check_ref, decode_header, overflow_value, peek_extent_pages, verify_page, BucketHeader,
-    LeafValue, Meta, NodeView, PageHeader, PageRef, PageType, PAGE_HEADER_SIZE, RUN_SIZE,
+    LeafValue, Meta, NodeView, PageHeader, PageRef, PageType, PAGE_HEADER_SIZE,
 };
 use crate::report::{FindingKind, FindingSink, PageInfo, PageKind, PageState, Report};
 
@@ -377,7 +377,7 @@ impl<'a> Walk<'a> {
 
     fn check_metas(&mut self) {
         let mut valid: [Option<Meta>; 2] = [None, None];
-        let mut damaged_txid: [Option<u64>; 2] = [None, None];
+        let mut damaged: Vec<(u64, Option<u64>, String)> = Vec::new();
         for slot in 0..2u64 {
             match self.src.read_raw_meta(slot) {
                 Err(e) => self.push(
@@ -393,15 +393,15 @@ impl<'a> Walk<'a> {
                         }
                     }
                     Err(e) => {
-                        if let Some(d) = damaged_txid.get_mut(slot_index(slot)) {
-                            *d = raw_txid(&raw);
-                        }
-                        self.push(
-                            FindingKind::MetaInvalid,
-                            Some(slot),
-                            &[slot],
-                            format!("meta slot {slot} is invalid: {}", error_detail(&e)),
-                        );
+                        let claimed = raw_txid(&raw);
+                        let claims = claimed
+                            .map(|t| format!(" (it claims txid {t})"))
+                            .unwrap_or_default();
+                        damaged.push((
+                            slot,
+                            claimed,
+                            format!("meta slot {slot} is invalid{claims}: {}", error_detail(&e)),
+                        ));
                     }
                 },
             }
@@ -427,15 +427,49 @@ impl<'a> Walk<'a> {
                 ),
             );
         }
-        let Some(active) = self.src.active_slot().filter(|&s| s < 2) else {
+        // A damaged slot that is not in use and cannot hold commits newer than this
+        // snapshot is a warning: a crash while a checkpoint wrote the meta leaves exactly
+        // that (the journal still carries those commits), and the next checkpoint
+        // rewrites the slot. A damaged slot in use, or one that claims a newer commit than
+        // anything readable (commits may be lost), is an error.
+        let active = self.src.active_slot().filter(|&s| s < 2);
+        let in_use = active.and_then(|a| valid.get(slot_index(a)).copied().flatten());
+        let snapshot_txid = self.meta.txid;
+        for (slot, claimed, msg) in damaged {
+            match (active, in_use) {
+                (Some(a), Some(m)) if a != slot && claimed.is_none_or(|t| t <= snapshot_txid) => {
+                    // Harmless, but the page itself is damaged: show it so in `map`.
+                    self.set_flag(slot, CORRUPT);
+                    self.push(
+                        FindingKind::MetaFallback,
+                        Some(slot),
+                        &[slot],
+                        format!(
+                            "{msg}; slot {a} (txid {}) is in use, nothing newer is lost, and the next checkpoint rewrites slot {slot}",
+                            m.txid
+                        ),
+                    )
+                }
+                (Some(a), Some(m)) if a != slot => {
+                    self.push(FindingKind::MetaInvalid, Some(slot), &[slot], msg);
+                    self.push(
+                        FindingKind::MetaFallback,
+                        Some(a),
+                        &[a],
+                        format!(
+                            "slot {slot} is damaged; the older slot {a} (txid {}) is in use: commits after txid {} may be lost",
+                            m.txid, snapshot_txid
+                        ),
+                    );
+                }
+                _ => self.push(FindingKind::MetaInvalid, Some(slot), &[slot], msg),
+            }
+        }
+        let (Some(active), Some(in_use)) = (active, in_use) else {
             return;
         };
         let other = 1 - active;
-        let Some(in_use) = valid.get(slot_index(active)).copied().flatten() else {
-            return;
-        };
         let other_valid = valid.get(slot_index(other)).copied().flatten();
-        let other_damaged = damaged_txid.get(slot_index(other)).copied().flatten();
         if let Some(o) = other_valid {
             if o.txid > in_use.txid {
                 self.push(
@@ -448,19 +482,6 @@ impl<'a> Walk<'a> {
                     ),
                 );
             }
-        } else if other_damaged.is_none_or(|t| t > in_use.txid) {
-            self.push(
-                FindingKind::MetaFallback,
-                Some(active),
-                &[active],
-                format!(
-                    "slot {other} is damaged{}; the older slot {active} (txid {}) is in use",
-                    other_damaged
-                        .map(|t| format!(" (it claims txid {t})"))
-                        .unwrap_or_default(),
-                    in_use.txid
-                ),
-            );
         }
     }
 
@@ -658,7 +679,7 @@ impl<'a> Walk<'a> {
         }
         self.stats.freelist_pages += u64::from(h.extent_pages);
         self.record(id, PageKind::Freelist, u64::from(h.count), h.extent_pages);
-        let runs = match raw_freelist_runs(&bytes, &h) {
+        let runs = match crate::format::freelist_runs_unchecked(&bytes, &h) {
             Ok(r) => r,
             Err(msg) => {
                 self.push(FindingKind::FreelistCorrupt, Some(id), &[id], msg);
@@ -1256,33 +1277,4 @@ fn hex_prefix(key: &[u8]) -> String {
             format!("0x{hex}{more}")
         }
     }
-}
-
-/// The raw runs of a verified freelist extent, without validation (the checker classifies
-/// bad runs itself; `format::decode_freelist` stops at the first one).
-///
-/// FORMAT REQUEST: this belongs in `format::freelist` as `freelist_runs_unchecked`; it
-/// uses only the public `PAGE_HEADER_SIZE`/`RUN_SIZE` layout constants meanwhile.
-fn raw_freelist_runs(page: &[u8], h: &PageHeader) -> std::result::Result<Vec<(u64, u64)>, String> {
-    let count = h.count as usize;
-    if (count as u64).saturating_mul(RUN_SIZE as u64) != h.payload_len {
-        return Err(format!(
-            "{count} runs do not match the payload of {} bytes",
-            h.payload_len
-        ));
-    }
-    let mut runs = Vec::with_capacity(count.min(page.len() / RUN_SIZE));
-    for i in 0..count {
-        let off = PAGE_HEADER_SIZE + i * RUN_SIZE;
-        let word = |o: usize| {
-            page.get(o..o + 8)
-                .and_then(|s| <[u8; 8]>::try_from(s).ok())
-                .map(u64::from_le_bytes)
-        };
-        match (word(off), word(off + 8)) {
-            (Some(start), Some(len)) => runs.push((start, len)),
-            _ => return Err(format!("run {i} lies outside the extent")),
-        }
-    }
-    Ok(runs)
 }
