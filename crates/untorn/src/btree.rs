@@ -80,11 +80,54 @@ impl NVal {
     }
 }
 
+/// The first 8 bytes of a key, big-endian, zero-padded. Prefixes that differ order
+/// like the keys; equal prefixes say nothing and fall back to the full comparison.
+fn key_prefix(key: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = key.len().min(8);
+    if let (Some(dst), Some(src)) = (b.get_mut(..n), key.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    u64::from_be_bytes(b)
+}
+
+/// A key held by an arena node, with its prefix inline: a binary search compares
+/// prefixes without chasing the heap pointer (the pointer chase was the cost of a put).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct NodeKey {
+    prefix: u64,
+    bytes: Box<[u8]>,
+}
+
+impl NodeKey {
+    pub(crate) fn new(key: &[u8]) -> NodeKey {
+        NodeKey {
+            prefix: key_prefix(key),
+            bytes: key.into(),
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn cmp_with(&self, key: &[u8], prefix: u64) -> std::cmp::Ordering {
+        match self.prefix.cmp(&prefix) {
+            std::cmp::Ordering::Equal => self.as_slice().cmp(key),
+            other => other,
+        }
+    }
+}
+
 /// A node in the write transaction's arena.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Node {
     pub(crate) leaf: bool,
-    pub(crate) keys: Vec<Vec<u8>>,
+    pub(crate) keys: Vec<NodeKey>,
     /// Leaf values (leaf only).
     pub(crate) vals: Vec<NVal>,
     /// Children (branch only).
@@ -103,7 +146,7 @@ impl Node {
     }
 
     fn entry_size(&self, i: usize) -> usize {
-        let klen = self.keys.get(i).map_or(0, Vec::len);
+        let klen = self.keys.get(i).map_or(0, NodeKey::len);
         if self.leaf {
             leaf_entry_size(klen, self.vals.get(i).map_or(0, NVal::stored_len))
         } else {
@@ -125,7 +168,7 @@ impl Node {
         };
         n.keys.reserve(v.len());
         for i in 0..v.len() {
-            n.keys.push(v.key(i)?.to_vec());
+            n.keys.push(NodeKey::new(v.key(i)?));
             if n.leaf {
                 n.vals.push(NVal::from_leaf(v.leaf_value(i)?));
             } else {
@@ -158,7 +201,8 @@ impl Node {
     }
 
     fn search(&self, key: &[u8]) -> std::result::Result<usize, usize> {
-        self.keys.binary_search_by(|k| k.as_slice().cmp(key))
+        let prefix = key_prefix(key);
+        self.keys.binary_search_by(|k| k.cmp_with(key, prefix))
     }
 
     fn child_index(&self, key: &[u8]) -> usize {
@@ -218,7 +262,7 @@ impl<'a> NodeRef<'a> {
             NodeRef::Mem(n) => n
                 .keys
                 .get(i)
-                .map(Vec::as_slice)
+                .map(NodeKey::as_slice)
                 .ok_or_else(|| internal("node key index")),
         }
     }
@@ -465,7 +509,7 @@ impl TxState {
                 if lower_first && idx == 0 {
                     if let Some(first) = n.keys.first_mut() {
                         if key < first.as_slice() {
-                            *first = key.to_vec();
+                            *first = NodeKey::new(key);
                             n.recompute_size();
                         }
                     }
@@ -518,7 +562,7 @@ impl TxState {
                 }
                 Err(i) => {
                     n.size += leaf_entry_size(key.len(), val.stored_len());
-                    n.keys.insert(i, key.to_vec());
+                    n.keys.insert(i, NodeKey::new(key));
                     n.vals.insert(i, val);
                     None
                 }
