@@ -135,17 +135,16 @@ fn commit_latency(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
         .truncate(true)
         .open(tmp.path().join("raw"))?;
     let page = vec![0xa5u8; 4096];
+    let db = Database::create(tmp.path().join("commit.untorn"))?;
+    db.update(|tx| tx.create_bucket("c").map(|_| ()))?;
+    // Interleaved, so both series see the same background noise.
     let mut raw_lat = Vec::with_capacity(n as usize);
+    let mut lat = Vec::with_capacity(n as usize);
     for i in 0..n {
         let t = Instant::now();
         raw.write_all_at(&page, (i % 256) * 4096)?;
         raw.sync_data()?;
         raw_lat.push(t.elapsed());
-    }
-    let db = Database::create(tmp.path().join("commit.untorn"))?;
-    db.update(|tx| tx.create_bucket("c").map(|_| ()))?;
-    let mut lat = Vec::with_capacity(n as usize);
-    for i in 0..n {
         let t = Instant::now();
         db.update(|tx| {
             tx.bucket("c")?
