@@ -457,9 +457,14 @@ impl Shared {
                 prev_crc: 0,
                 synced_through: meta.txid,
                 commits: 0,
+                allocated: journal_len,
+                keep_bytes_max: opts
+                    .checkpoint_threshold_bytes
+                    .saturating_mul(2)
+                    .max(4 * journal::ALLOCATION_CHUNK_BYTES),
             };
             if journal_len > 0 {
-                jw.reset(meta.txid)?;
+                jw.reset_truncating(meta.txid)?;
             } else {
                 jw.salt = journal::next_salt(scan.salt, meta.txid);
             }

@@ -22,6 +22,10 @@ use crate::storage::Storage;
 
 /// Bytes written per `write_at` call when appending a record.
 const WRITE_BATCH_BYTES: usize = 1 << 20;
+/// Journal space is allocated by writing zeros in chunks of this size, so that a
+/// commit's one fdatasync does not also have to persist a file-size change or a block
+/// allocation (measured: that metadata doubled the commit latency on ext4).
+pub(crate) const ALLOCATION_CHUNK_BYTES: u64 = 1 << 20;
 
 /// Derives the next generation's salt (deterministic, distinct along a chain).
 pub(crate) fn next_salt(prev_salt: u64, base_txid: u64) -> u64 {
@@ -42,6 +46,11 @@ pub(crate) struct JournalWriter {
     pub(crate) synced_through: u64,
     /// Records since the last reset.
     pub(crate) commits: u64,
+    /// Bytes of the journal file holding allocated blocks (zeros or older records).
+    /// **Invariant:** `pos <= allocated`.
+    pub(crate) allocated: u64,
+    /// A reset keeps at most this much allocated space (a larger journal is truncated).
+    pub(crate) keep_bytes_max: u64,
 }
 
 impl JournalWriter {
@@ -98,6 +107,21 @@ impl JournalWriter {
         if !buf.is_empty() {
             self.storage.write_at(at, &buf).map_err(Error::from_io)?;
         }
+        // Allocate ahead: zeros up to the next chunk boundary, made durable by the same sync.
+        let end = self.pos + record_span(body_len);
+        if end > self.allocated {
+            let target = end.div_ceil(ALLOCATION_CHUNK_BYTES) * ALLOCATION_CHUNK_BYTES;
+            let zeros = vec![0u8; WRITE_BATCH_BYTES];
+            let mut at = end;
+            while at < target {
+                let n = usize::try_from(target - at).map_or(zeros.len(), |n| n.min(zeros.len()));
+                self.storage
+                    .write_at(at, zeros.get(..n).unwrap_or(&[]))
+                    .map_err(Error::from_io)?;
+                at += n as u64;
+            }
+            self.allocated = target;
+        }
         if sync {
             self.storage.sync().map_err(Error::from_io)?;
             self.synced_through = meta.txid;
@@ -108,16 +132,36 @@ impl JournalWriter {
         Ok(())
     }
 
-    /// Starts a new generation after a checkpoint made every record redundant.
+    /// Starts a new generation after a checkpoint made every record redundant. The
+    /// allocated space is reused (the new salt makes older records foreign to the scan),
+    /// unless it grew beyond `keep_bytes_max`, in which case it is given back.
+    ///
+    /// Salts along one handle's chain of generations are distinct (each derives from the
+    /// previous one and a strictly larger base txid). Across a crash that guarantee
+    /// needs the journal emptied at open, which [`JournalWriter::reset_truncating`] does.
     pub(crate) fn reset(&mut self, base_txid: u64) -> Result<()> {
+        if self.allocated > self.keep_bytes_max {
+            return self.reset_truncating(base_txid);
+        }
+        self.start_generation(base_txid);
+        Ok(())
+    }
+
+    /// Starts a new generation in an emptied journal (at open, and when it grew large).
+    pub(crate) fn reset_truncating(&mut self, base_txid: u64) -> Result<()> {
         self.storage.set_len(0).map_err(Error::from_io)?;
         self.storage.sync().map_err(Error::from_io)?;
+        self.allocated = 0;
+        self.start_generation(base_txid);
+        Ok(())
+    }
+
+    fn start_generation(&mut self, base_txid: u64) {
         self.pos = 0;
         self.salt = next_salt(self.salt, base_txid);
         self.prev_crc = 0;
         self.synced_through = base_txid;
         self.commits = 0;
-        Ok(())
     }
 }
 
@@ -235,16 +279,39 @@ pub(crate) fn scan(storage: &dyn Storage, page_size: usize, base_txid: u64) -> R
     }
     let mut bytes_discarded = 0;
     if pos < len {
-        // Damage or a torn tail at `pos`. A later valid header of this generation whose
-        // writer had already synced past the damaged commit proves the damage is not a tail.
+        // What stands at `pos`: zeros or a record of another generation is the clean
+        // end of this one (the journal space is reused); anything else is a torn or
+        // damaged record of this generation.
+        let mut hbuf = [0u8; RECORD_HEADER_SIZE];
+        let readable = pos + sector <= len && storage.read_at(pos, &mut hbuf).is_ok();
+        let foreign = |h: &RecordHeader| match &prev {
+            Some(p) => h.salt != p.salt,
+            None => h.meta.txid <= base_txid,
+        };
+        bytes_discarded = match (readable, RecordHeader::decode(&hbuf)) {
+            (false, _) => len - pos,
+            (true, Some(h)) if foreign(&h) => 0,
+            (true, Some(h)) => record_span(h.body_len).min(len - pos),
+            (true, None) if hbuf.iter().all(|b| *b == 0) => 0,
+            (true, None) => sector,
+        };
+        // A later valid header of this generation whose writer had already synced past
+        // the damaged commit proves the damage is not a tail (J6).
         let damaged_txid = prev.map_or(base_txid + 1, |p| p.meta.txid + 1);
-        let mut probe = pos + sector;
-        while probe + sector <= len {
-            let mut hbuf = [0u8; RECORD_HEADER_SIZE];
-            storage.read_at(probe, &mut hbuf).map_err(Error::from_io)?;
-            if let Some(h) = RecordHeader::decode(&hbuf) {
+        let mut chunk_start = pos + sector;
+        let mut chunk = vec![0u8; 1 << 20];
+        while chunk_start + sector <= len {
+            let n = usize::try_from((len - chunk_start).min(chunk.len() as u64)).unwrap_or(0);
+            let n = n - n % RECORD_HEADER_SIZE;
+            let Some(buf) = chunk.get_mut(..n) else { break };
+            storage.read_at(chunk_start, buf).map_err(Error::from_io)?;
+            for (i, sector_bytes) in buf.chunks_exact(RECORD_HEADER_SIZE).enumerate() {
+                let Some(h) = RecordHeader::decode(sector_bytes) else {
+                    continue;
+                };
                 let same_generation = prev.is_none_or(|p| p.salt == h.salt);
                 if same_generation && h.meta.txid > damaged_txid && h.meta.txid > base_txid {
+                    let probe = chunk_start + (i * RECORD_HEADER_SIZE) as u64;
                     if h.synced_through >= damaged_txid {
                         return Err(journal_corrupt(
                             pos,
@@ -255,12 +322,13 @@ pub(crate) fn scan(storage: &dyn Storage, page_size: usize, base_txid: u64) -> R
                             ),
                         ));
                     }
-                    break;
                 }
             }
-            probe += sector;
+            if n == 0 {
+                break;
+            }
+            chunk_start += n as u64;
         }
-        bytes_discarded = len - pos;
     }
     if let Some(first) = records.first() {
         if first.header.meta.txid != base_txid + 1 {
