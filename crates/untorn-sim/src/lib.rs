@@ -1,1 +1,30 @@
-//! Fault-injecting storage (in progress).
+//! untorn-sim: the deterministic, fault-injecting simulated disk ([`SimDisk`]) that every
+//! crash test of untorn runs on, and the torture runner that drives the engine through
+//! crashes and faults and checks it against a model.
+//!
+//! ```
+//! use untorn::Storage;
+//! use untorn_sim::{FaultConfig, SimDisk};
+//!
+//! let disk = SimDisk::new(FaultConfig { seed: 1, ..FaultConfig::default() });
+//! let f = disk.file("data");
+//! f.write_at(0, b"durable").unwrap();
+//! f.sync().unwrap();
+//! f.write_at(0, b"volatile").unwrap();
+//! disk.crash();
+//! assert!(f.sync().is_err()); // handles from before the crash are dead
+//! let bytes = disk.durable_bytes("data");
+//! assert!(bytes.starts_with(b"durable") || bytes.starts_with(b"volatile"));
+//! ```
+//!
+//! This crate is *not* a general-purpose filesystem simulator: it models exactly what the
+//! storage seam can observe (sector-granular persistence of unsynced writes, lying and
+//! misdirected writes, at-rest damage, EIO and ENOSPC).
+
+pub mod disk;
+pub mod prng;
+
+pub use disk::{
+    CrashPlan, Damage, DiskStats, FaultConfig, PendingInfo, SimDisk, SimFile, SECTOR_SIZE_BYTES,
+};
+pub use prng::Prng;
