@@ -135,6 +135,9 @@ pub enum Error {
     /// The operation was cancelled by a progress callback.
     #[error("cancelled")]
     Cancelled,
+    /// An internal invariant did not hold (a bug in untorn, never caused by file contents).
+    #[error("internal error: {0} (a bug in untorn; please report it)")]
+    Internal(&'static str),
 }
 
 impl Error {

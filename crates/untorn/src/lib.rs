@@ -1,13 +1,70 @@
 //! untorn: an embedded, transactional key/value store whose files survive power loss,
 //! torn page writes, lying disks and bit rot.
+//!
+//! ```
+//! # fn main() -> untorn::Result<()> {
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("example.untorn");
+//! use untorn::Database;
+//!
+//! let db = Database::create(&path)?;               // opens, or creates, a file
+//! db.update(|tx| {                                 // one atomic, durable commit
+//!     let users = tx.create_bucket_if_not_exists("users")?;
+//!     users.put("alice", "admin")?;
+//!     users.put("bob", "reader")?;
+//!     let logins = users.create_bucket_if_not_exists("logins")?; // nested bucket
+//!     logins.put(logins.next_sequence()?.to_be_bytes(), "2026-11-21")?;
+//!     Ok(())
+//! })?;
+//! db.view(|tx| {                                   // a consistent snapshot
+//!     let users = tx.bucket("users")?.expect("created above");
+//!     assert_eq!(users.get("alice")?.as_deref(), Some(&b"admin"[..]));
+//!     assert_eq!(users.len()?, 2);                 // O(1), kept in the bucket header
+//!     for item in users.range(&b"a"[..]..&b"c"[..])? {
+//!         let (key, value) = item?;
+//!         println!("{} = {}", String::from_utf8_lossy(&key), String::from_utf8_lossy(&value));
+//!     }
+//!     Ok(())
+//! })?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Every page carries a CRC32C, its own id and the txid that wrote it; every reference
+//! to a page carries the child's txid and checksum, so a torn, misdirected, stale or
+//! rotten page is reported as [`Error::Corrupted`], never returned as data. Commits go
+//! through a doublewrite journal (one sync per commit); recovery on open replays it.
+//!
+//! What untorn is *not*: a SQL database, a networked server, or a replicated store
+//! (use a consensus engine with untorn as its storage for that).
 
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+// Unit tests may index and unwrap: a panic there is a failed test, not a crash on input.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]
 
+mod btree;
+mod bucket;
 pub mod check;
+mod commit;
+mod db;
 pub mod error;
 pub mod format;
+mod freeset;
+mod journal;
+mod pager;
 pub mod report;
 pub mod storage;
+mod tx;
 
+pub use bucket::{Bucket, BucketMut, Cursor, Entry, Range, Value};
+pub use db::{journal_path, Builder, Database, Durability, Info, RecoveryReport};
 pub use error::{CorruptionKind, Error, Result};
 pub use storage::{FileStorage, MemoryStorage, Storage};
+pub use tx::{ReadTx, WriteTx};
+
+/// Largest key (and bucket name) in bytes.
+pub const MAX_KEY_SIZE: usize = format::MAX_KEY_SIZE;
+/// Largest value in bytes.
+pub const MAX_VALUE_SIZE: usize = (1 << 30) - 4096;
+/// Deepest bucket nesting.
+pub const MAX_BUCKET_DEPTH: usize = 256;

@@ -94,12 +94,8 @@ mod tests {
     fn freelist_round_trip_and_rejects_overlap() {
         let runs = vec![(2, 3), (10, 1)];
         let (page, h) = encode_freelist(&runs, 4, 9, 4096, 1);
-        let h = verify_page(&page, 4, 4096)
-            .map(|v| {
-                assert_eq!(v, h);
-                v
-            })
-            .expect("verify");
+        let v = verify_page(&page, 4, 4096).expect("verify");
+        assert_eq!(v, h);
         assert_eq!(decode_freelist(&page, &h, 20).expect("decode"), runs);
         assert!(decode_freelist(&page, &h, 10).is_err(), "beyond hwm");
         let (page, h) = encode_freelist(&[(2, 3), (4, 1)], 4, 9, 4096, 1);

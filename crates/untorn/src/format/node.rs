@@ -328,6 +328,29 @@ impl<'a> NodeView<'a> {
         Ok(view)
     }
 
+    /// A view over a page whose structure was already validated by
+    /// [`NodeView::validate`] when it was loaded (O(1)). Accessors stay bounds-checked,
+    /// so a page that was not validated yields errors, never a panic.
+    pub fn prevalidated(page: &'a [u8], h: &PageHeader) -> Result<NodeView<'a>> {
+        let leaf = match h.page_type {
+            PageType::Leaf => true,
+            PageType::Branch => false,
+            other => {
+                return Err(Error::corrupted(
+                    h.page_id,
+                    CorruptionKind::PageType,
+                    format!("expected a branch or leaf page, found {}", other.as_str()),
+                ))
+            }
+        };
+        Ok(NodeView {
+            page,
+            page_id: h.page_id,
+            leaf,
+            count: usz(h.count),
+        })
+    }
+
     fn bounds(&self, what: &str) -> Error {
         Error::corrupted(
             self.page_id,

@@ -1,0 +1,270 @@
+//! Turning a write transaction's dirty nodes into page images: allocation, bottom-up
+//! encoding (children before parents, so every parent records its children's txid and
+//! checksum), overflow extents, the freelist extent and the new meta.
+
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::sync::Arc;
+
+use crate::btree::{Child, NVal, TxState, MAX_TREE_DEPTH};
+use crate::error::{Error, Result};
+use crate::format::{
+    encode_branch, encode_freelist, encode_leaf, encode_overflow, extent_pages_for, freelist_bytes,
+    LeafValue, Meta, PageRef, PAGE_HEADER_SIZE,
+};
+use crate::freeset::FreeSet;
+use crate::pager::{CachedPage, Pager};
+
+/// Page allocation during one commit: free runs first, then the high-water mark.
+pub(crate) struct Allocator {
+    pub(crate) free: FreeSet,
+    pub(crate) high_water: u64,
+}
+
+impl Allocator {
+    pub(crate) fn allocate(&mut self, pages: u64) -> u64 {
+        if let Some(start) = self.free.allocate(pages) {
+            return start;
+        }
+        let start = self.high_water;
+        self.high_water += pages;
+        start
+    }
+}
+
+fn page_ref(img: &CachedPage) -> PageRef {
+    PageRef {
+        page_id: img.header.page_id,
+        txid: img.header.txid,
+        checksum: img.header.checksum,
+        extent_pages: img.header.extent_pages,
+    }
+}
+
+fn seal(bytes: Vec<u8>, id: u64, page_size: usize) -> Result<Arc<CachedPage>> {
+    // Assert on the way out what every reader asserts on the way in.
+    CachedPage::verify(bytes, id, page_size).map(Arc::new)
+}
+
+/// Encodes the dirty part of the tree at `root` into images; returns the new root ref.
+fn spill_tree(
+    st: &mut TxState,
+    alloc: &mut Allocator,
+    root: Child,
+    images: &mut Vec<Arc<CachedPage>>,
+) -> Result<PageRef> {
+    let page_size = st.page_size;
+    let txid = st.txid;
+    let top = match root {
+        Child::Null => return Ok(PageRef::NULL),
+        Child::Clean(r) => return Ok(r),
+        Child::Dirty(i) => i,
+    };
+    let mut done: HashMap<usize, PageRef> = HashMap::new();
+    let mut stack = vec![(top, false, 0usize)];
+    while let Some((n, expanded, depth)) = stack.pop() {
+        if depth > MAX_TREE_DEPTH {
+            return Err(Error::Internal("dirty tree deeper than the bound"));
+        }
+        if !expanded {
+            stack.push((n, true, depth));
+            for c in &st.node(n)?.children {
+                if let Child::Dirty(ci) = c {
+                    stack.push((*ci, false, depth + 1));
+                }
+            }
+            continue;
+        }
+        let node = std::mem::take(st.node_mut(n)?);
+        let img = if node.leaf {
+            let mut vals: Vec<NVal> = Vec::with_capacity(node.vals.len());
+            for v in node.vals {
+                vals.push(match v {
+                    NVal::NewOverflow(bytes) => {
+                        let pages = extent_pages_for(PAGE_HEADER_SIZE + bytes.len(), page_size);
+                        let id = alloc.allocate(pages as u64);
+                        let (raw, _) = encode_overflow(&bytes, id, txid, page_size);
+                        let ov = seal(raw, id, page_size)?;
+                        let extent = page_ref(&ov);
+                        images.push(ov);
+                        NVal::Overflow {
+                            extent,
+                            len: bytes.len() as u64,
+                        }
+                    }
+                    other => other,
+                });
+            }
+            let entries: Vec<(&[u8], LeafValue<'_>)> = node
+                .keys
+                .iter()
+                .zip(vals.iter())
+                .map(|(k, v)| {
+                    let lv = match v {
+                        NVal::Inline(b) => LeafValue::Inline(b),
+                        NVal::Overflow { extent, len } => LeafValue::Overflow {
+                            extent: *extent,
+                            len: *len,
+                        },
+                        NVal::Bucket(h) => LeafValue::Bucket(*h),
+                        // Converted above.
+                        NVal::NewOverflow(_) => LeafValue::Inline(&[]),
+                    };
+                    (k.as_slice(), lv)
+                })
+                .collect();
+            let pages = extent_pages_for(node.size, page_size);
+            let id = alloc.allocate(pages as u64);
+            let (raw, h) = encode_leaf(&entries, id, txid, page_size);
+            debug_assert_eq!(h.extent_pages as usize, pages, "leaf size estimate");
+            seal(raw, id, page_size)?
+        } else {
+            let mut entries: Vec<(&[u8], PageRef)> = Vec::with_capacity(node.keys.len());
+            for (k, c) in node.keys.iter().zip(node.children.iter()) {
+                let r = match c {
+                    Child::Clean(r) => *r,
+                    Child::Dirty(ci) => *done
+                        .get(ci)
+                        .ok_or(Error::Internal("child encoded after parent"))?,
+                    Child::Null => return Err(Error::Internal("branch with a null child")),
+                };
+                entries.push((k.as_slice(), r));
+            }
+            let pages = extent_pages_for(node.size, page_size);
+            let id = alloc.allocate(pages as u64);
+            let (raw, h) = encode_branch(&entries, id, txid, page_size);
+            debug_assert_eq!(h.extent_pages as usize, pages, "branch size estimate");
+            seal(raw, id, page_size)?
+        };
+        done.insert(n, page_ref(&img));
+        images.push(img);
+    }
+    done.get(&top)
+        .copied()
+        .ok_or(Error::Internal("root not encoded"))
+}
+
+/// The result of preparing a commit: images to journal and the new writer state.
+pub(crate) struct Prepared {
+    pub(crate) meta: Meta,
+    pub(crate) images: Vec<Arc<CachedPage>>,
+    pub(crate) free: FreeSet,
+    pub(crate) pending: BTreeMap<u64, Vec<(u64, u64)>>,
+}
+
+/// Prepares a commit of `st` on top of `base`. `free`/`pending` are copies of the
+/// writer's state (installed only if the commit becomes durable); `oldest_reader` is the
+/// smallest snapshot txid still open.
+pub(crate) fn prepare(
+    pager: &Pager,
+    mut st: TxState,
+    base: &Meta,
+    free: FreeSet,
+    mut pending: BTreeMap<u64, Vec<(u64, u64)>>,
+    oldest_reader: Option<u64>,
+) -> Result<Prepared> {
+    let page_size = st.page_size;
+    let txid = st.txid;
+    // Pages freed by commit F were visible only to snapshots older than F.
+    let mut free = free;
+    let releasable: Vec<u64> = pending
+        .keys()
+        .copied()
+        .filter(|f| oldest_reader.is_none_or(|r| *f <= r))
+        .collect();
+    for f in releasable {
+        if let Some(runs) = pending.remove(&f) {
+            for (s, l) in runs {
+                free.insert(s, l);
+            }
+        }
+    }
+    let mut alloc = Allocator {
+        free,
+        high_water: base.high_water,
+    };
+    let mut images = Vec::new();
+
+    // Buckets deepest first: each spilled bucket's header goes into its parent, which
+    // may make the parent dirty in turn.
+    let mut heap: BinaryHeap<(usize, usize)> = st
+        .dirty_buckets_deepest_first()
+        .into_iter()
+        .filter_map(|b| st.buckets.get(b).map(|s| (s.depth, b)))
+        .collect();
+    let mut guard = 0usize;
+    while let Some((_, b)) = heap.pop() {
+        guard += 1;
+        if guard > st.buckets.len() * 2 + 16 {
+            return Err(Error::Internal("bucket spill did not converge"));
+        }
+        let Some(state) = st.buckets.get(b) else {
+            continue;
+        };
+        if state.deleted || !state.dirty {
+            continue;
+        }
+        let parent = state.parent;
+        let root = state.root;
+        let root_ref = spill_tree(&mut st, &mut alloc, root, &mut images)?;
+        st.store_bucket_header(pager, b, root_ref)?;
+        if parent != 0 {
+            if let Some(p) = st.buckets.get(parent) {
+                if p.dirty && !p.deleted {
+                    heap.push((p.depth, parent));
+                }
+            }
+        }
+    }
+    let root_child = st.bucket(0)?.root;
+    let root = spill_tree(&mut st, &mut alloc, root_child, &mut images)?;
+
+    // Everything this transaction replaced, plus the old freelist, becomes pending.
+    let mut freed = FreeSet::new();
+    for r in &st.freed {
+        freed.insert(r.page_id, u64::from(r.extent_pages));
+    }
+    if !base.freelist.is_null() {
+        freed.insert(base.freelist.page_id, u64::from(base.freelist.extent_pages));
+    }
+    if freed.pages() > 0 {
+        pending.insert(txid, freed.runs().collect());
+    }
+
+    // The freelist lists free and pending pages (at open no reader exists).
+    let pending_runs = pending.values().map(Vec::len).sum::<usize>();
+    let freelist = if alloc.free.pages() == 0 && pending_runs == 0 {
+        PageRef::NULL
+    } else {
+        let bound = alloc.free.run_count() + pending_runs + 1;
+        let pages = extent_pages_for(freelist_bytes(bound), page_size);
+        let id = alloc.allocate(pages as u64);
+        let merged = FreeSet::from_runs(
+            alloc
+                .free
+                .runs()
+                .chain(pending.values().flat_map(|v| v.iter().copied())),
+        );
+        let runs: Vec<(u64, u64)> = merged.runs().collect();
+        let extent = u32::try_from(pages).map_err(|_| Error::Internal("freelist too large"))?;
+        let (raw, _) = encode_freelist(&runs, id, txid, page_size, extent);
+        let img = seal(raw, id, page_size)?;
+        let r = page_ref(&img);
+        images.push(img);
+        r
+    };
+
+    let meta = Meta {
+        txid,
+        page_size: u32::try_from(page_size).map_err(|_| Error::Internal("page size"))?,
+        root,
+        freelist,
+        high_water: alloc.high_water,
+    };
+    meta.validate(0)?;
+    Ok(Prepared {
+        meta,
+        images,
+        free: alloc.free,
+        pending,
+    })
+}

@@ -1,0 +1,246 @@
+//! The pager: verified page reads through a cache and the journal overlay.
+//!
+//! A page is looked up, in order, in the *overlay* (images committed to the journal but
+//! not yet written home by a checkpoint), the cache, and the data file. Every image read
+//! from storage is verified (checksum, self id, extent, node structure) before it enters
+//! the cache, and every lookup is checked against the reference the caller followed
+//! (txid, checksum, extent): parents vouch for children.
+//!
+//! **Invariant:** a page returned by [`Pager::read`] matches the reference it was asked
+//! for; anything else is `Error::Corrupted`, never data.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::error::{CorruptionKind, Error, Result};
+use crate::format::{check_ref, verify_page, NodeView, PageHeader, PageRef, PageType};
+use crate::storage::Storage;
+
+/// A verified page image (a whole extent).
+#[derive(Debug)]
+pub(crate) struct CachedPage {
+    pub(crate) bytes: Box<[u8]>,
+    pub(crate) header: PageHeader,
+}
+
+impl CachedPage {
+    /// Verifies an image that claims to be page `id` and wraps it.
+    pub(crate) fn verify(bytes: Vec<u8>, id: u64, page_size: usize) -> Result<CachedPage> {
+        let header = verify_page(&bytes, id, page_size)?;
+        if matches!(header.page_type, PageType::Branch | PageType::Leaf) {
+            NodeView::validate(&bytes, &header)?;
+        }
+        Ok(CachedPage {
+            bytes: bytes.into_boxed_slice(),
+            header,
+        })
+    }
+
+    /// A node view (the structure was validated when the page was loaded).
+    pub(crate) fn node(&self) -> Result<NodeView<'_>> {
+        NodeView::prevalidated(&self.bytes, &self.header)
+    }
+
+    fn matches(&self, r: &PageRef) -> bool {
+        self.header.txid == r.txid
+            && self.header.checksum == r.checksum
+            && self.header.extent_pages == r.extent_pages
+    }
+}
+
+const SHARDS: usize = 16;
+/// Extents larger than this are not cached (large overflow values).
+const MAX_CACHED_EXTENT_BYTES: usize = 1 << 20;
+
+#[derive(Debug, Default)]
+struct Shard {
+    map: HashMap<u64, Arc<CachedPage>>,
+    bytes: usize,
+}
+
+/// A sharded page cache with random eviction.
+#[derive(Debug)]
+pub(crate) struct PageCache {
+    shards: Vec<Mutex<Shard>>,
+    shard_capacity_bytes: usize,
+}
+
+impl PageCache {
+    pub(crate) fn new(capacity_bytes: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            shard_capacity_bytes: (capacity_bytes / SHARDS).max(1),
+        }
+    }
+
+    fn shard(&self, id: u64) -> Option<std::sync::MutexGuard<'_, Shard>> {
+        let idx = usize::try_from(id % SHARDS as u64).unwrap_or(0);
+        self.shards
+            .get(idx)
+            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn get(&self, id: u64) -> Option<Arc<CachedPage>> {
+        self.shard(id)?.map.get(&id).cloned()
+    }
+
+    pub(crate) fn insert(&self, id: u64, page: Arc<CachedPage>) {
+        let len = page.bytes.len();
+        if len > MAX_CACHED_EXTENT_BYTES || len > self.shard_capacity_bytes {
+            self.remove(id);
+            return;
+        }
+        let Some(mut shard) = self.shard(id) else {
+            return;
+        };
+        if let Some(old) = shard.map.insert(id, page) {
+            shard.bytes -= old.bytes.len();
+        }
+        shard.bytes += len;
+        // Random eviction: HashMap iteration order is arbitrary, which is good enough
+        // here and costs no bookkeeping on the read path.
+        while shard.bytes > self.shard_capacity_bytes {
+            let Some(victim) = shard.map.keys().find(|k| **k != id).copied() else {
+                break;
+            };
+            if let Some(old) = shard.map.remove(&victim) {
+                shard.bytes -= old.bytes.len();
+            }
+        }
+    }
+
+    pub(crate) fn remove(&self, id: u64) {
+        if let Some(mut shard) = self.shard(id) {
+            if let Some(old) = shard.map.remove(&id) {
+                shard.bytes -= old.bytes.len();
+            }
+        }
+    }
+}
+
+/// Verified page access for one database.
+pub(crate) struct Pager {
+    pub(crate) data: Arc<dyn Storage>,
+    pub(crate) page_size: usize,
+    pub(crate) cache: PageCache,
+    /// Images committed to the journal whose home write is not yet synced.
+    pub(crate) overlay: RwLock<HashMap<u64, Arc<CachedPage>>>,
+}
+
+impl Pager {
+    pub(crate) fn new(data: Arc<dyn Storage>, page_size: usize, cache_bytes: usize) -> Self {
+        Self {
+            data,
+            page_size,
+            cache: PageCache::new(cache_bytes),
+            overlay: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn overlay_get(&self, id: u64) -> Option<Arc<CachedPage>> {
+        self.overlay
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    /// Reads the extent `r` refers to, verified and checked against `r`.
+    pub(crate) fn read(&self, r: &PageRef) -> Result<Arc<CachedPage>> {
+        if r.page_id < 2 {
+            return Err(Error::corrupted(
+                r.page_id,
+                CorruptionKind::OutOfRange,
+                "reference to a meta page or the null page",
+            ));
+        }
+        if let Some(p) = self.overlay_get(r.page_id) {
+            if p.matches(r) {
+                return Ok(p);
+            }
+        }
+        if let Some(p) = self.cache.get(r.page_id) {
+            if p.matches(r) {
+                return Ok(p);
+            }
+            self.cache.remove(r.page_id);
+        }
+        let page = Arc::new(self.read_from_storage(r.page_id, r.extent_pages)?);
+        check_ref(&page.header, r)?;
+        self.cache.insert(r.page_id, Arc::clone(&page));
+        Ok(page)
+    }
+
+    /// Reads and verifies an extent from the data file (no overlay, no cache).
+    pub(crate) fn read_from_storage(&self, id: u64, extent_pages: u32) -> Result<CachedPage> {
+        let bytes = self.read_raw_storage(id, extent_pages)?;
+        CachedPage::verify(bytes, id, self.page_size)
+    }
+
+    /// Raw bytes of an extent from the data file; a read past the end is `Corrupted`.
+    pub(crate) fn read_raw_storage(&self, id: u64, extent_pages: u32) -> Result<Vec<u8>> {
+        let len = (extent_pages as usize)
+            .checked_mul(self.page_size)
+            .filter(|l| *l > 0)
+            .ok_or_else(|| {
+                Error::corrupted(id, CorruptionKind::Bounds, "impossible extent length")
+            })?;
+        let offset = id
+            .checked_mul(self.page_size as u64)
+            .ok_or_else(|| Error::corrupted(id, CorruptionKind::OutOfRange, "page id overflows"))?;
+        let mut buf = vec![0u8; len];
+        match self.data.read_at(offset, &mut buf) {
+            Ok(()) => Ok(buf),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::corrupted(
+                id,
+                CorruptionKind::OutOfRange,
+                format!("page {id} (+{extent_pages}) lies beyond the end of the data file"),
+            )),
+            Err(e) => Err(Error::from_io(e)),
+        }
+    }
+
+    /// Raw bytes as a snapshot sees them: overlay image if present, else the data file.
+    pub(crate) fn read_raw_snapshot(&self, id: u64, extent_pages: u32) -> std::io::Result<Vec<u8>> {
+        if let Some(p) = self.overlay_get(id) {
+            let want = (extent_pages as usize).saturating_mul(self.page_size);
+            let mut v = p.bytes.to_vec();
+            v.resize(want, 0);
+            return Ok(v);
+        }
+        let len = (extent_pages as usize).saturating_mul(self.page_size);
+        let mut buf = vec![0u8; len];
+        self.data
+            .read_at(id.saturating_mul(self.page_size as u64), &mut buf)?;
+        Ok(buf)
+    }
+
+    /// Publishes committed images: overlay them and drop stale cache entries.
+    pub(crate) fn publish(&self, images: &[Arc<CachedPage>]) {
+        let mut overlay = self.overlay.write().unwrap_or_else(|e| e.into_inner());
+        for img in images {
+            self.cache.remove(img.header.page_id);
+            overlay.insert(img.header.page_id, Arc::clone(img));
+        }
+    }
+
+    /// Snapshot of the overlay (for checkpoint).
+    pub(crate) fn overlay_images(&self) -> Vec<Arc<CachedPage>> {
+        let overlay = self.overlay.read().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<Arc<CachedPage>> = overlay.values().cloned().collect();
+        v.sort_by_key(|p| p.header.page_id);
+        v
+    }
+
+    /// After a checkpoint synced `images` home: move them from the overlay to the cache.
+    pub(crate) fn retire_overlay(&self, images: &[Arc<CachedPage>]) {
+        let mut overlay = self.overlay.write().unwrap_or_else(|e| e.into_inner());
+        for img in images {
+            let id = img.header.page_id;
+            if overlay.get(&id).is_some_and(|cur| Arc::ptr_eq(cur, img)) {
+                overlay.remove(&id);
+                self.cache.insert(id, Arc::clone(img));
+            }
+        }
+    }
+}

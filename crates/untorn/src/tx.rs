@@ -1,0 +1,177 @@
+//! Read and write transactions.
+
+use std::cell::RefCell;
+use std::sync::atomic::Ordering;
+use std::sync::MutexGuard;
+
+use crate::btree::{Child, TxState};
+use crate::bucket::{Bucket, BucketMut};
+use crate::check::CheckSource;
+use crate::db::{Shared, WriterState};
+use crate::error::{Error, Result};
+use crate::format::Meta;
+
+fn check_name(name: &[u8]) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::KeyEmpty);
+    }
+    if name.len() > crate::MAX_KEY_SIZE {
+        return Err(Error::KeyTooLarge(name.len()));
+    }
+    Ok(())
+}
+
+/// A read transaction: one committed snapshot, isolated from later commits. Holding it
+/// keeps the pages of its snapshot from being reused; it never blocks the writer.
+pub struct ReadTx<'db> {
+    pub(crate) shared: &'db Shared,
+    pub(crate) meta: Meta,
+}
+
+impl<'db> ReadTx<'db> {
+    pub(crate) fn new(shared: &'db Shared) -> Self {
+        let meta = shared.register_reader();
+        ReadTx { shared, meta }
+    }
+
+    /// The txid of the snapshot.
+    pub fn txid(&self) -> u64 {
+        self.meta.txid
+    }
+
+    /// Opens a top-level bucket.
+    pub fn bucket(&self, name: impl AsRef<[u8]>) -> Result<Option<Bucket<'_>>> {
+        let name = name.as_ref();
+        check_name(name)?;
+        Bucket::open_child(&self.shared.pager, Child::from_ref(self.meta.root), name, 0)
+    }
+
+    /// Names of the top-level buckets, sorted.
+    pub fn buckets(&self) -> Result<Vec<Vec<u8>>> {
+        crate::bucket::bucket_names(&self.shared.pager, None, Child::from_ref(self.meta.root))
+    }
+
+    /// A view of this snapshot for the integrity checker.
+    pub fn check_source(&self) -> &dyn CheckSource {
+        self
+    }
+}
+
+impl Drop for ReadTx<'_> {
+    fn drop(&mut self) {
+        self.shared.unregister_reader(self.meta.txid);
+    }
+}
+
+impl CheckSource for ReadTx<'_> {
+    fn page_size(&self) -> usize {
+        self.shared.pager.page_size
+    }
+    fn meta(&self) -> Meta {
+        self.meta
+    }
+    fn active_slot(&self) -> Option<u64> {
+        let s = self.shared.active_slot.load(Ordering::Acquire);
+        (s <= 1).then_some(s)
+    }
+    fn read_raw_meta(&self, slot: u64) -> std::io::Result<Vec<u8>> {
+        let ps = self.shared.pager.page_size;
+        let mut buf = vec![0u8; ps];
+        self.shared.pager.data.read_at(slot * ps as u64, &mut buf)?;
+        Ok(buf)
+    }
+    fn read_raw(&self, page_id: u64, extent_pages: u32) -> std::io::Result<Vec<u8>> {
+        self.shared.pager.read_raw_snapshot(page_id, extent_pages)
+    }
+    fn file_pages(&self) -> u64 {
+        self.shared
+            .pager
+            .data
+            .len()
+            .map_or(0, |l| l / self.shared.pager.page_size as u64)
+    }
+}
+
+/// The shared part of a write transaction that bucket handles borrow.
+pub(crate) struct TxInner<'db> {
+    pub(crate) shared: &'db Shared,
+    pub(crate) st: RefCell<TxState>,
+}
+
+impl TxInner<'_> {
+    pub(crate) fn borrow(&self) -> Result<std::cell::Ref<'_, TxState>> {
+        self.st
+            .try_borrow()
+            .map_err(|_| Error::Internal("transaction state borrowed mutably"))
+    }
+    pub(crate) fn borrow_mut(&self) -> Result<std::cell::RefMut<'_, TxState>> {
+        self.st
+            .try_borrow_mut()
+            .map_err(|_| Error::Internal("transaction state already borrowed"))
+    }
+}
+
+/// The write transaction. Only one exists at a time; dropping it without `commit`
+/// aborts it. Not `Sync`: use it from one thread.
+pub struct WriteTx<'db> {
+    pub(crate) inner: TxInner<'db>,
+    guard: MutexGuard<'db, WriterState>,
+    base: Meta,
+}
+
+impl<'db> WriteTx<'db> {
+    pub(crate) fn new(shared: &'db Shared, guard: MutexGuard<'db, WriterState>) -> Self {
+        let base = guard.meta;
+        let st = TxState::new(base.txid + 1, shared.pager.page_size, base.root);
+        WriteTx {
+            inner: TxInner {
+                shared,
+                st: RefCell::new(st),
+            },
+            guard,
+            base,
+        }
+    }
+
+    /// The txid this transaction will have when committed.
+    pub fn txid(&self) -> u64 {
+        self.base.txid + 1
+    }
+
+    /// Opens a top-level bucket for writing.
+    pub fn bucket(&self, name: impl AsRef<[u8]>) -> Result<Option<BucketMut<'_>>> {
+        BucketMut::root(&self.inner).bucket(name)
+    }
+
+    /// Creates a top-level bucket (`Error::BucketExists` if it exists).
+    pub fn create_bucket(&self, name: impl AsRef<[u8]>) -> Result<BucketMut<'_>> {
+        BucketMut::root(&self.inner).create_bucket(name)
+    }
+
+    /// Opens a top-level bucket, creating it if missing.
+    pub fn create_bucket_if_not_exists(&self, name: impl AsRef<[u8]>) -> Result<BucketMut<'_>> {
+        BucketMut::root(&self.inner).create_bucket_if_not_exists(name)
+    }
+
+    /// Deletes a top-level bucket and everything in it.
+    pub fn delete_bucket(&self, name: impl AsRef<[u8]>) -> Result<()> {
+        BucketMut::root(&self.inner).delete_bucket(name)
+    }
+
+    /// Names of the top-level buckets, sorted.
+    pub fn buckets(&self) -> Result<Vec<Vec<u8>>> {
+        BucketMut::root(&self.inner).buckets()
+    }
+
+    /// Makes the transaction durable (with `Durability::Immediate`, on return).
+    pub fn commit(mut self) -> Result<()> {
+        let st = self
+            .inner
+            .st
+            .replace(TxState::new(0, 0, crate::format::PageRef::NULL));
+        self.inner.shared.commit(&mut self.guard, st)
+    }
+
+    /// Discards the transaction.
+    pub fn abort(self) {}
+}
