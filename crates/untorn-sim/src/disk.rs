@@ -666,6 +666,22 @@ impl SimDisk {
         plan
     }
 
+    /// A clean power-off: every pending write reaches the medium (as if the OS flushed
+    /// its cache before the power went), then handles are invalidated like a crash.
+    pub fn shutdown(&self) {
+        let mut inner = self.lock();
+        let mut plan = CrashPlan::default();
+        for (name, file) in &inner.files {
+            let keep = file
+                .pending
+                .iter()
+                .map(|p| vec![true; piece_count(p)])
+                .collect();
+            plan.keep.insert(name.clone(), keep);
+        }
+        inner.crash_with(&plan);
+    }
+
     /// Cuts the power with an explicit survival plan (used by the exhaustive explorer).
     pub fn crash_with(&self, plan: &CrashPlan) {
         self.lock().crash_with(plan);

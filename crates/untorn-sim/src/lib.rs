@@ -21,8 +21,13 @@
 //! storage seam can observe (sector-granular persistence of unsynced writes, lying and
 //! misdirected writes, at-rest damage, EIO and ENOSPC).
 
+pub mod at_rest;
 pub mod disk;
+pub mod exhaustive;
+pub mod kill;
+pub mod model;
 pub mod prng;
+pub mod torture;
 
 pub use disk::{
     CrashPlan, Damage, DiskStats, FaultConfig, PendingInfo, SimDisk, SimFile, SECTOR_SIZE_BYTES,

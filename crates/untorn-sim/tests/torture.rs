@@ -1,0 +1,1 @@
+//! untorn-sim integration tests: one test binary, one module per scenario.
