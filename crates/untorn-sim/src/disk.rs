@@ -176,6 +176,8 @@ struct Inner {
     dead: bool,
     stats: DiskStats,
     trace: u64,
+    /// Print every operation to stderr (`UNTORN_SIM_LOG=1`), for debugging a seed.
+    log: bool,
 }
 
 /// The simulated disk. Cheap to clone: clones share the same state.
@@ -257,6 +259,7 @@ impl Inner {
             dead: false,
             stats: DiskStats::default(),
             trace: 0,
+            log: std::env::var_os("UNTORN_SIM_LOG").is_some(),
         }
     }
 
@@ -338,6 +341,20 @@ impl Inner {
             }
             target = t;
         }
+        if self.log {
+            eprintln!(
+                "sim op {}: write {name} @{offset} len {}{}",
+                self.ops - 1,
+                data.len(),
+                if lost {
+                    " (LOST)"
+                } else if misdirect {
+                    " (MISDIRECTED)"
+                } else {
+                    ""
+                }
+            );
+        }
         self.trace = mix(self.trace, 1 ^ hash_bytes(name.as_bytes()));
         self.trace = mix(self.trace, offset);
         self.trace = mix(self.trace, hash_bytes(data));
@@ -374,6 +391,9 @@ impl Inner {
                 return Err(enospc());
             }
         }
+        if self.log {
+            eprintln!("sim op {}: set_len {name} {len}", self.ops - 1);
+        }
         self.trace = mix(self.trace, 2 ^ hash_bytes(name.as_bytes()));
         self.trace = mix(self.trace, len);
         let file = self.files.entry(name.to_owned()).or_default();
@@ -384,6 +404,9 @@ impl Inner {
 
     fn sync(&mut self, name: &str) -> io::Result<()> {
         self.begin_mutation(name)?;
+        if self.log {
+            eprintln!("sim op {}: sync {name}", self.ops - 1);
+        }
         self.trace = mix(self.trace, 3 ^ hash_bytes(name.as_bytes()));
         let fail = self.faults_apply_to(name) && self.rng.chance(self.faults.sync_eio_per_million);
         let Some(file) = self.files.get_mut(name) else {
@@ -469,6 +492,9 @@ impl Inner {
     }
 
     fn crash_with(&mut self, plan: &CrashPlan) {
+        if self.log {
+            eprintln!("sim CRASH: plan {:?}", plan.keep);
+        }
         let mut garble_rng = Prng::derive(self.faults.seed ^ self.stats.crashes, 4);
         for (name, file) in self.files.iter_mut() {
             let decisions = plan.keep.get(name);

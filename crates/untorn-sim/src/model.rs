@@ -132,6 +132,16 @@ const KEYSPACE: u64 = 48;
 
 /// Draws a random operation valid against `model`. `next_tag` makes value tags unique.
 pub fn random_op(rng: &mut Prng, model: &Model, next_tag: &mut u64) -> Op {
+    random_op_max(rng, model, next_tag, 20_000)
+}
+
+/// Like [`random_op`], with values of at most `max_value_bytes`.
+pub fn random_op_max(
+    rng: &mut Prng,
+    model: &Model,
+    next_tag: &mut u64,
+    max_value_bytes: u64,
+) -> Op {
     let paths: Vec<&BucketPath> = model.buckets.keys().collect();
     let roll = rng.below(100);
     if paths.is_empty() || roll < 12 {
@@ -182,6 +192,7 @@ pub fn random_op(rng: &mut Prng, model: &Model, next_tag: &mut u64) -> Op {
         // Larger than a 4 KiB page: overflow pages.
         _ => rng.range_inclusive(4097, 20_000),
     };
+    let len = len.min(max_value_bytes);
     *next_tag += 1;
     Op::Put {
         path,

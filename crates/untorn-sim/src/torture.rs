@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use untorn::{Database, Error, ReadTx, Storage, WriteTx};
 
 use crate::disk::{FaultConfig, SimDisk};
-use crate::model::{random_op, BucketPath, Model, Op, ValueSpec};
+use crate::model::{random_op_max, BucketPath, Model, Op, ValueSpec};
 use crate::prng::Prng;
 
 /// Name of the data file on the simulated disk.
@@ -186,6 +186,8 @@ pub struct Config {
     /// Judge data-destroying faults by the strict rules (to test that the runner does
     /// detect the lost commits and corruption those faults cause).
     pub force_strict: bool,
+    /// Largest value a put writes (values above a page go to overflow extents).
+    pub max_value_bytes: u64,
 }
 
 impl Default for Config {
@@ -202,6 +204,7 @@ impl Default for Config {
             checkpoint_threshold_bytes: 64 * 1024,
             verbose: false,
             force_strict: false,
+            max_value_bytes: 20_000,
         }
     }
 }
@@ -218,6 +221,9 @@ impl Config {
         );
         if self.force_strict {
             cmd.push_str(" --force-strict");
+        }
+        if self.max_value_bytes != Config::default().max_value_bytes {
+            cmd.push_str(&format!(" --max-value-bytes {}", self.max_value_bytes));
         }
         if self.readers > 0 {
             cmd.push_str(&format!(" --readers {}", self.readers));
@@ -994,7 +1000,12 @@ impl<'c> Run<'c> {
             let n = self.rng.range_inclusive(1, 6);
             let mut error = None;
             for _ in 0..n {
-                let op = random_op(&mut self.rng, &next, &mut self.next_tag);
+                let op = random_op_max(
+                    &mut self.rng,
+                    &next,
+                    &mut self.next_tag,
+                    self.cfg.max_value_bytes,
+                );
                 done += 1;
                 match apply_op(&wtx, &op) {
                     Ok(applied) => {
@@ -1174,10 +1185,16 @@ pub fn engine_check(db: &Database) -> untorn::Result<Option<String>> {
     let info = db.info()?;
     let txid = db.begin_read()?.txid();
     if info.txid != txid {
-        return Ok(Some(format!("info().txid {} != snapshot txid {txid}", info.txid)));
+        return Ok(Some(format!(
+            "info().txid {} != snapshot txid {txid}",
+            info.txid
+        )));
     }
     if info.high_water < 2 {
-        return Ok(Some(format!("high-water mark {} below the two meta pages", info.high_water)));
+        return Ok(Some(format!(
+            "high-water mark {} below the two meta pages",
+            info.high_water
+        )));
     }
     Ok(None)
 }

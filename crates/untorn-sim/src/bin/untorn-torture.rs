@@ -13,7 +13,8 @@ use untorn_sim::torture::{run, Config, FaultClasses};
 
 const USAGE: &str = "usage: untorn-torture [--seed-start S] [--seeds N] [--faults LIST] [--ops N]
                      [--cycles N] [--readers N] [--checkpoint-threshold BYTES]
-                     [--exhaustive [--max-subsets N]] [--force-strict] [--verbose]
+                     [--exhaustive [--max-subsets N]] [--force-strict] [--max-value-bytes N]
+                     [--verbose]
   --faults: comma-separated crash,torn,reorder,garble,lost,misdirect,bitrot,eio,enospc,recovery-crash
             or all | strict (every class that must keep acknowledged commits) | none";
 
@@ -39,6 +40,7 @@ fn parse(args: &[String]) -> Result<Config, String> {
                 cfg.checkpoint_threshold_bytes = number(value(flag)?, flag)?
             }
             "--max-subsets" => cfg.max_subsets_per_point = number(value(flag)?, flag)? as usize,
+            "--max-value-bytes" => cfg.max_value_bytes = number(value(flag)?, flag)?,
             "--exhaustive" => cfg.exhaustive = true,
             "--force-strict" => cfg.force_strict = true,
             "--verbose" | "-v" => cfg.verbose = true,
