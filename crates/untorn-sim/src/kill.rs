@@ -45,6 +45,17 @@ fn last_of(db: &Database) -> Result<u64, String> {
     .map_err(|e| format!("reading last: {e}"))
 }
 
+/// Commit number `i`.
+pub fn commit(db: &Database, i: u64) -> Result<(), String> {
+    db.update(|tx| {
+        let b = tx.create_bucket_if_not_exists(BUCKET)?;
+        b.put(i.to_be_bytes(), value(i))?;
+        b.put(LAST_KEY, i.to_be_bytes())?;
+        Ok(())
+    })
+    .map_err(|e| format!("commit {i}: {e}"))
+}
+
 /// The child: open (creating) the database at `path`, then commit forever, printing
 /// each acknowledged commit number.
 pub fn child_main(path: &Path) -> Result<(), String> {
@@ -52,13 +63,7 @@ pub fn child_main(path: &Path) -> Result<(), String> {
     let start = last_of(&db)?;
     let stdout = std::io::stdout();
     for i in start + 1.. {
-        db.update(|tx| {
-            let b = tx.create_bucket_if_not_exists(BUCKET)?;
-            b.put(i.to_be_bytes(), value(i))?;
-            b.put(LAST_KEY, i.to_be_bytes())?;
-            Ok(())
-        })
-        .map_err(|e| format!("commit {i}: {e}"))?;
+        commit(&db, i)?;
         let mut out = stdout.lock();
         writeln!(out, "{i}")
             .and_then(|()| out.flush())
@@ -72,7 +77,12 @@ pub fn child_main(path: &Path) -> Result<(), String> {
 /// landed), every key up to `last` present and nothing beyond it. Returns `last`.
 pub fn verify(path: &Path, acked: u64) -> Result<u64, String> {
     let db = Database::open(path).map_err(|e| format!("reopen after kill: {e}"))?;
-    let last = last_of(&db)?;
+    verify_db(&db, acked)
+}
+
+/// [`verify`] on an open database.
+pub fn verify_db(db: &Database, acked: u64) -> Result<u64, String> {
+    let last = last_of(db)?;
     if last < acked || last > acked + 1 {
         return Err(format!(
             "last commit in the file is {last}, acknowledged {acked}"
