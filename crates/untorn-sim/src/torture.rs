@@ -746,12 +746,20 @@ impl<'c> Run<'c> {
             let faults = self.cycle_faults(cycle);
             self.disk.set_faults(faults.clone());
             let outcome = self.workload(&current, &faults);
-            drop(current);
-            outcome.map_err(|e| format!("cycle {cycle}: {e}"))?;
-            if !self.disk.is_dead() {
-                self.ops_estimate = self.ops_estimate.max(self.disk.ops());
+            // Half the cycles end like a killed process (power cut while the handle is
+            // open, so no checkpoint on close), half with a close and then the cut.
+            let killed = self.rng.coin();
+            if killed {
+                self.disk.crash();
+                drop(current);
+            } else {
+                drop(current);
+                if !self.disk.is_dead() {
+                    self.ops_estimate = self.ops_estimate.max(self.disk.ops());
+                }
+                self.disk.crash();
             }
-            self.disk.crash();
+            outcome.map_err(|e| format!("cycle {cycle}: {e}"))?;
             self.stats.crash_states += 1;
             if self.cfg.faults.bitrot && self.rng.below(3) == 0 {
                 let mut rng = Prng::derive(self.seed, 2000 + cycle);

@@ -15,8 +15,8 @@ fn config(faults: &str, seed_start: u64, seeds: u64) -> Config {
         seed_start,
         seeds,
         faults: FaultClasses::parse(faults).expect("fault classes"),
-        ops: 24,
-        cycles: 8,
+        ops: 40,
+        cycles: 10,
         checkpoint_threshold_bytes: 48 * 1024,
         max_value_bytes,
         ..Config::default()
@@ -47,7 +47,7 @@ mod strict {
     use super::*;
 
     fn class(name: &str, seed_start: u64) {
-        let s = run(&config(name, seed_start, 150));
+        let s = run(&config(name, seed_start, 200));
         assert_all_passed(name, &s);
     }
 
@@ -81,7 +81,7 @@ mod strict {
     }
     #[test]
     fn all_strict_classes() {
-        let s = run(&config("strict", 80_000, 800));
+        let s = run(&config("strict", 80_000, 1000));
         assert_all_passed("strict", &s);
     }
 }
@@ -92,7 +92,7 @@ mod lenient {
     use super::*;
 
     fn class(name: &str, seed_start: u64) {
-        let s = run(&config(name, seed_start, 150));
+        let s = run(&config(name, seed_start, 200));
         assert_all_passed(name, &s);
     }
 
