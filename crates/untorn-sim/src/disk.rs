@@ -92,6 +92,8 @@ pub struct DiskStats {
     pub eio: u64,
     /// Injected ENOSPC errors.
     pub enospc: u64,
+    /// Syncs that failed with an injected EIO (not counting the crash point).
+    pub sync_failures: u64,
     /// Crashes so far.
     pub crashes: u64,
     /// Unsynced sectors dropped by crashes.
@@ -423,6 +425,7 @@ impl Inner {
         }
         if fail {
             self.stats.eio += 1;
+            self.stats.sync_failures += 1;
             return Err(eio("sync"));
         }
         self.stats.syncs += 1;

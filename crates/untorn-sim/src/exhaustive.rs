@@ -145,8 +145,54 @@ fn verify(
 ) -> Result<(), String> {
     let fork = disk.fork();
     fork.crash_with(plan);
+    verify_crashed(&fork, exec, threshold)
+}
+
+/// Every crash point inside the recovery of `plan`'s state (each followed by a power
+/// cut, torn on odd points), then a clean reopen. Returns the crash states explored.
+fn verify_recovery_crashes(
+    disk: &SimDisk,
+    plan: &CrashPlan,
+    exec: &Execution,
+    threshold: u64,
+) -> Result<u64, String> {
+    // How many mutating operations does an undisturbed recovery do?
+    let probe = disk.fork();
+    probe.crash_with(plan);
+    probe.set_faults(FaultConfig::default());
+    drop(open_db(&probe, threshold).map_err(|e| format!("reopen failed: {e}"))?);
+    let recovery_ops = probe.ops();
+    let mut states = 0;
+    for r in 0..recovery_ops {
+        let fork = disk.fork();
+        fork.crash_with(plan);
+        fork.set_faults(FaultConfig {
+            seed: r,
+            crash_at_op: Some(r),
+            torn: r % 2 == 1,
+            ..FaultConfig::default()
+        });
+        if open_db(&fork, threshold).is_ok() {
+            return Err(if fork.is_dead() {
+                format!(
+                    "open returned Ok although recovery's operation {r} of {recovery_ops} failed (power cut): an I/O error was swallowed"
+                )
+            } else {
+                format!("recovery finished before its crash point {r} of {recovery_ops}")
+            });
+        }
+        fork.crash();
+        verify_crashed(&fork, exec, threshold).map_err(|e| {
+            format!("after a crash at op {r} of {recovery_ops} inside recovery: {e}")
+        })?;
+        states += 1;
+    }
+    Ok(states)
+}
+
+fn verify_crashed(fork: &SimDisk, exec: &Execution, threshold: u64) -> Result<(), String> {
     fork.set_faults(FaultConfig::default());
-    let db = open_db(&fork, threshold).map_err(|e| format!("reopen failed: {e}"))?;
+    let db = open_db(fork, threshold).map_err(|e| format!("reopen failed: {e}"))?;
     let rtx = db.begin_read().map_err(|e| format!("begin_read: {e}"))?;
     let txid = rtx.txid();
     if txid < exec.acked_txid {
@@ -238,6 +284,11 @@ pub fn run_seed(cfg: &Config, seed: u64, stats: &mut SeedStats) -> Result<(), St
             verify(&disk, &plan, &exec, threshold)
                 .map_err(|e| format!("{}: {e}", describe(&plan)))?;
             stats.crash_states += 1;
+            // Crashes inside the recovery of the all-kept and the none-kept states.
+            if mask.iter().all(|k| *k) || mask.iter().all(|k| !*k) {
+                stats.crash_states += verify_recovery_crashes(&disk, &plan, &exec, threshold)
+                    .map_err(|e| format!("{}: {e}", describe(&plan)))?;
+            }
             // Torn variants of each file's last pending write, when it is kept.
             for name in [DATA_FILE, JOURNAL_FILE] {
                 let Some(ops) = plan.keep.get(name) else {

@@ -730,6 +730,13 @@ impl<'c> Run<'c> {
             || faults.sync_eio_per_million > 0
             || faults.capacity_bytes.is_some();
         match e {
+            // ENOSPC must surface as `Error::NoSpace`, not as a generic I/O error.
+            Error::Io(io)
+                if io.kind() == std::io::ErrorKind::StorageFull
+                    || io.raw_os_error() == Some(28) =>
+            {
+                false
+            }
             Error::Io(_) | Error::Poisoned | Error::NoSpace => any_io,
             Error::Corrupted { .. } => self.strictness() == Strictness::Lenient,
             _ => false,
@@ -962,7 +969,12 @@ impl<'c> Run<'c> {
         let fail = |what: &str, e: &Error| format!("unexpected error from {what}: {e}");
         while done < self.cfg.ops {
             if self.rng.below(10) == 0 {
-                if let Err(e) = db.checkpoint() {
+                let sync_failures = self.disk.stats().sync_failures;
+                let checkpointed = db.checkpoint();
+                if self.disk.stats().sync_failures > sync_failures {
+                    self.assert_poisoned(db, "a checkpoint")?;
+                }
+                if let Err(e) = checkpointed {
                     if !self.explained(&e, faults) {
                         return Err(fail("checkpoint", &e));
                     }
@@ -1061,7 +1073,12 @@ impl<'c> Run<'c> {
             }
             lock_history(&self.history).insert(txid, next.clone());
             self.issued_txid = txid;
-            match wtx.commit() {
+            let sync_failures = self.disk.stats().sync_failures;
+            let committed = wtx.commit();
+            if self.disk.stats().sync_failures > sync_failures {
+                self.assert_poisoned(db, "a commit")?;
+            }
+            match committed {
                 Ok(()) => {
                     self.acked_txid = txid;
                     self.model = next;
@@ -1078,6 +1095,26 @@ impl<'c> Run<'c> {
             self.verify_held(&r, &m, faults)?;
         }
         Ok(())
+    }
+
+    /// A failed fsync poisons the handle: no retry, writes refused until reopened.
+    fn assert_poisoned(&self, db: &Database, during: &str) -> Result<(), String> {
+        if !db.is_poisoned() {
+            return Err(format!(
+                "a sync failed during {during} but the handle is not poisoned"
+            ));
+        }
+        match db.begin_write().map(|w| w.commit()) {
+            Err(Error::Poisoned) | Ok(Err(Error::Poisoned)) => Ok(()),
+            Err(e) | Ok(Err(e)) if self.disk.is_dead() => {
+                let _ = e;
+                Ok(())
+            }
+            other => Err(format!(
+                "a sync failed during {during}; a later write should fail with Poisoned, got {:?}",
+                other.map(|r| r.map_err(|e| e.to_string()))
+            )),
+        }
     }
 
     fn verify_held(
