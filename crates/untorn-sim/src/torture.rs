@@ -264,6 +264,8 @@ pub struct Summary {
     pub corruption_detected: u64,
     /// Read snapshots verified (held across commits or on reader threads).
     pub snapshots_verified: u64,
+    /// What the simulated disks did, summed over all seeds (shows each fault fired).
+    pub faults_fired: FaultsFired,
     /// The failures.
     pub failures: Vec<Failure>,
 }
@@ -274,6 +276,50 @@ impl Summary {
         self.cycles += s.cycles;
         self.corruption_detected += s.corruption_detected;
         self.snapshots_verified += s.snapshots_verified;
+        self.faults_fired.add(&s.faults_fired);
+    }
+}
+
+/// Faults that actually fired, summed from [`crate::disk::DiskStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultsFired {
+    /// Injected EIO (read, write, sync).
+    pub eio: u64,
+    /// Syncs that failed with EIO.
+    pub sync_failures: u64,
+    /// Injected ENOSPC.
+    pub enospc: u64,
+    /// Lost writes.
+    pub lost_writes: u64,
+    /// Misdirected writes.
+    pub misdirected_writes: u64,
+    /// Unsynced sectors dropped by crashes.
+    pub sectors_dropped: u64,
+    /// Unsynced sectors garbled by crashes.
+    pub sectors_garbled: u64,
+}
+
+impl FaultsFired {
+    fn add(&mut self, o: &FaultsFired) {
+        self.eio += o.eio;
+        self.sync_failures += o.sync_failures;
+        self.enospc += o.enospc;
+        self.lost_writes += o.lost_writes;
+        self.misdirected_writes += o.misdirected_writes;
+        self.sectors_dropped += o.sectors_dropped;
+        self.sectors_garbled += o.sectors_garbled;
+    }
+
+    fn add_disk(&mut self, d: &crate::disk::DiskStats) {
+        self.add(&FaultsFired {
+            eio: d.eio,
+            sync_failures: d.sync_failures,
+            enospc: d.enospc,
+            lost_writes: d.lost_writes,
+            misdirected_writes: d.misdirected_writes,
+            sectors_dropped: d.sectors_dropped,
+            sectors_garbled: d.sectors_garbled,
+        });
     }
 }
 
@@ -291,6 +337,8 @@ pub struct SeedStats {
     /// Hash of every mutating disk operation (equal across runs of one seed when the
     /// engine is deterministic).
     pub trace: u64,
+    /// Faults that fired.
+    pub faults_fired: FaultsFired,
 }
 
 /// Runs every seed of `cfg` and returns the summary (never panics on engine panics: they
@@ -672,6 +720,7 @@ impl<'c> Run<'c> {
     /// damage under data-destroying faults).
     fn fresh(&mut self, generation: u64) -> Result<Database, String> {
         self.stats.trace ^= self.disk.trace_hash().rotate_left(generation as u32);
+        self.stats.faults_fired.add_disk(&self.disk.stats());
         self.disk = SimDisk::new(FaultConfig {
             seed: self.seed ^ generation,
             ..FaultConfig::default()
@@ -1249,6 +1298,7 @@ pub fn run_seed(cfg: &Config, seed: u64, stats: &mut SeedStats) -> Result<(), St
     let mut run = Run::new(cfg, seed);
     let r = run.run();
     run.stats.trace ^= run.disk.trace_hash();
+    run.stats.faults_fired.add_disk(&run.disk.stats());
     *stats = run.stats;
     r
 }

@@ -31,8 +31,14 @@ fn assert_all_passed(what: &str, s: &Summary) {
         );
     }
     eprintln!(
-        "{what}: {} crash states, {} cycles, {} snapshots, {} detected corruption; {} passed, {} failed",
-        s.crash_states, s.cycles, s.snapshots_verified, s.corruption_detected, s.passed, s.failed
+        "{what}: {} crash states, {} cycles, {} snapshots, {} detected corruption, {:?}; {} passed, {} failed",
+        s.crash_states,
+        s.cycles,
+        s.snapshots_verified,
+        s.corruption_detected,
+        s.faults_fired,
+        s.passed,
+        s.failed
     );
     assert_eq!(
         s.failed, 0,
@@ -46,9 +52,14 @@ fn assert_all_passed(what: &str, s: &Summary) {
 mod strict {
     use super::*;
 
-    fn class(name: &str, seed_start: u64) {
+    fn class(name: &str, seed_start: u64) -> Summary {
         let s = run(&config(name, seed_start, 200));
         assert_all_passed(name, &s);
+        assert!(
+            s.faults_fired.sectors_dropped > 0,
+            "{name}: no crash ever dropped a write"
+        );
+        s
     }
 
     #[test]
@@ -65,15 +76,22 @@ mod strict {
     }
     #[test]
     fn garble() {
-        class("crash,torn,reorder,garble", 40_000);
+        let s = class("crash,torn,reorder,garble", 40_000);
+        assert!(s.faults_fired.sectors_garbled > 0, "no sector was garbled");
     }
     #[test]
     fn eio() {
-        class("crash,eio", 50_000);
+        let s = class("crash,eio", 50_000);
+        assert!(
+            s.faults_fired.eio > 0 && s.faults_fired.sync_failures > 0,
+            "{:?}",
+            s.faults_fired
+        );
     }
     #[test]
     fn enospc() {
-        class("crash,enospc", 60_000);
+        let s = class("crash,enospc", 60_000);
+        assert!(s.faults_fired.enospc > 0, "ENOSPC never fired");
     }
     #[test]
     fn recovery_crash() {
@@ -91,22 +109,32 @@ mod strict {
 mod lenient {
     use super::*;
 
-    fn class(name: &str, seed_start: u64) {
+    fn class(name: &str, seed_start: u64) -> Summary {
         let s = run(&config(name, seed_start, 200));
         assert_all_passed(name, &s);
+        s
     }
 
     #[test]
     fn lost_writes() {
-        class("crash,lost", 110_000);
+        let s = class("crash,lost", 110_000);
+        assert!(
+            s.faults_fired.lost_writes > 0 && s.corruption_detected > 0,
+            "{s:?}"
+        );
     }
     #[test]
     fn misdirected_writes() {
-        class("crash,misdirect", 120_000);
+        let s = class("crash,misdirect", 120_000);
+        assert!(
+            s.faults_fired.misdirected_writes > 0 && s.corruption_detected > 0,
+            "{s:?}"
+        );
     }
     #[test]
     fn bitrot_between_runs() {
-        class("crash,bitrot", 130_000);
+        let s = class("crash,bitrot", 130_000);
+        assert!(s.corruption_detected > 0, "bit rot was never detected");
     }
     #[test]
     fn everything() {

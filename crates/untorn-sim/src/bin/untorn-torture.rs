@@ -73,6 +73,7 @@ fn main() -> ExitCode {
         summary.corruption_detected,
         started.elapsed().as_secs_f64()
     );
+    println!("faults fired: {:?}", summary.faults_fired);
     println!("{} crash states explored", summary.crash_states);
     println!("{} passed, {} failed", summary.passed, summary.failed);
     if summary.failed == 0 {
