@@ -19,7 +19,7 @@ pub const LAST_KEY: &[u8] = b"last";
 
 /// The value of commit `i`: mostly small, every seventh larger than a page (overflow).
 pub fn value(i: u64) -> Vec<u8> {
-    let len = if i % 7 == 0 {
+    let len = if i.is_multiple_of(7) {
         6000
     } else {
         16 + (i % 200) as usize

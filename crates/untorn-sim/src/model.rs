@@ -22,7 +22,7 @@ impl ValueSpec {
     /// The value's bytes: the tag (little-endian, for debugging dumps) then seeded noise.
     pub fn bytes(&self) -> Vec<u8> {
         let mut out = vec![0u8; self.len as usize];
-        Prng::derive(self.tag, 0x7661_6c75_65).fill(&mut out);
+        Prng::derive(self.tag, 0x0076_616c_7565).fill(&mut out);
         let tag = self.tag.to_le_bytes();
         for (dst, src) in out.iter_mut().zip(tag.iter()) {
             *dst = *src;
