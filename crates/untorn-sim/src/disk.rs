@@ -296,6 +296,24 @@ impl Inner {
         Ok(op)
     }
 
+    /// Injected write EIO and the capacity limit for an operation that leaves `name` at
+    /// least `end` bytes long. Returns the file's current length.
+    fn admit(&mut self, name: &str, end: usize, what: &str) -> io::Result<usize> {
+        if self.faults_apply_to(name) && self.rng.chance(self.faults.write_eio_per_million) {
+            self.stats.eio += 1;
+            return Err(eio(what));
+        }
+        let cur_len = self.files.get(name).map_or(0, |f| f.view.len());
+        if let Some(cap) = self.faults.capacity_bytes {
+            let grow = end.saturating_sub(cur_len) as u64;
+            if self.total_len() + grow > cap {
+                self.stats.enospc += 1;
+                return Err(enospc());
+            }
+        }
+        Ok(cur_len)
+    }
+
     fn write(&mut self, name: &str, offset: u64, data: &[u8]) -> io::Result<()> {
         let start = to_usize(offset)?;
         let end = start
@@ -315,18 +333,7 @@ impl Inner {
             return Err(e);
         }
         let faulty = self.faults_apply_to(name);
-        if faulty && self.rng.chance(self.faults.write_eio_per_million) {
-            self.stats.eio += 1;
-            return Err(eio("write"));
-        }
-        let cur_len = self.files.get(name).map_or(0, |f| f.view.len());
-        if let Some(cap) = self.faults.capacity_bytes {
-            let grow = end.saturating_sub(cur_len) as u64;
-            if self.total_len() + grow > cap {
-                self.stats.enospc += 1;
-                return Err(enospc());
-            }
-        }
+        let cur_len = self.admit(name, end, "write")?;
         let lost = faulty && self.rng.chance(self.faults.lost_write_per_million);
         let misdirect = !lost && faulty && self.rng.chance(self.faults.misdirect_per_million);
         let mut target = offset;
@@ -381,18 +388,7 @@ impl Inner {
     fn set_len(&mut self, name: &str, len: u64) -> io::Result<()> {
         let new_len = to_usize(len)?;
         self.begin_mutation(name)?;
-        if self.faults_apply_to(name) && self.rng.chance(self.faults.write_eio_per_million) {
-            self.stats.eio += 1;
-            return Err(eio("set_len"));
-        }
-        let cur_len = self.files.get(name).map_or(0, |f| f.view.len());
-        if let Some(cap) = self.faults.capacity_bytes {
-            let grow = new_len.saturating_sub(cur_len) as u64;
-            if self.total_len() + grow > cap {
-                self.stats.enospc += 1;
-                return Err(enospc());
-            }
-        }
+        self.admit(name, new_len, "set_len")?;
         if self.log {
             eprintln!("sim op {}: set_len {name} {len}", self.ops - 1);
         }

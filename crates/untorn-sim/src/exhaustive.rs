@@ -13,7 +13,8 @@ use crate::disk::{CrashPlan, FaultConfig, PendingInfo, SimDisk};
 use crate::model::{random_op_max, Model, Op};
 use crate::prng::Prng;
 use crate::torture::{
-    engine_check, open_db, scan_snapshot, Config, ScanError, SeedStats, DATA_FILE, JOURNAL_FILE,
+    check_recovered_txid, engine_check, open_db, scan_snapshot, Config, ScanError, SeedStats,
+    Strictness, DATA_FILE, JOURNAL_FILE,
 };
 
 /// One step of a small workload.
@@ -195,18 +196,13 @@ fn verify_crashed(fork: &SimDisk, exec: &Execution, threshold: u64) -> Result<()
     let db = open_db(fork, threshold).map_err(|e| format!("reopen failed: {e}"))?;
     let rtx = db.begin_read().map_err(|e| format!("begin_read: {e}"))?;
     let txid = rtx.txid();
-    if txid < exec.acked_txid {
-        return Err(format!(
-            "LOST COMMIT: recovered txid {txid} < acknowledged {}",
-            exec.acked_txid
-        ));
-    }
-    if txid > exec.issued_txid {
-        return Err(format!(
-            "recovered txid {txid} > issued {}",
-            exec.issued_txid
-        ));
-    }
+    check_recovered_txid(
+        txid,
+        exec.acked_txid,
+        exec.issued_txid,
+        &exec.history,
+        Strictness::Strict,
+    )?;
     let expected = exec
         .history
         .get(&txid)

@@ -592,6 +592,33 @@ fn scan_bucket(
     Ok(keys)
 }
 
+/// Assertions 1 and 2 on a recovered txid: an issued commit on this line (or the state
+/// before them), not beyond the last issued, and (strict) not before the last acknowledged.
+pub(crate) fn check_recovered_txid(
+    txid: u64,
+    acked_txid: u64,
+    issued_txid: u64,
+    history: &BTreeMap<u64, Model>,
+    strictness: Strictness,
+) -> Result<(), String> {
+    if strictness == Strictness::Strict && txid < acked_txid {
+        return Err(format!(
+            "LOST COMMIT: recovered txid {txid} < last acknowledged txid {acked_txid}"
+        ));
+    }
+    if txid > issued_txid {
+        return Err(format!(
+            "recovered txid {txid} > last issued txid {issued_txid}"
+        ));
+    }
+    if !history.contains_key(&txid) {
+        return Err(format!(
+            "recovered txid {txid} is not the txid of any issued commit on this line"
+        ));
+    }
+    Ok(())
+}
+
 /// Runs `f` on the bucket at `path` of a write transaction (`Ok(None)` if missing).
 fn with_bucket_mut<T>(
     wtx: &WriteTx<'_>,
@@ -875,24 +902,13 @@ impl<'c> Run<'c> {
     }
 
     fn check_txid(&self, txid: u64) -> Result<(), String> {
-        if self.strictness() == Strictness::Strict && txid < self.acked_txid {
-            return Err(format!(
-                "LOST COMMIT: recovered txid {txid} < last acknowledged txid {}",
-                self.acked_txid
-            ));
-        }
-        if txid > self.issued_txid {
-            return Err(format!(
-                "recovered txid {txid} > last issued txid {}",
-                self.issued_txid
-            ));
-        }
-        if !lock_history(&self.history).contains_key(&txid) {
-            return Err(format!(
-                "recovered txid {txid} is not the txid of any issued commit on this line"
-            ));
-        }
-        Ok(())
+        check_recovered_txid(
+            txid,
+            self.acked_txid,
+            self.issued_txid,
+            &lock_history(&self.history),
+            self.strictness(),
+        )
     }
 
     fn reopen_and_verify(&mut self, cycle: u64) -> Result<Option<Database>, String> {
