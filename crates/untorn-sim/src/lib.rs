@@ -17,6 +17,20 @@
 //! assert!(bytes.starts_with(b"durable") || bytes.starts_with(b"volatile"));
 //! ```
 //!
+//! # Running
+//!
+//! - CI: `cargo test -p untorn-sim` (unit tests of the simulator, then the one
+//!   integration-test binary `tests/torture.rs`: strict and data-destroying fault
+//!   classes, reader threads, determinism, exhaustive small workloads, crashes during
+//!   creation, at-rest damage, and a real process SIGKILLed on a real file).
+//! - By hand: `cargo run -p untorn-sim --bin untorn-torture -- --seeds 1000 --faults all`;
+//!   `--exhaustive` for the enumeration mode. A failing seed prints one command that
+//!   reproduces it; `UNTORN_SIM_LOG=1` prints every disk operation and crash plan.
+//!
+//! Modules: [`disk`] (the simulated disk and its fault table), [`prng`], [`model`] (the
+//! reference model), [`torture`] (the randomized runner), [`exhaustive`], [`at_rest`],
+//! [`kill`] (the real-process kill test's child and checks).
+//!
 //! This crate is *not* a general-purpose filesystem simulator: it models exactly what the
 //! storage seam can observe (sector-granular persistence of unsynced writes, lying and
 //! misdirected writes, at-rest damage, EIO and ENOSPC).
