@@ -64,6 +64,11 @@ pub fn child_main(path: &Path) -> Result<(), String> {
     let stdout = std::io::stdout();
     for i in start + 1.. {
         commit(&db, i)?;
+        // Checkpoint now and then, so kills also land inside checkpoints.
+        if i.is_multiple_of(5) {
+            db.checkpoint()
+                .map_err(|e| format!("checkpoint after {i}: {e}"))?;
+        }
         let mut out = stdout.lock();
         writeln!(out, "{i}")
             .and_then(|()| out.flush())

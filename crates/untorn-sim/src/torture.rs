@@ -579,6 +579,7 @@ fn scan_bucket(
             want_children.iter().map(|b| show(b)).collect::<Vec<_>>()
         )));
     }
+    check_cursor(bucket, path, want, &children)?;
     let mut keys = seen.len() as u64;
     for name in children {
         let mut child_path = path.clone();
@@ -615,6 +616,75 @@ pub(crate) fn check_recovered_txid(
         return Err(format!(
             "recovered txid {txid} is not the txid of any issued commit on this line"
         ));
+    }
+    Ok(())
+}
+
+/// A cursor walk sees every key and sub-bucket in order (values exact, sub-buckets as
+/// `Entry::Bucket`), and `seek` to the middle entry lands on it.
+fn check_cursor(
+    bucket: &untorn::Bucket<'_>,
+    path: &BucketPath,
+    want: &BTreeMap<Vec<u8>, ValueSpec>,
+    children: &[Vec<u8>],
+) -> Result<(), ScanError> {
+    let wrong =
+        |m: String| ScanError::Wrong(format!("WRONG DATA: {} cursor: {m}", show_path(path)));
+    let mut all: BTreeMap<&[u8], Option<ValueSpec>> =
+        want.iter().map(|(k, v)| (k.as_slice(), Some(*v))).collect();
+    for c in children {
+        all.insert(c.as_slice(), None);
+    }
+    let mut cursor = bucket.cursor();
+    let mut item = cursor.first()?;
+    let mut expected = all.iter();
+    // Bounded: one step per expected entry, plus the one that must be the end.
+    for _ in 0..=all.len() {
+        match (item, expected.next()) {
+            (None, None) => break,
+            (Some((k, entry)), Some((wk, spec))) => {
+                if k.as_slice() != *wk {
+                    return Err(wrong(format!(
+                        "returned {}, expected {}",
+                        show(&k),
+                        show(wk)
+                    )));
+                }
+                match (entry, spec) {
+                    (untorn::Entry::Value(v), Some(spec)) => {
+                        check_value(path, &k, &v, *spec).map_err(ScanError::Wrong)?
+                    }
+                    (untorn::Entry::Bucket, None) => {}
+                    (untorn::Entry::Value(_), None) => {
+                        return Err(wrong(format!(
+                            "{} is a bucket, cursor says value",
+                            show(&k)
+                        )))
+                    }
+                    (_, Some(_)) => {
+                        return Err(wrong(format!(
+                            "{} is a value, cursor says bucket",
+                            show(&k)
+                        )))
+                    }
+                }
+            }
+            (Some((k, _)), None) => return Err(wrong(format!("extra entry {}", show(&k)))),
+            (None, Some((wk, _))) => return Err(wrong(format!("ended before {}", show(wk)))),
+        }
+        item = cursor.next()?;
+    }
+    if let Some((mid, _)) = all.iter().nth(all.len() / 2) {
+        match cursor.seek(mid)? {
+            Some((k, _)) if k.as_slice() == *mid => {}
+            other => {
+                return Err(wrong(format!(
+                    "seek({}) returned {:?}",
+                    show(mid),
+                    other.map(|(k, _)| show(&k))
+                )))
+            }
+        }
     }
     Ok(())
 }
