@@ -775,6 +775,11 @@ struct Run<'c> {
     acked_txid: u64,
     issued_txid: u64,
     next_tag: u64,
+    /// At-rest damages applied to the current disk.
+    bitrot_damages: u64,
+    /// [`Run::destroyed`] at the last clean verification: `Corrupted` is only excused if
+    /// a data-destroying fault fired since then (otherwise it is an engine bug).
+    destroyed_at_clean: u64,
     ops_estimate: u64,
     stats: SeedStats,
 }
@@ -800,6 +805,8 @@ impl<'c> Run<'c> {
             acked_txid: 0,
             issued_txid: 0,
             next_tag: seed << 32,
+            bitrot_damages: 0,
+            destroyed_at_clean: 0,
             ops_estimate: 0,
             stats: SeedStats::default(),
         }
@@ -829,6 +836,8 @@ impl<'c> Run<'c> {
             .map_err(|e| format!("begin_read on a new database failed: {e}"))?
             .txid();
         self.model = Model::default();
+        self.bitrot_damages = 0;
+        self.destroyed_at_clean = 0;
         self.acked_txid = txid;
         self.issued_txid = txid;
         let mut h = lock_history(&self.history);
@@ -884,7 +893,7 @@ impl<'c> Run<'c> {
                 false
             }
             Error::Io(_) | Error::Poisoned | Error::NoSpace => any_io,
-            Error::Corrupted { .. } => self.strictness() == Strictness::Lenient,
+            Error::Corrupted { .. } => self.corruption_allowed(),
             _ => false,
         }
     }
@@ -919,6 +928,7 @@ impl<'c> Run<'c> {
                 for name in [DATA_FILE, JOURNAL_FILE] {
                     let n = rng.index(3);
                     self.disk.damage_random(&mut rng, name, n);
+                    self.bitrot_damages += n as u64;
                 }
             }
             if self.cfg.faults.recovery_crash && self.rng.below(2) == 0 {
@@ -956,8 +966,7 @@ impl<'c> Run<'c> {
                 }
                 Err(e) => {
                     let ok = self.disk.is_dead()
-                        || matches!(e, Error::Corrupted { .. })
-                            && self.strictness() == Strictness::Lenient;
+                        || matches!(e, Error::Corrupted { .. }) && self.corruption_allowed();
                     if !ok {
                         return Err(format!(
                             "cycle {cycle}: open with a crash point at op {crash_at} failed before reaching it: {e}"
@@ -969,6 +978,18 @@ impl<'c> Run<'c> {
             self.stats.crash_states += 1;
         }
         Ok(())
+    }
+
+    /// Lost and misdirected writes plus at-rest damages on the current disk so far.
+    fn destroyed(&self) -> u64 {
+        let d = self.disk.stats();
+        d.lost_writes + d.misdirected_writes + self.bitrot_damages
+    }
+
+    /// Whether a `Corrupted` error is excused: lenient faults, and one of them fired since
+    /// the state was last verified clean.
+    fn corruption_allowed(&self) -> bool {
+        self.strictness() == Strictness::Lenient && self.destroyed() > self.destroyed_at_clean
     }
 
     fn check_txid(&self, txid: u64) -> Result<(), String> {
@@ -1006,7 +1027,11 @@ impl<'c> Run<'c> {
         let db = match open_db(&self.disk, self.cfg.checkpoint_threshold_bytes) {
             Ok(db) => db,
             Err(e @ Error::Corrupted { .. }) if !strict => {
-                let _ = e;
+                if !self.corruption_allowed() {
+                    return Err(format!(
+                        "reopen failed with {e} although no data-destroying fault fired since the last clean verification"
+                    ));
+                }
                 self.stats.corruption_detected += 1;
                 return Ok(None);
             }
@@ -1042,6 +1067,11 @@ impl<'c> Run<'c> {
                 if strict || !e.is_corruption() {
                     return Err(format!("after reopen at txid {txid}: read failed: {e}"));
                 }
+                if !self.corruption_allowed() {
+                    return Err(format!(
+                        "after reopen at txid {txid}: {e}, although no data-destroying fault fired since the last clean verification"
+                    ));
+                }
                 return Ok(false);
             }
         }
@@ -1060,6 +1090,7 @@ impl<'c> Run<'c> {
             Err(_) => return Ok(false),
         }
         // Rebase: the database is now exactly the model of `txid`.
+        self.destroyed_at_clean = self.destroyed();
         self.model = expected;
         self.acked_txid = txid;
         self.issued_txid = txid;
