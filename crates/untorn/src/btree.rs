@@ -511,16 +511,28 @@ impl TxState {
                             }
                         });
                     }
-                    Some(std::mem::replace(slot, val))
+                    let new_len = val.stored_len();
+                    let old = std::mem::replace(slot, val);
+                    n.size = n.size + new_len - old.stored_len();
+                    Some(old)
                 }
                 Err(i) => {
+                    n.size += leaf_entry_size(key.len(), val.stored_len());
                     n.keys.insert(i, key.to_vec());
                     n.vals.insert(i, val);
                     None
                 }
             }
         };
-        self.node_mut(leaf)?.recompute_size();
+        debug_assert_eq!(
+            self.node(leaf).map(|n| n.size).ok(),
+            self.node(leaf).ok().map(|n| {
+                let mut c = n.clone();
+                c.recompute_size();
+                c.size
+            }),
+            "incremental leaf size"
+        );
         if let Some(NVal::Overflow { extent, .. }) = &old {
             self.freed.push(*extent);
         }
@@ -560,22 +572,29 @@ impl TxState {
                 if n.size <= page_size || n.len() < 2 * min_entries {
                     return Ok(());
                 }
-                // Cut into pieces of at most a page each (a piece with one oversized entry
-                // becomes a multi-page extent), aiming at half-full pieces.
-                let target = (page_size - PAGE_HEADER_SIZE) / 2;
+                // Cut into the fewest pieces that fit a page each, of even size (a
+                // piece whose single entry is larger than a page becomes a multi-page
+                // extent).
+                let usable = page_size - PAGE_HEADER_SIZE;
+                let body = n.size - PAGE_HEADER_SIZE;
+                let piece_count = body.div_ceil(usable).max(2);
+                let target = body / piece_count;
                 let mut cuts = Vec::new();
                 let mut acc = 0usize;
                 let mut start = 0usize;
                 for i in 0..n.len() {
-                    let e = n.entry_size(i);
-                    let piece_len = i - start;
-                    let remaining = n.len() - i;
-                    if piece_len >= min_entries && acc + e > target && remaining >= min_entries {
-                        cuts.push(i);
-                        start = i;
+                    acc += n.entry_size(i);
+                    let piece_len = i + 1 - start;
+                    let remaining = n.len() - (i + 1);
+                    if acc >= target
+                        && piece_len >= min_entries
+                        && remaining >= min_entries
+                        && cuts.len() + 1 < piece_count
+                    {
+                        cuts.push(i + 1);
+                        start = i + 1;
                         acc = 0;
                     }
-                    acc += e;
                 }
                 let mut pieces = Vec::new();
                 for at in cuts.into_iter().rev() {
@@ -647,9 +666,9 @@ impl TxState {
             let n = self.node_mut(leaf)?;
             match n.search(key) {
                 Ok(i) => {
-                    n.keys.remove(i);
+                    let k = n.keys.remove(i);
                     let v = n.vals.remove(i);
-                    n.recompute_size();
+                    n.size -= leaf_entry_size(k.len(), v.stored_len());
                     v
                 }
                 Err(_) => return Err(internal("key vanished during delete")),

@@ -218,8 +218,31 @@ pub(crate) struct WriterState {
     pub(crate) journal: Option<JournalWriter>,
 }
 
+/// A closure queued by [`Database::batch`].
+type BatchFn = Box<dyn Fn(&WriteTx<'_>) -> Result<()> + Send + Sync>;
+
+/// Where a batched call's result is delivered.
+#[derive(Default)]
+struct BatchSlot {
+    result: Mutex<Option<Result<()>>>,
+    ready: std::sync::Condvar,
+}
+
+impl BatchSlot {
+    fn set(&self, r: Result<()>) {
+        *lock(&self.result) = Some(r);
+        self.ready.notify_all();
+    }
+}
+
+struct BatchCall {
+    f: BatchFn,
+    slot: Arc<BatchSlot>,
+}
+
 pub(crate) struct Shared {
     pub(crate) pager: Pager,
+    batch_queue: Mutex<Vec<BatchCall>>,
     pub(crate) journal_storage: Arc<dyn Storage>,
     pub(crate) read_only: bool,
     durability: Durability,
@@ -403,7 +426,8 @@ impl Shared {
             pager.publish(&images);
         } else {
             let mut images: Vec<Arc<CachedPage>> = newest.into_values().collect();
-            images.sort_by_key(|p| p.header.page_id);
+            // Commit order (see Pager::overlay_images).
+            images.sort_by_key(|p| (p.header.txid, p.header.page_id));
             if !images.is_empty() || meta.txid != choice.meta.txid {
                 // Doublewrite restore: write every image home, then the meta.
                 for img in &images {
@@ -450,6 +474,7 @@ impl Shared {
         };
         Ok(Shared {
             pager,
+            batch_queue: Mutex::new(Vec::new()),
             journal_storage: journal,
             read_only: opts.read_only,
             durability: opts.durability,
@@ -640,6 +665,72 @@ impl Database {
         let out = f(&tx)?;
         tx.commit()?;
         Ok(out)
+    }
+
+    /// Group commit (bbolt's `DB.Batch`): runs `f` in a write transaction shared with
+    /// other concurrent `batch` callers, so that they pay for one journal sync together.
+    /// Returns when the shared transaction is durable.
+    ///
+    /// Callers that queue while a commit is in progress are folded into the next one.
+    /// If any closure of a batch fails, the batch is aborted and every closure is run
+    /// again in a transaction of its own, so **`f` may run more than once and must be
+    /// idempotent** (the same rule as bbolt's). Its own error is returned to each caller.
+    pub fn batch(
+        &self,
+        f: impl Fn(&WriteTx<'_>) -> Result<()> + Send + Sync + 'static,
+    ) -> Result<()> {
+        let slot = Arc::new(BatchSlot::default());
+        lock(&self.shared.batch_queue).push(BatchCall {
+            f: Box::new(f),
+            slot: Arc::clone(&slot),
+        });
+        // Whoever holds the writer lock next runs everything queued so far.
+        let tx = self.begin_write();
+        let calls = {
+            let mut queue = lock(&self.shared.batch_queue);
+            if queue.iter().any(|c| Arc::ptr_eq(&c.slot, &slot)) {
+                std::mem::take(&mut *queue)
+            } else {
+                Vec::new()
+            }
+        };
+        if calls.is_empty() {
+            // Another caller took our call: release the writer lock and wait for it.
+            drop(tx);
+            let mut guard = lock(&slot.result);
+            loop {
+                if let Some(r) = guard.take() {
+                    return r;
+                }
+                guard = slot.ready.wait(guard).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+        let tx = match tx {
+            Ok(tx) => tx,
+            Err(e) => {
+                for c in &calls {
+                    c.slot.set(Err(e.duplicate()));
+                }
+                return Err(e);
+            }
+        };
+        let all_ok = calls.iter().all(|c| (c.f)(&tx).is_ok());
+        if all_ok {
+            let committed = tx.commit();
+            for c in &calls {
+                c.slot.set(match &committed {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(e.duplicate()),
+                });
+            }
+        } else {
+            tx.abort();
+            for c in &calls {
+                c.slot.set(self.update(|tx| (c.f)(tx)));
+            }
+        }
+        let mine = lock(&slot.result).take();
+        mine.unwrap_or(Err(Error::Internal("batch call lost its result")))
     }
 
     /// Copies committed journal images home and truncates the journal.

@@ -150,6 +150,38 @@ impl Error {
         }
     }
 
+    /// A copy of this error (for handing one failure to several batched callers).
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Io(e) => Error::Io(io::Error::new(e.kind(), e.to_string())),
+            Error::Corrupted { page, kind, detail } => Error::Corrupted {
+                page: *page,
+                kind: *kind,
+                detail: detail.clone(),
+            },
+            Error::NotADatabase(s) => Error::NotADatabase(s.clone()),
+            Error::UnsupportedVersion(v) => Error::UnsupportedVersion(*v),
+            Error::InvalidPageSize(v) => Error::InvalidPageSize(*v),
+            Error::Locked => Error::Locked,
+            Error::Poisoned => Error::Poisoned,
+            Error::ReadOnly => Error::ReadOnly,
+            Error::NoSpace => Error::NoSpace,
+            Error::BucketNotFound => Error::BucketNotFound,
+            Error::BucketExists => Error::BucketExists,
+            Error::IncompatibleValue { expected, found } => {
+                Error::IncompatibleValue { expected, found }
+            }
+            Error::KeyEmpty => Error::KeyEmpty,
+            Error::KeyTooLarge(n) => Error::KeyTooLarge(*n),
+            Error::ValueTooLarge(n) => Error::ValueTooLarge(*n),
+            Error::TooDeep => Error::TooDeep,
+            Error::SequenceOverflow => Error::SequenceOverflow,
+            Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
+            Error::Cancelled => Error::Cancelled,
+            Error::Internal(s) => Error::Internal(s),
+        }
+    }
+
     /// Whether this error reports damage in the file.
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::Corrupted { .. })

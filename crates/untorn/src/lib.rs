@@ -50,6 +50,8 @@ mod db;
 pub mod error;
 pub mod format;
 mod freeset;
+#[doc(hidden)]
+pub mod fuzzing;
 mod journal;
 mod pager;
 pub mod report;

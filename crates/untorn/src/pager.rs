@@ -9,12 +9,36 @@
 //! **Invariant:** a page returned by [`Pager::read`] matches the reference it was asked
 //! for; anything else is `Error::Corrupted`, never data.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{check_ref, verify_page, NodeView, PageHeader, PageRef, PageType};
 use crate::storage::Storage;
+
+/// Hasher for page ids: a multiplicative mix (page ids are not attacker-chosen keys of
+/// a long-lived map exposed to the network; SipHash costs more than the lookup).
+#[derive(Default)]
+pub(crate) struct PageIdHasher(u64);
+
+impl Hasher for PageIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        let x = (v ^ self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = x ^ (x >> 29);
+    }
+}
+
+pub(crate) type PageMap<V> = HashMap<u64, V, BuildHasherDefault<PageIdHasher>>;
 
 /// A verified page image (a whole extent).
 #[derive(Debug)]
@@ -54,7 +78,9 @@ const MAX_CACHED_EXTENT_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Default)]
 struct Shard {
-    map: HashMap<u64, Arc<CachedPage>>,
+    map: PageMap<Arc<CachedPage>>,
+    /// Insertion order for FIFO eviction; may hold ids no longer cached (skipped).
+    fifo: VecDeque<u64>,
     bytes: usize,
 }
 
@@ -93,19 +119,32 @@ impl PageCache {
         let Some(mut shard) = self.shard(id) else {
             return;
         };
-        if let Some(old) = shard.map.insert(id, page) {
-            shard.bytes -= old.bytes.len();
+        match shard.map.insert(id, page) {
+            Some(old) => shard.bytes -= old.bytes.len(),
+            None => shard.fifo.push_back(id),
         }
         shard.bytes += len;
-        // Random eviction: HashMap iteration order is arbitrary, which is good enough
-        // here and costs no bookkeeping on the read path.
+        // FIFO eviction: cheap, no bookkeeping on the read path.
         while shard.bytes > self.shard_capacity_bytes {
-            let Some(victim) = shard.map.keys().find(|k| **k != id).copied() else {
+            let Some(victim) = shard.fifo.pop_front() else {
                 break;
             };
+            if victim == id {
+                shard.fifo.push_back(victim);
+                if shard.fifo.len() == 1 {
+                    break;
+                }
+                continue;
+            }
             if let Some(old) = shard.map.remove(&victim) {
                 shard.bytes -= old.bytes.len();
             }
+        }
+        // Drop stale ids so the queue stays proportional to the map.
+        if shard.fifo.len() > 4 * shard.map.len() + 64 {
+            let Shard { map, fifo, .. } = &mut *shard;
+            let mut seen = std::collections::HashSet::new();
+            fifo.retain(|k| map.contains_key(k) && seen.insert(*k));
         }
     }
 
@@ -124,7 +163,9 @@ pub(crate) struct Pager {
     pub(crate) page_size: usize,
     pub(crate) cache: PageCache,
     /// Images committed to the journal whose home write is not yet synced.
-    pub(crate) overlay: RwLock<HashMap<u64, Arc<CachedPage>>>,
+    pub(crate) overlay: RwLock<PageMap<Arc<CachedPage>>>,
+    /// Entries in `overlay` (read without the lock to skip it when empty).
+    overlay_entries: AtomicUsize,
 }
 
 impl Pager {
@@ -133,11 +174,18 @@ impl Pager {
             data,
             page_size,
             cache: PageCache::new(cache_bytes),
-            overlay: RwLock::new(HashMap::new()),
+            overlay: RwLock::new(PageMap::default()),
+            overlay_entries: AtomicUsize::new(0),
         }
     }
 
     fn overlay_get(&self, id: u64) -> Option<Arc<CachedPage>> {
+        // Publish/retire update the count under the write lock; a reader that sees 0
+        // may skip the overlay because any page it can reach was published before its
+        // snapshot (Acquire pairs with the Release below).
+        if self.overlay_entries.load(Ordering::Acquire) == 0 {
+            return None;
+        }
         self.overlay
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -222,13 +270,16 @@ impl Pager {
             self.cache.remove(img.header.page_id);
             overlay.insert(img.header.page_id, Arc::clone(img));
         }
+        self.overlay_entries.store(overlay.len(), Ordering::Release);
     }
 
-    /// Snapshot of the overlay (for checkpoint).
+    /// Snapshot of the overlay in the order images must be written home (for checkpoint).
     pub(crate) fn overlay_images(&self) -> Vec<Arc<CachedPage>> {
         let overlay = self.overlay.read().unwrap_or_else(|e| e.into_inner());
         let mut v: Vec<Arc<CachedPage>> = overlay.values().cloned().collect();
-        v.sort_by_key(|p| p.header.page_id);
+        // Commit order: a newer multi-page extent must land after any older image of a
+        // page it now covers.
+        v.sort_by_key(|p| (p.header.txid, p.header.page_id));
         v
     }
 
@@ -242,5 +293,6 @@ impl Pager {
                 self.cache.insert(id, Arc::clone(img));
             }
         }
+        self.overlay_entries.store(overlay.len(), Ordering::Release);
     }
 }

@@ -149,3 +149,100 @@ fn locked_and_not_a_database() {
     std::fs::write(&junk, vec![0xabu8; 10000]).unwrap();
     assert!(matches!(Database::open(&junk), Err(Error::NotADatabase(_))));
 }
+
+#[test]
+fn ranges_prefixes_and_double_ended_iteration() {
+    use std::ops::Bound;
+    let m = MemDb::new();
+    let db = m.open_default();
+    let keys: Vec<String> = (0..500).map(|i| format!("{:03}", i)).collect();
+    db.update(|tx| {
+        let b = tx.create_bucket("r")?;
+        for k in &keys {
+            b.put(k, k)?;
+        }
+        b.create_bucket("250x")?; // a sub-bucket inside the range is skipped by ranges
+        Ok(())
+    })
+    .unwrap();
+    let collect = |r: untorn::Range<'_>| -> Vec<String> {
+        r.map(|x| String::from_utf8(x.unwrap().0).unwrap())
+            .collect()
+    };
+    db.view(|tx| {
+        let b = tx.bucket("r")?.unwrap();
+        let s = |k: &str| k.as_bytes().to_vec();
+        let r = collect(b.range(&b"100"[..]..&b"105"[..])?);
+        assert_eq!(r, vec!["100", "101", "102", "103", "104"]);
+        let r = collect(b.range(&b"100"[..]..=&b"105"[..])?);
+        assert_eq!(r.len(), 6);
+        let r = collect(b.range((Bound::Excluded(&b"100"[..]), Bound::Unbounded))?);
+        assert_eq!(r.first().map(String::as_str), Some("101"));
+        assert_eq!(r.len(), 399);
+        let r = collect(b.range(&b"2495"[..]..&b"2505"[..])?);
+        assert_eq!(r, vec!["250"], "sub-bucket 250x skipped");
+        let r: Vec<String> = b
+            .range(..&b"003"[..])?
+            .rev()
+            .map(|x| String::from_utf8(x.unwrap().0).unwrap())
+            .collect();
+        assert_eq!(r, vec!["002", "001", "000"]);
+        let r = collect(b.prefix("42")?);
+        assert_eq!(
+            r,
+            vec!["42", "420", "421", "422", "423", "424", "425", "426", "427", "428", "429"]
+                .into_iter()
+                .filter(|k| k.len() == 3)
+                .collect::<Vec<_>>()
+        );
+        // Alternate front and back until they meet: every key exactly once.
+        let mut it = b.iter()?;
+        let mut seen = Vec::new();
+        let mut front = true;
+        loop {
+            let next = if front { it.next() } else { it.next_back() };
+            match next {
+                Some(x) => seen.push(x?.0),
+                None => break,
+            }
+            front = !front;
+        }
+        seen.sort();
+        assert_eq!(seen, keys.iter().map(|k| s(k)).collect::<Vec<_>>());
+        assert!(b.range(&b"zzz"[..]..)?.next().is_none());
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn cursor_delete_in_a_write_transaction() {
+    let m = MemDb::new();
+    let db = m.open_default();
+    db.update(|tx| {
+        let b = tx.create_bucket("c")?;
+        for i in 0..1000u32 {
+            b.put(i.to_be_bytes(), [1])?;
+        }
+        // Delete every odd key through the cursor while iterating.
+        let mut c = b.cursor();
+        let mut item = c.first()?;
+        while let Some((k, _)) = item {
+            if u32::from_be_bytes(k.as_slice().try_into().unwrap()) % 2 == 1 {
+                c.delete()?;
+            }
+            item = c.next()?;
+        }
+        assert_eq!(b.len()?, 500);
+        // A put through another handle while a cursor is open: the cursor re-seeks.
+        let mut c = b.cursor();
+        c.seek(10u32.to_be_bytes())?;
+        b.put(11u32.to_be_bytes(), [2])?;
+        let (k, _) = c.next()?.unwrap();
+        assert_eq!(k, 11u32.to_be_bytes());
+        Ok(())
+    })
+    .unwrap();
+    let n = db.view(|tx| tx.bucket("c")?.unwrap().len()).unwrap();
+    assert_eq!(n, 501);
+}

@@ -1,5 +1,16 @@
 //! Engine integration tests: one test binary, scenario modules.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::expect_used,
+    clippy::cast_possible_truncation
+)]
 
 mod basic;
+mod batch;
 mod common;
+mod concurrency;
+mod edge;
+mod model;
+mod mutation;
+mod recovery;

@@ -1,0 +1,743 @@
+//! The checker: one iterative walk over every tree, the freelist and the metas.
+//!
+//! The walk keeps an explicit stack of frames (the stack *is* the path from the
+//! root, so every finding carries it), a per-page state byte (on stack, done,
+//! free, corrupt, reported) and a per-tree depth bound. Each page is read and
+//! parsed at most once, so the cost is linear in the number of pages below the
+//! high-water mark. A reference to a page that is on the stack is a cycle; a
+//! reference to a page already finished is a multiple reference; neither is
+//! followed, so the walk always terminates.
+
+use untorn::report::{FindingKind, FindingSink, PageInfo, PageKind, PageState, Report};
+
+use crate::file::BoltFile;
+use crate::format::{BucketHeader, Node, NodeKind, PageProblem, BUCKET_HEADER_SIZE};
+
+/// Deepest tree (in levels, per bucket) the walk descends. bbolt trees with
+/// 512-byte pages and a billion keys stay far below this.
+pub const MAX_TREE_DEPTH: usize = 64;
+/// Deepest bucket nesting the walk descends.
+pub const MAX_BUCKET_NESTING: usize = 256;
+
+const ON_STACK: u8 = 0x01;
+const DONE: u8 = 0x02;
+const FREE: u8 = 0x04;
+const CORRUPT: u8 = 0x08;
+const REPORTED: u8 = 0x10;
+const VISITED: u8 = ON_STACK | DONE;
+
+/// Options of a check.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckOptions {
+    /// Keep at most this many findings (the rest are counted as truncated).
+    pub max_findings: usize,
+    /// Per-tree depth bound.
+    pub max_depth: usize,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            max_findings: 1000,
+            max_depth: MAX_TREE_DEPTH,
+        }
+    }
+}
+
+/// A pending reference from a frame.
+enum Pending {
+    /// A child node of a branch, with its key bounds (lower inclusive, upper exclusive).
+    Child {
+        pgid: u64,
+        lower: Option<Vec<u8>>,
+        upper: Option<Vec<u8>>,
+    },
+    /// The root of a nested (non-inline) bucket.
+    Bucket { root: u64, nesting: usize },
+}
+
+struct Frame {
+    pgid: u64,
+    depth: usize,
+    tree: usize,
+    nesting: usize,
+    children: Vec<Pending>,
+    next: usize,
+}
+
+/// Everything a walk learns; `check` and `pages` are views of it.
+pub(crate) struct Walk {
+    pub sink: FindingSink,
+    pub state: Vec<u8>,
+    pub kind: Vec<PageKind>,
+    pub items: Vec<u32>,
+    pub overflow: Vec<u32>,
+    pub pages_checked: u64,
+    pub keys_checked: u64,
+    pub buckets_checked: u64,
+    pub freelist_ok: bool,
+}
+
+impl Walk {
+    fn idx(&self, id: u64) -> Option<usize> {
+        usize::try_from(id).ok().filter(|&i| i < self.state.len())
+    }
+    fn get(&self, id: u64) -> u8 {
+        self.idx(id)
+            .and_then(|i| self.state.get(i).copied())
+            .unwrap_or(0)
+    }
+    fn set(&mut self, id: u64, bits: u8) {
+        if let Some(s) = self.idx(id).and_then(|i| self.state.get_mut(i)) {
+            *s |= bits;
+        }
+    }
+    fn clear(&mut self, id: u64, bits: u8) {
+        if let Some(s) = self.idx(id).and_then(|i| self.state.get_mut(i)) {
+            *s &= !bits;
+        }
+    }
+    fn set_info(&mut self, id: u64, kind: PageKind, items: u32, overflow: u32) {
+        if let Some(i) = self.idx(id) {
+            if let Some(k) = self.kind.get_mut(i) {
+                *k = kind;
+            }
+            if let Some(k) = self.items.get_mut(i) {
+                *k = items;
+            }
+            if let Some(k) = self.overflow.get_mut(i) {
+                *k = overflow;
+            }
+        }
+    }
+    /// Reports a finding once per page (for reference problems).
+    fn report_once(&mut self, kind: FindingKind, page: u64, path: &[u64], msg: String) {
+        if self.get(page) & REPORTED == 0 {
+            self.set(page, REPORTED);
+            self.sink.push(kind, Some(page), path, msg);
+        }
+    }
+}
+
+fn path_string(path: &[u64]) -> String {
+    path.iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(" -> ")
+}
+
+fn hex_short(b: &[u8]) -> String {
+    let mut s: String = b.iter().take(16).map(|x| format!("{x:02x}")).collect();
+    if b.len() > 16 {
+        s.push_str("..");
+    }
+    s
+}
+
+/// Checks an open bbolt file. Read-only; linear in the pages below the high-water mark.
+pub fn check_file(file: &BoltFile, opts: CheckOptions) -> Report {
+    let walk = run(file, opts);
+    let (findings, truncated) = walk.sink.finish();
+    Report {
+        findings,
+        truncated,
+        pages_checked: walk.pages_checked,
+        keys_checked: walk.keys_checked,
+        buckets_checked: walk.buckets_checked,
+        high_water_mark: file.hwm(),
+        txid: file.meta().txid,
+    }
+}
+
+/// Every page below the high-water mark with its kind and state.
+pub fn pages_of(file: &BoltFile) -> Vec<PageInfo> {
+    let walk = run(
+        file,
+        CheckOptions {
+            max_findings: 1,
+            max_depth: MAX_TREE_DEPTH,
+        },
+    );
+    pages_from(file, &walk)
+}
+
+/// The page table and the counters of one walk (for `stats`).
+pub(crate) fn pages_and_counts(file: &BoltFile) -> (Vec<PageInfo>, u64, u64) {
+    let walk = run(
+        file,
+        CheckOptions {
+            max_findings: 1,
+            max_depth: MAX_TREE_DEPTH,
+        },
+    );
+    (
+        pages_from(file, &walk),
+        walk.keys_checked,
+        walk.buckets_checked,
+    )
+}
+
+fn pages_from(file: &BoltFile, walk: &Walk) -> Vec<PageInfo> {
+    let no_freelist = file.meta().no_freelist_sync();
+    let mut out = Vec::with_capacity(walk.state.len());
+    for (i, &st) in walk.state.iter().enumerate() {
+        let id = i as u64;
+        let mut kind = walk.kind.get(i).copied().unwrap_or(PageKind::Unknown);
+        let mut items = u64::from(walk.items.get(i).copied().unwrap_or(0));
+        let mut overflow = u64::from(walk.overflow.get(i).copied().unwrap_or(0));
+        let state = if st & CORRUPT != 0 || (st & VISITED != 0 && st & FREE != 0) {
+            PageState::Corrupt
+        } else if st & VISITED != 0 {
+            PageState::Reachable
+        } else if st & FREE != 0 || (no_freelist && id >= 2) {
+            kind = PageKind::Free;
+            PageState::Free
+        } else {
+            // A leaked page: say what its header claims.
+            if let Ok(h) = file.read_header(id) {
+                kind = match h.flags {
+                    crate::format::FLAG_BRANCH => PageKind::Branch,
+                    crate::format::FLAG_LEAF => PageKind::Leaf,
+                    crate::format::FLAG_META => PageKind::Meta,
+                    crate::format::FLAG_FREELIST => PageKind::Freelist,
+                    _ => PageKind::Unknown,
+                };
+                items = u64::from(h.count);
+                overflow = u64::from(h.overflow);
+            }
+            PageState::Leaked
+        };
+        out.push(PageInfo {
+            id,
+            kind,
+            items,
+            overflow,
+            state,
+        });
+    }
+    out
+}
+
+pub(crate) fn run(file: &BoltFile, opts: CheckOptions) -> Walk {
+    let meta = file.meta();
+    let hwm = meta.pgid;
+    let n = usize::try_from(hwm).unwrap_or(0);
+    let mut w = Walk {
+        sink: FindingSink::new(opts.max_findings),
+        state: vec![0; n],
+        kind: vec![PageKind::Unknown; n],
+        items: vec![0; n],
+        overflow: vec![0; n],
+        pages_checked: 0,
+        keys_checked: 0,
+        buckets_checked: 0,
+        freelist_ok: true,
+    };
+
+    // Metas.
+    for (i, slot) in file.metas().iter().enumerate() {
+        if let Some(p) = &slot.problem {
+            w.sink.push(
+                FindingKind::MetaInvalid,
+                Some(i as u64),
+                &[],
+                format!("meta {i} is invalid: {p}"),
+            );
+        }
+        w.set(i as u64, DONE);
+        w.set_info(i as u64, PageKind::Meta, 0, 0);
+    }
+    if file.is_fallback() {
+        w.sink.push(
+            FindingKind::MetaFallback,
+            Some(file.active_index() as u64),
+            &[],
+            format!(
+                "newest meta unusable; using meta {} (txid {})",
+                file.active_index(),
+                meta.txid
+            ),
+        );
+    }
+    if meta.zero_checksum() {
+        w.sink.push(
+            FindingKind::MetaFallback,
+            Some(file.active_index() as u64),
+            &[],
+            format!(
+                "meta {} has a zero checksum: accepted unverified, as bbolt 1.3.6 does",
+                file.active_index()
+            ),
+        );
+    }
+
+    // Freelist.
+    if !meta.no_freelist_sync() {
+        match file.read_freelist() {
+            Err(e) => {
+                w.freelist_ok = false;
+                w.sink
+                    .push(FindingKind::FreelistCorrupt, Some(meta.freelist), &[], e);
+            }
+            Ok(None) => {}
+            Ok(Some((fl, overflow, ids))) => {
+                for i in 0..=u64::from(overflow) {
+                    w.set(fl.saturating_add(i), DONE);
+                    w.set_info(
+                        fl.saturating_add(i),
+                        if i == 0 {
+                            PageKind::Freelist
+                        } else {
+                            PageKind::Overflow
+                        },
+                        if i == 0 { ids.len() as u32 } else { 0 },
+                        if i == 0 { overflow } else { 0 },
+                    );
+                }
+                w.pages_checked += u64::from(overflow) + 1;
+                for id in ids {
+                    if id < 2 || id >= hwm {
+                        w.sink.push(
+                            FindingKind::FreelistOutOfRange,
+                            Some(id),
+                            &[fl],
+                            format!("freelist entry {id} outside 2..{hwm}"),
+                        );
+                    } else if w.get(id) & FREE != 0 {
+                        w.sink.push(
+                            FindingKind::FreelistDuplicate,
+                            Some(id),
+                            &[fl],
+                            format!("page {id} already freed (listed twice in the freelist)"),
+                        );
+                    } else if w.get(id) & VISITED != 0 {
+                        w.set(id, FREE);
+                        w.sink.push(
+                            FindingKind::ReachableFreed,
+                            Some(id),
+                            &[fl],
+                            format!("freelist lists page {id}, which is a meta or freelist page"),
+                        );
+                    } else {
+                        w.set(id, FREE);
+                    }
+                }
+            }
+        }
+    }
+
+    // Trees.
+    walk_trees(file, &mut w, meta.root, hwm, opts.max_depth);
+
+    // Leaks: pages below the HWM neither reachable nor free. Skipped when the
+    // freelist is not synced (unreachable pages are then free by definition) or
+    // could not be read (every page would look leaked).
+    if !meta.no_freelist_sync() && w.freelist_ok {
+        let mut id = 2u64;
+        while id < hwm {
+            if w.get(id) & (VISITED | FREE) == 0 {
+                let start = id;
+                while id < hwm && w.get(id) & (VISITED | FREE) == 0 {
+                    id += 1;
+                }
+                let msg = if id - start == 1 {
+                    format!("page {start} is unreachable and not in the freelist (leaked)")
+                } else {
+                    format!(
+                        "pages {start}..={} ({} pages) are unreachable and not in the freelist (leaked)",
+                        id - 1,
+                        id - start
+                    )
+                };
+                w.sink.push(FindingKind::Unreachable, Some(start), &[], msg);
+            } else {
+                id += 1;
+            }
+        }
+    }
+    w
+}
+
+fn walk_trees(file: &BoltFile, w: &mut Walk, root: u64, hwm: u64, max_depth: usize) {
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut trees: Vec<Option<usize>> = Vec::new(); // leaf depth per tree
+    let mut path: Vec<u64> = Vec::new();
+    // The root bucket is entered like a nested bucket of an empty frame.
+    visit(
+        file,
+        w,
+        &mut stack,
+        &mut trees,
+        &mut path,
+        Pending::Bucket { root, nesting: 0 },
+        hwm,
+        max_depth,
+        None,
+    );
+    while let Some(top) = stack.last_mut() {
+        if top.next >= top.children.len() {
+            let id = top.pgid;
+            stack.pop();
+            path.pop();
+            w.clear(id, ON_STACK);
+            w.set(id, DONE);
+            continue;
+        }
+        let idx = top.next;
+        top.next += 1;
+        let ctx = Some((top.depth, top.tree, top.nesting));
+        let pending = match top.children.get_mut(idx) {
+            Some(p) => std::mem::replace(
+                p,
+                Pending::Bucket {
+                    root: 0,
+                    nesting: 0,
+                },
+            ),
+            None => continue,
+        };
+        visit(
+            file, w, &mut stack, &mut trees, &mut path, pending, hwm, max_depth, ctx,
+        );
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn visit(
+    file: &BoltFile,
+    w: &mut Walk,
+    stack: &mut Vec<Frame>,
+    trees: &mut Vec<Option<usize>>,
+    path: &mut Vec<u64>,
+    pending: Pending,
+    hwm: u64,
+    max_depth: usize,
+    parent: Option<(usize, usize, usize)>,
+) {
+    let (pgid, lower, upper, depth, tree, nesting) = match pending {
+        Pending::Child { pgid, lower, upper } => {
+            let (d, t, n) = parent.unwrap_or((0, 0, 0));
+            (pgid, lower, upper, d + 1, t, n)
+        }
+        Pending::Bucket { root, nesting } => {
+            trees.push(None);
+            w.buckets_checked += 1;
+            (root, None, None, 0, trees.len() - 1, nesting)
+        }
+    };
+    let mut here = path.clone();
+    here.push(pgid);
+    if pgid < 2 {
+        w.sink.push(
+            FindingKind::InvalidType,
+            Some(pgid),
+            &here,
+            format!("tree references meta page {pgid}"),
+        );
+        return;
+    }
+    if pgid >= hwm {
+        w.sink.push(
+            FindingKind::OutOfBounds,
+            Some(pgid),
+            &here,
+            format!("page {pgid} is at or beyond the high-water mark {hwm}"),
+        );
+        return;
+    }
+    let st = w.get(pgid);
+    if st & ON_STACK != 0 {
+        let from = path.iter().position(|&p| p == pgid).unwrap_or(0);
+        let cycle = path_string(path.get(from..).unwrap_or(&[]));
+        w.report_once(
+            FindingKind::Cycle,
+            pgid,
+            &here,
+            format!(
+                "page {} references its ancestor {pgid}: cycle {cycle} -> {pgid}",
+                path.last().copied().unwrap_or(0),
+            ),
+        );
+        return;
+    }
+    if st & VISITED != 0 {
+        w.report_once(
+            FindingKind::MultipleReferences,
+            pgid,
+            &here,
+            format!(
+                "page {pgid} is referenced more than once (again from page {})",
+                path.last().copied().unwrap_or(0)
+            ),
+        );
+        return;
+    }
+    // Mark before reading so that a failed read is not revisited.
+    w.set(pgid, DONE);
+    w.pages_checked += 1;
+    let (header, buf) = match file.read_extent(pgid, false) {
+        Ok(x) => x,
+        Err(p) => {
+            w.set(pgid, CORRUPT);
+            let kind = p.finding_kind();
+            w.sink
+                .push(kind, Some(pgid), &here, format!("page {pgid}: {p}"));
+            return;
+        }
+    };
+    if header.id != pgid {
+        w.set(pgid, CORRUPT);
+        w.sink.push(
+            FindingKind::PageIdMismatch,
+            Some(pgid),
+            &here,
+            format!(
+                "page {pgid} self-identifies as page {} (stale or misdirected write); walked as bbolt would",
+                header.id
+            ),
+        );
+    }
+    let node = match Node::parse(buf) {
+        Ok(n) => n,
+        Err(p) => {
+            w.set(pgid, CORRUPT);
+            w.sink.push(
+                p.finding_kind(),
+                Some(pgid),
+                &here,
+                format!("page {pgid}: {p}"),
+            );
+            return;
+        }
+    };
+    let kind = match node.kind {
+        NodeKind::Branch => PageKind::Branch,
+        NodeKind::Leaf => PageKind::Leaf,
+    };
+    w.set_info(pgid, kind, node.elems.len() as u32, header.overflow);
+    // Overflow pages belong to this node.
+    for i in 1..=u64::from(header.overflow) {
+        let id = pgid + i;
+        w.pages_checked += 1;
+        if w.get(id) & VISITED != 0 {
+            w.report_once(
+                FindingKind::MultipleReferences,
+                id,
+                &here,
+                format!("page {id} is both an overflow page of page {pgid} and used elsewhere"),
+            );
+        }
+        if w.get(id) & FREE != 0 {
+            w.set(id, CORRUPT);
+            w.report_once(
+                FindingKind::ReachableFreed,
+                id,
+                &here,
+                format!("overflow page {id} of page {pgid} is in the freelist"),
+            );
+        }
+        w.set(id, DONE);
+        w.set_info(id, PageKind::Overflow, 0, 0);
+    }
+    if w.get(pgid) & FREE != 0 {
+        w.set(pgid, CORRUPT);
+        w.sink.push(
+            FindingKind::ReachableFreed,
+            Some(pgid),
+            &here,
+            format!("page {pgid} is reachable but in the freelist"),
+        );
+    }
+    if node.kind == NodeKind::Branch && node.elems.is_empty() {
+        w.set(pgid, CORRUPT);
+        w.sink.push(
+            FindingKind::ElementBounds,
+            Some(pgid),
+            &here,
+            format!("branch page {pgid} has no elements"),
+        );
+    }
+    if let Some(i) = node.first_order_violation() {
+        w.set(pgid, CORRUPT);
+        w.sink.push(
+            FindingKind::KeyOrder,
+            Some(pgid),
+            &here,
+            format!(
+                "keys not strictly ascending at element {i}: {} then {}",
+                hex_short(node.key(i.saturating_sub(1))),
+                hex_short(node.key(i))
+            ),
+        );
+    }
+    let out_of_bounds = (0..node.elems.len()).find(|&i| {
+        let k = node.key(i);
+        lower.as_deref().is_some_and(|lo| k < lo) || upper.as_deref().is_some_and(|hi| k >= hi)
+    });
+    if let Some(i) = out_of_bounds {
+        w.set(pgid, CORRUPT);
+        w.sink.push(
+            FindingKind::KeyOutOfBounds,
+            Some(pgid),
+            &here,
+            format!(
+                "key {} (element {i}) outside the parent's range [{}, {})",
+                hex_short(node.key(i)),
+                lower
+                    .as_deref()
+                    .map(hex_short)
+                    .unwrap_or_else(|| "-inf".into()),
+                upper
+                    .as_deref()
+                    .map(hex_short)
+                    .unwrap_or_else(|| "+inf".into())
+            ),
+        );
+    }
+    if depth >= max_depth || nesting >= MAX_BUCKET_NESTING {
+        w.sink.push(
+            FindingKind::TooDeep,
+            Some(pgid),
+            &here,
+            format!("tree deeper than {max_depth} levels or buckets nested deeper than {MAX_BUCKET_NESTING}; not descending"),
+        );
+        return;
+    }
+    let mut children = Vec::new();
+    match node.kind {
+        NodeKind::Branch => {
+            let n = node.elems.len();
+            for (i, e) in node.elems.iter().enumerate() {
+                let lo = node.key(i).to_vec();
+                let hi = if i + 1 < n {
+                    Some(node.key(i + 1).to_vec())
+                } else {
+                    upper.clone()
+                };
+                children.push(Pending::Child {
+                    pgid: e.pgid,
+                    lower: Some(lo),
+                    upper: hi,
+                });
+            }
+        }
+        NodeKind::Leaf => {
+            if let Some(expected) = trees.get_mut(tree) {
+                match expected {
+                    None => *expected = Some(depth),
+                    Some(d) if *d != depth => {
+                        let d = *d;
+                        w.sink.push(
+                            FindingKind::UnevenDepth,
+                            Some(pgid),
+                            &here,
+                            format!(
+                                "leaf at depth {depth}, other leaves of this bucket at depth {d}"
+                            ),
+                        );
+                    }
+                    Some(_) => {}
+                }
+            }
+            leaf_elements(w, &node, pgid, &here, nesting, &mut children);
+        }
+    }
+    path.push(pgid);
+    w.clear(pgid, DONE);
+    w.set(pgid, ON_STACK);
+    stack.push(Frame {
+        pgid,
+        depth,
+        tree,
+        nesting,
+        children,
+        next: 0,
+    });
+}
+
+/// Counts keys and collects nested buckets of a leaf (inline buckets are checked
+/// in place with a bounded worklist: each inline page lies strictly inside its
+/// parent's value, so the worklist shrinks).
+fn leaf_elements(
+    w: &mut Walk,
+    node: &Node,
+    pgid: u64,
+    here: &[u64],
+    nesting: usize,
+    children: &mut Vec<Pending>,
+) {
+    let mut work: Vec<(Node, usize)> = Vec::new();
+    let mut scan = |w: &mut Walk, node: &Node, nest: usize, work: &mut Vec<(Node, usize)>| {
+        for i in 0..node.elems.len() {
+            if !node.is_bucket(i) {
+                w.keys_checked += 1;
+                continue;
+            }
+            let v = node.value(i);
+            let Some(h) = BucketHeader::decode(v) else {
+                w.sink.push(
+                    FindingKind::BucketHeader,
+                    Some(pgid),
+                    here,
+                    format!(
+                        "bucket {} value is {} bytes, shorter than a bucket header",
+                        hex_short(node.key(i)),
+                        v.len()
+                    ),
+                );
+                continue;
+            };
+            if h.root != 0 {
+                children.push(Pending::Bucket {
+                    root: h.root,
+                    nesting: nest + 1,
+                });
+                continue;
+            }
+            w.buckets_checked += 1;
+            let inline = v.get(BUCKET_HEADER_SIZE..).unwrap_or(&[]).to_vec();
+            match Node::parse(inline) {
+                Ok(n) if n.kind == NodeKind::Leaf => {
+                    if let Some(j) = n.first_order_violation() {
+                        w.sink.push(
+                            FindingKind::KeyOrder,
+                            Some(pgid),
+                            here,
+                            format!(
+                                "inline bucket {}: keys not strictly ascending at element {j}",
+                                hex_short(node.key(i))
+                            ),
+                        );
+                    }
+                    if nest < MAX_BUCKET_NESTING {
+                        work.push((n, nest + 1));
+                    }
+                }
+                Ok(_) => w.sink.push(
+                    FindingKind::BucketHeader,
+                    Some(pgid),
+                    here,
+                    format!(
+                        "inline bucket {} is not a leaf page",
+                        hex_short(node.key(i))
+                    ),
+                ),
+                Err(p) => w.sink.push(
+                    FindingKind::BucketHeader,
+                    Some(pgid),
+                    here,
+                    format!("inline bucket {}: {p}", hex_short(node.key(i))),
+                ),
+            }
+        }
+    };
+    scan(w, node, nesting, &mut work);
+    while let Some((n, nest)) = work.pop() {
+        scan(w, &n, nest, &mut work);
+    }
+}
+
+/// Maps a page problem to a short reason string (used by salvage reports).
+pub fn problem_kind(p: &PageProblem) -> FindingKind {
+    p.finding_kind()
+}

@@ -1,0 +1,39 @@
+//! Writes seed inputs for the `open_read` and `check` fuzz targets into a directory:
+//! `cargo run -p untorn --example fuzz_seeds -- fuzz/seeds/open_read`.
+//! Input format of `open_read`: journal length (u32 LE), data file, journal.
+
+use std::sync::Arc;
+
+use untorn::{Database, MemoryStorage, Storage};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = std::env::args().nth(1).ok_or("usage: fuzz_seeds DIR")?;
+    std::fs::create_dir_all(&dir)?;
+    for (name, keys, leave_in_journal) in [("small", 5u32, false), ("journal", 40, true), ("split", 400, false)] {
+        let data = MemoryStorage::new();
+        let journal = MemoryStorage::new();
+        let db = Database::builder().open_storage(
+            Arc::new(data.clone()) as Arc<dyn Storage>,
+            Arc::new(journal.clone()) as Arc<dyn Storage>,
+            true,
+        )?;
+        db.update(|tx| {
+            let b = tx.create_bucket("b")?;
+            for i in 0..keys {
+                b.put(i.to_be_bytes(), vec![i as u8; (i % 90) as usize])?;
+            }
+            b.create_bucket("n")?.put("k", vec![1u8; 2000])?;
+            Ok(())
+        })?;
+        if !leave_in_journal {
+            db.checkpoint()?;
+        }
+        std::mem::forget(db);
+        let (d, j) = (data.to_vec(), journal.to_vec());
+        let mut input = u32::try_from(j.len())?.to_le_bytes().to_vec();
+        input.extend_from_slice(&d);
+        input.extend_from_slice(&j);
+        std::fs::write(format!("{dir}/{name}"), input)?;
+    }
+    Ok(())
+}

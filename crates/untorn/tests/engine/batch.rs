@@ -1,0 +1,85 @@
+//! Group commit: concurrent `batch` callers share transactions and syncs.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use untorn::{Database, Error, MemoryStorage, Storage};
+
+/// Memory storage whose sync takes a while, like a real disk, so callers pile up.
+struct SlowSync(MemoryStorage);
+
+impl Storage for SlowSync {
+    fn read_at(&self, o: u64, b: &mut [u8]) -> io::Result<()> {
+        self.0.read_at(o, b)
+    }
+    fn write_at(&self, o: u64, b: &[u8]) -> io::Result<()> {
+        self.0.write_at(o, b)
+    }
+    fn sync(&self) -> io::Result<()> {
+        std::thread::sleep(Duration::from_millis(2));
+        Ok(())
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.0.len()
+    }
+    fn set_len(&self, l: u64) -> io::Result<()> {
+        self.0.set_len(l)
+    }
+}
+
+#[test]
+fn concurrent_batches_share_commits_and_report_their_own_errors() {
+    let db = Database::builder()
+        .open_storage(
+            Arc::new(SlowSync(MemoryStorage::new())),
+            Arc::new(SlowSync(MemoryStorage::new())),
+            true,
+        )
+        .unwrap();
+    db.update(|tx| tx.create_bucket("b").map(|_| ())).unwrap();
+    let before = db.info().unwrap().txid;
+    let threads = 8u32;
+    let per_thread = 20u32;
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let db = &db;
+            s.spawn(move || {
+                for i in 0..per_thread {
+                    let key = format!("t{t}-{i}");
+                    db.batch(move |tx| {
+                        tx.bucket("b")?.ok_or(Error::BucketNotFound)?.put(&key, "v")
+                    })
+                    .unwrap();
+                }
+            });
+        }
+        // One caller whose closure fails: only it sees the error.
+        let db = &db;
+        s.spawn(move || {
+            let r = db.batch(|tx| {
+                tx.bucket("b")?
+                    .ok_or(Error::BucketNotFound)?
+                    .put("bad", "x")?;
+                Err(Error::InvalidArgument("refused".into()))
+            });
+            assert!(matches!(r, Err(Error::InvalidArgument(_))));
+        });
+    });
+    let calls = u64::from(threads * per_thread);
+    let commits = db.info().unwrap().txid - before;
+    assert!(
+        commits < calls,
+        "{calls} batch calls took {commits} commits"
+    );
+    db.view(|tx| {
+        let b = tx.bucket("b")?.unwrap();
+        assert_eq!(b.len()?, calls);
+        assert!(
+            b.get("bad")?.is_none(),
+            "the failed closure's writes were rolled back"
+        );
+        Ok(())
+    })
+    .unwrap();
+}
