@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use untorn::format::{record_span, RecordHeader, RECORD_HEADER_SIZE};
 use untorn::{Error, ReadTx};
 
 use crate::disk::{Damage, FaultConfig, SimDisk};
@@ -28,9 +29,11 @@ pub struct AtRestStats {
     pub reads_right: u64,
     /// Trials whose recovered state was older than the last commit (damaged journal tail).
     pub rolled_back: u64,
+    /// Trials that damaged only the journal, in a record followed by an intact last one.
+    pub middle_record_damaged: u64,
 }
 
-const THRESHOLD_BYTES: u64 = 32 * 1024;
+const THRESHOLD_BYTES: u64 = 256 * 1024;
 
 /// Builds a quiescent database (some commits checkpointed home, some only in the
 /// journal) and returns the disk and the model of every commit.
@@ -50,7 +53,7 @@ fn build(seed: u64) -> Result<(SimDisk, BTreeMap<u64, Model>, u64), String> {
     history.insert(last, model.clone());
     let mut tag = seed << 32;
     let commits = rng.range_inclusive(6, 20);
-    for _ in 0..commits {
+    for c in 0..commits {
         let wtx = db.begin_write().map_err(|e| format!("begin_write: {e}"))?;
         let txid = wtx.txid();
         for _ in 0..rng.range_inclusive(1, 6) {
@@ -61,12 +64,21 @@ fn build(seed: u64) -> Result<(SimDisk, BTreeMap<u64, Model>, u64), String> {
         wtx.commit().map_err(|e| format!("commit: {e}"))?;
         history.insert(txid, model.clone());
         last = txid;
-        if rng.below(4) == 0 {
+        // Checkpoint now and then, but never in the last few commits, so the journal
+        // holds several records when the run ends like a kill.
+        if rng.below(4) == 0 && c + 4 < commits {
             db.checkpoint().map_err(|e| format!("checkpoint: {e}"))?;
         }
     }
-    drop(db);
-    disk.shutdown();
+    if rng.coin() {
+        // Killed: the power goes while the handle is open, so the journal keeps its
+        // records (no checkpoint on close).
+        disk.shutdown();
+        drop(db);
+    } else {
+        drop(db);
+        disk.shutdown();
+    }
     Ok((disk, history, last))
 }
 
@@ -90,13 +102,53 @@ fn read_path<'a>(
 }
 
 /// One damaged copy: returns whether reads hit `Corrupted`.
+/// The journal's records in an undamaged journal: (start, end of the bytes its checksums
+/// cover). Bounded by the journal length.
+fn journal_records(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut off = 0usize;
+    while let Some(h) = bytes.get(off..).and_then(RecordHeader::decode) {
+        let covered =
+            off + RECORD_HEADER_SIZE + usize::try_from(h.body_len).unwrap_or(usize::MAX / 2);
+        let next = off + usize::try_from(record_span(h.body_len)).unwrap_or(usize::MAX / 2);
+        out.push((off, covered));
+        if next <= off || next > bytes.len() {
+            break;
+        }
+        off = next;
+    }
+    out
+}
+
+/// Whether only the journal was damaged, inside a record that is followed by an intact
+/// last record: recovery must then report corruption, not cut the journal there.
+fn damaged_record_before_intact_last(original: &[u8], damaged: &[u8], data_changed: bool) -> bool {
+    if data_changed {
+        return false;
+    }
+    let records = journal_records(original);
+    let Some(((last_start, last_end), earlier)) = records.split_last() else {
+        return false;
+    };
+    let differs = |a: usize, b: usize| original.get(a..b) != damaged.get(a..b);
+    !differs(*last_start, *last_end) && earlier.iter().any(|(a, b)| differs(*a, *b))
+}
+
 fn trial(
     disk: &SimDisk,
     history: &BTreeMap<u64, Model>,
     last: u64,
+    middle_record_damaged: bool,
     stats: &mut AtRestStats,
 ) -> Result<(), String> {
     let db = match open_db(disk, THRESHOLD_BYTES) {
+        Ok(db) if middle_record_damaged => {
+            let txid = db.begin_read().map(|r| r.txid());
+            return Err(format!(
+                "a damaged journal record followed by an intact one was not reported as corruption (opened at txid {txid:?}, last commit {last}, recovery {:?})",
+                db.recovery_report()
+            ));
+        }
         Ok(db) => db,
         Err(Error::Corrupted { .. } | Error::NotADatabase(_)) => {
             stats.open_refused += 1;
@@ -115,6 +167,13 @@ fn trial(
         .ok_or_else(|| format!("opened at txid {txid}, which is no commit (last {last})"))?;
     if txid < last {
         stats.rolled_back += 1;
+        // Rolling back to an earlier intact commit must say so (repair ladder step 2).
+        let report = db.recovery_report();
+        if report.meta_fallback.is_none() && report.bytes_discarded == 0 {
+            return Err(format!(
+                "opened at txid {txid} < last commit {last} without reporting a meta fallback or discarded journal bytes: {report:?}"
+            ));
+        }
     }
     let mut corrupted = false;
     match scan_snapshot(&rtx, expected) {
@@ -204,6 +263,8 @@ pub fn run_seed(seed: u64, trials: u64) -> Result<AtRestStats, String> {
         }
     }
     let mut rng = Prng::derive(seed, 600);
+    let journal = disk.durable_bytes(JOURNAL_FILE);
+    let data = disk.durable_bytes(DATA_FILE);
     for t in 0..trials {
         let copy = disk.fork();
         let mut damages: Vec<(&str, Damage)> = Vec::new();
@@ -219,8 +280,14 @@ pub fn run_seed(seed: u64, trials: u64) -> Result<AtRestStats, String> {
                     .map(|d| (name, d)),
             );
         }
+        let middle = damaged_record_before_intact_last(
+            &journal,
+            &copy.durable_bytes(JOURNAL_FILE),
+            copy.durable_bytes(DATA_FILE) != data,
+        );
+        stats.middle_record_damaged += u64::from(middle);
         let r = catch_unwind(AssertUnwindSafe(|| {
-            trial(&copy, &history, last, &mut stats)
+            trial(&copy, &history, last, middle, &mut stats)
         }));
         stats.trials += 1;
         let r = r.unwrap_or_else(|p| Err(format!("panic: {}", panic_message(&p))));

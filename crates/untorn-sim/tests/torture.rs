@@ -244,6 +244,7 @@ mod at_rest {
             total.reads_corrupted += s.reads_corrupted;
             total.reads_right += s.reads_right;
             total.rolled_back += s.rolled_back;
+            total.middle_record_damaged += s.middle_record_damaged;
         }
         eprintln!("at rest: {total:?}");
         assert_eq!(total.trials, 12 * 30);

@@ -11,14 +11,49 @@ use std::process::ExitCode;
 
 use untorn_sim::torture::{run, Config, FaultClasses};
 
+/// `--at-rest`: every seed builds a quiescent database and reopens damaged copies.
+fn at_rest(cfg: &Config, trials: u64) -> ExitCode {
+    let (mut passed, mut failed, mut states) = (0u64, 0u64, 0u64);
+    for seed in cfg.seed_start..cfg.seed_start.saturating_add(cfg.seeds) {
+        match untorn_sim::at_rest::run_seed(seed, trials) {
+            Ok(s) => {
+                passed += 1;
+                states += s.trials;
+            }
+            Err(e) => {
+                failed += 1;
+                println!("seed {seed} FAILED: {e}");
+                println!(
+                    "  reproduce: cargo run -p untorn-sim --bin untorn-torture -- --at-rest {trials} --seed-start {seed} --seeds 1"
+                );
+            }
+        }
+    }
+    println!("{states} damaged states explored");
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 const USAGE: &str = "usage: untorn-torture [--seed-start S] [--seeds N] [--faults LIST] [--ops N]
                      [--cycles N] [--readers N] [--checkpoint-threshold BYTES]
-                     [--exhaustive [--max-subsets N]] [--force-strict] [--max-value-bytes N]
+                     [--exhaustive [--max-subsets N]] [--at-rest TRIALS] [--force-strict] [--max-value-bytes N]
                      [--verbose]
+  --at-rest TRIALS: per seed, damage TRIALS copies of a quiescent database at rest instead
   --faults: comma-separated crash,torn,reorder,garble,lost,misdirect,bitrot,eio,enospc,recovery-crash
             or all | strict (every class that must keep acknowledged commits) | none";
 
-fn parse(args: &[String]) -> Result<Config, String> {
+/// What to run besides the configuration.
+#[derive(Default)]
+struct Mode {
+    /// At-rest damage trials per seed instead of the crash torture.
+    at_rest_trials: Option<u64>,
+}
+
+fn parse(args: &[String], mode: &mut Mode) -> Result<Config, String> {
     let mut cfg = Config::default();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -42,6 +77,7 @@ fn parse(args: &[String]) -> Result<Config, String> {
             "--max-subsets" => cfg.max_subsets_per_point = number(value(flag)?, flag)? as usize,
             "--max-value-bytes" => cfg.max_value_bytes = number(value(flag)?, flag)?,
             "--exhaustive" => cfg.exhaustive = true,
+            "--at-rest" => mode.at_rest_trials = Some(number(value(flag)?, flag)?),
             "--force-strict" => cfg.force_strict = true,
             "--verbose" | "-v" => cfg.verbose = true,
             "--help" | "-h" => return Err(USAGE.to_owned()),
@@ -53,7 +89,8 @@ fn parse(args: &[String]) -> Result<Config, String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let cfg = match parse(&args) {
+    let mut mode = Mode::default();
+    let cfg = match parse(&args, &mut mode) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -61,6 +98,9 @@ fn main() -> ExitCode {
         }
     };
     let started = std::time::Instant::now();
+    if let Some(trials) = mode.at_rest_trials {
+        return at_rest(&cfg, trials);
+    }
     let summary = run(&cfg);
     for f in &summary.failures {
         println!("seed {} FAILED: {}", f.seed, f.message);
