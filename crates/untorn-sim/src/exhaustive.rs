@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use untorn::Error;
 
 use crate::disk::{CrashPlan, FaultConfig, PendingInfo, SimDisk};
-use crate::model::{random_op_max, Model, Op};
+use crate::model::{random_op_with, Model, Op, Shape};
 use crate::prng::Prng;
 use crate::torture::{
     check_recovered_txid, engine_check, open_db, scan_snapshot, Config, ScanError, SeedStats,
@@ -34,7 +34,7 @@ struct Execution {
     issued_txid: u64,
 }
 
-fn generate(seed: u64, max_value_bytes: u64) -> Vec<Step> {
+fn generate(seed: u64, shape: &Shape) -> Vec<Step> {
     let mut rng = Prng::derive(seed, 200);
     let mut model = Model::default();
     let mut tag = seed << 32;
@@ -44,7 +44,7 @@ fn generate(seed: u64, max_value_bytes: u64) -> Vec<Step> {
         let n = rng.range_inclusive(1, 4);
         let mut ops = Vec::new();
         for _ in 0..n {
-            let op = random_op_max(&mut rng, &model, &mut tag, max_value_bytes);
+            let op = random_op_with(&mut rng, &model, &mut tag, shape);
             model.apply(&op);
             ops.push(op);
         }
@@ -244,7 +244,7 @@ fn mask_plan(pending: &[(&'static str, PendingInfo)], mask: &[bool]) -> CrashPla
 
 /// Runs the exhaustive exploration for one seed.
 pub fn run_seed(cfg: &Config, seed: u64, stats: &mut SeedStats) -> Result<(), String> {
-    let steps = generate(seed, cfg.max_value_bytes);
+    let steps = generate(seed, &cfg.shape());
     let threshold = cfg.checkpoint_threshold_bytes;
     // Dry run on a perfect disk to count the mutating operations after creation.
     let dry = SimDisk::new(FaultConfig::default());

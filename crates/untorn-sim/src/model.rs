@@ -126,25 +126,50 @@ impl Model {
     }
 }
 
-/// Limits of generated workloads.
+/// Deepest bucket nesting generated workloads create.
 const MAX_DEPTH: usize = 3;
-const KEYSPACE: u64 = 48;
+
+/// The shape of generated workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// Largest value a put writes (values above a page go to overflow extents).
+    pub max_value_bytes: u64,
+    /// Distinct keys per bucket (large: deep trees with branch pages).
+    pub keyspace: u64,
+}
+
+impl Default for Shape {
+    fn default() -> Self {
+        Shape {
+            max_value_bytes: 20_000,
+            keyspace: 48,
+        }
+    }
+}
 
 /// Draws a random operation valid against `model`. `next_tag` makes value tags unique.
 pub fn random_op(rng: &mut Prng, model: &Model, next_tag: &mut u64) -> Op {
-    random_op_max(rng, model, next_tag, 20_000)
+    random_op_with(rng, model, next_tag, &Shape::default())
 }
 
-/// Like [`random_op`], with values of at most `max_value_bytes`.
-pub fn random_op_max(
-    rng: &mut Prng,
-    model: &Model,
-    next_tag: &mut u64,
-    max_value_bytes: u64,
-) -> Op {
+/// The key with index `i` (fixed width, so keys sort by index).
+pub fn key_name(i: u64) -> Vec<u8> {
+    format!("k{i:06}").into_bytes()
+}
+
+/// Like [`random_op`], for a workload shape.
+pub fn random_op_with(rng: &mut Prng, model: &Model, next_tag: &mut u64, shape: &Shape) -> Op {
+    let max_value_bytes = shape.max_value_bytes;
     let paths: Vec<&BucketPath> = model.buckets.keys().collect();
     let roll = rng.below(100);
-    if paths.is_empty() || roll < 12 {
+    // Bucket operations (percent of ops: create below `create`, delete below `delete`);
+    // rare when trees are meant to grow deep, so keys concentrate in few buckets.
+    let (create, delete) = if shape.keyspace > 100 {
+        (2, 3)
+    } else {
+        (12, 16)
+    };
+    if paths.is_empty() || roll < create {
         // Create a bucket under the root or under an existing bucket.
         let parent: BucketPath = if paths.is_empty() || rng.below(3) == 0 {
             Vec::new()
@@ -166,7 +191,8 @@ pub fn random_op_max(
         .get(rng.index(paths.len()))
         .map(|p| (*p).clone())
         .unwrap_or_default();
-    if roll < 16 {
+    // In deep-tree mode only nested buckets are deleted, so the big ones keep growing.
+    if roll < delete && (shape.keyspace <= 100 || path.len() > 1) {
         return Op::DeleteBucket { path };
     }
     let existing: Vec<&Vec<u8>> = model
@@ -180,7 +206,7 @@ pub fn random_op_max(
             .map(|k| (*k).clone())
             .unwrap_or_default()
     } else {
-        format!("k{:03}", rng.below(KEYSPACE)).into_bytes()
+        key_name(rng.below(shape.keyspace))
     };
     if roll < 34 {
         return Op::Delete { path, key };

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use untorn::{Database, Error, ReadTx, Storage, WriteTx};
 
 use crate::disk::{FaultConfig, SimDisk};
-use crate::model::{random_op_max, BucketPath, Model, Op, ValueSpec};
+use crate::model::{key_name, random_op_with, BucketPath, Model, Op, Shape, ValueSpec};
 use crate::prng::Prng;
 
 /// Name of the data file on the simulated disk.
@@ -188,6 +188,10 @@ pub struct Config {
     pub force_strict: bool,
     /// Largest value a put writes (values above a page go to overflow extents).
     pub max_value_bytes: u64,
+    /// Distinct keys per bucket (large values of this grow trees with branch pages).
+    pub keyspace: u64,
+    /// Most operations in one write transaction.
+    pub max_ops_per_tx: u64,
 }
 
 impl Default for Config {
@@ -204,12 +208,22 @@ impl Default for Config {
             checkpoint_threshold_bytes: 64 * 1024,
             verbose: false,
             force_strict: false,
-            max_value_bytes: 20_000,
+            max_value_bytes: Shape::default().max_value_bytes,
+            keyspace: Shape::default().keyspace,
+            max_ops_per_tx: 6,
         }
     }
 }
 
 impl Config {
+    /// The workload shape.
+    pub fn shape(&self) -> Shape {
+        Shape {
+            max_value_bytes: self.max_value_bytes,
+            keyspace: self.keyspace,
+        }
+    }
+
     /// One command that reproduces `seed` with this configuration.
     pub fn repro_command(&self, seed: u64) -> String {
         let mut cmd = format!(
@@ -222,8 +236,15 @@ impl Config {
         if self.force_strict {
             cmd.push_str(" --force-strict");
         }
-        if self.max_value_bytes != Config::default().max_value_bytes {
+        let d = Config::default();
+        if self.max_value_bytes != d.max_value_bytes {
             cmd.push_str(&format!(" --max-value-bytes {}", self.max_value_bytes));
+        }
+        if self.keyspace != d.keyspace {
+            cmd.push_str(&format!(" --keys {}", self.keyspace));
+        }
+        if self.max_ops_per_tx != d.max_ops_per_tx {
+            cmd.push_str(&format!(" --ops-per-tx {}", self.max_ops_per_tx));
         }
         if self.readers > 0 {
             cmd.push_str(&format!(" --readers {}", self.readers));
@@ -1024,6 +1045,29 @@ impl<'c> Run<'c> {
             seed: self.seed,
             ..FaultConfig::default()
         });
+        // Sometimes a read-only open first: it recovers in memory only (no writes), and
+        // must show the state the read-write open then recovers.
+        if strict && self.rng.below(4) == 0 {
+            let ops_before = self.disk.ops();
+            let ro = Database::builder()
+                .page_size(4096)
+                .read_only(true)
+                .open_storage(
+                    self.disk.file(DATA_FILE),
+                    self.disk.file(JOURNAL_FILE),
+                    false,
+                )
+                .map_err(|e| format!("read-only reopen after crash failed: {e}"))?;
+            let r = self.verify_open(&ro, strict);
+            drop(ro);
+            r.map_err(|e| format!("read-only reopen: {e}"))?;
+            if self.disk.ops() != ops_before {
+                return Err(format!(
+                    "a read-only open wrote to the disk ({} operations)",
+                    self.disk.ops() - ops_before
+                ));
+            }
+        }
         let db = match open_db(&self.disk, self.cfg.checkpoint_threshold_bytes) {
             Ok(db) => db,
             Err(e @ Error::Corrupted { .. }) if !strict => {
@@ -1183,15 +1227,11 @@ impl<'c> Run<'c> {
                 ));
             }
             let mut next = self.model.clone();
-            let n = self.rng.range_inclusive(1, 6);
+            let n = self.rng.range_inclusive(1, self.cfg.max_ops_per_tx.max(1));
             let mut error = None;
             for _ in 0..n {
-                let op = random_op_max(
-                    &mut self.rng,
-                    &next,
-                    &mut self.next_tag,
-                    self.cfg.max_value_bytes,
-                );
+                let op =
+                    random_op_with(&mut self.rng, &next, &mut self.next_tag, &self.cfg.shape());
                 done += 1;
                 match apply_op(&wtx, &op) {
                     Ok(applied) => {
@@ -1313,7 +1353,7 @@ impl<'c> Run<'c> {
             let Some(path) = paths.get(self.rng.index(paths.len())) else {
                 return Ok(());
             };
-            let key = format!("k{:03}", self.rng.below(48)).into_bytes();
+            let key = key_name(self.rng.below(self.cfg.keyspace));
             let got = with_bucket_mut(wtx, path, |b| b.get(&key).map(|v| v.map(|v| v.to_vec())))?;
             match (got, next.get(path, &key)) {
                 (None, _) => {
@@ -1414,6 +1454,15 @@ pub fn engine_check(db: &Database) -> untorn::Result<Option<String>> {
 pub fn run_seed(cfg: &Config, seed: u64, stats: &mut SeedStats) -> Result<(), String> {
     let mut run = Run::new(cfg, seed);
     let r = run.run();
+    if cfg.verbose {
+        eprintln!(
+            "seed {seed}: final model {} buckets, {} keys; disk {} data + {} journal bytes",
+            run.model.buckets.len(),
+            run.model.key_count(),
+            run.disk.view_bytes(DATA_FILE).len(),
+            run.disk.view_bytes(JOURNAL_FILE).len()
+        );
+    }
     run.stats.trace ^= run.disk.trace_hash();
     run.stats.faults_fired.add_disk(&run.disk.stats());
     *stats = run.stats;

@@ -97,6 +97,18 @@ mod strict {
     fn recovery_crash() {
         class("crash,torn,recovery-crash", 70_000);
     }
+    /// Thousands of keys per bucket: branch pages, splits and merges under crashes.
+    #[test]
+    fn deep_trees() {
+        let mut cfg = config("strict", 90_000, 40);
+        cfg.keyspace = 20_000;
+        cfg.ops = 2_000;
+        cfg.max_ops_per_tx = 100;
+        cfg.max_value_bytes = cfg.max_value_bytes.min(400);
+        let s = run(&cfg);
+        assert_all_passed("deep trees", &s);
+    }
+
     #[test]
     fn all_strict_classes() {
         let s = run(&config("strict", 80_000, 1000));

@@ -41,6 +41,7 @@ fn at_rest(cfg: &Config, trials: u64) -> ExitCode {
 const USAGE: &str = "usage: untorn-torture [--seed-start S] [--seeds N] [--faults LIST] [--ops N]
                      [--cycles N] [--readers N] [--checkpoint-threshold BYTES]
                      [--exhaustive [--max-subsets N]] [--at-rest TRIALS] [--force-strict] [--max-value-bytes N]
+                     [--keys N] [--ops-per-tx N]
                      [--verbose]
   --at-rest TRIALS: per seed, damage TRIALS copies of a quiescent database at rest instead
   --faults: comma-separated crash,torn,reorder,garble,lost,misdirect,bitrot,eio,enospc,recovery-crash
@@ -75,6 +76,8 @@ fn parse(args: &[String], mode: &mut Mode) -> Result<Config, String> {
                 cfg.checkpoint_threshold_bytes = number(value(flag)?, flag)?
             }
             "--max-subsets" => cfg.max_subsets_per_point = number(value(flag)?, flag)? as usize,
+            "--keys" => cfg.keyspace = number(value(flag)?, flag)?.max(1),
+            "--ops-per-tx" => cfg.max_ops_per_tx = number(value(flag)?, flag)?.max(1),
             "--max-value-bytes" => cfg.max_value_bytes = number(value(flag)?, flag)?,
             "--exhaustive" => cfg.exhaustive = true,
             "--at-rest" => mode.at_rest_trials = Some(number(value(flag)?, flag)?),
