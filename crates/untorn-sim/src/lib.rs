@@ -38,6 +38,7 @@
 pub mod at_rest;
 pub mod disk;
 pub mod exhaustive;
+pub mod group_commit;
 pub mod kill;
 pub mod model;
 pub mod prng;

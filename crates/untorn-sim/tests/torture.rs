@@ -194,6 +194,20 @@ mod readers {
     }
 }
 
+/// Group commit under crashes: each thread's surviving calls are a prefix covering
+/// everything acknowledged.
+mod group_commit {
+    #[test]
+    fn batch_calls_survive_as_per_thread_prefixes() {
+        let mut acked = 0;
+        for seed in 210_000..210_150 {
+            acked += untorn_sim::group_commit::run_seed(seed)
+                .unwrap_or_else(|e| panic!("group commit seed {seed}: {e}"));
+        }
+        assert!(acked > 0, "no batch call was ever acknowledged");
+    }
+}
+
 /// The same seed drives the same I/O (so a failing seed reproduces).
 mod determinism {
     use untorn_sim::torture::{run_seed, SeedStats};
