@@ -24,6 +24,12 @@ fn key(t: u64, i: u64) -> Vec<u8> {
     k
 }
 
+/// Thread 0's every fifth call fails inside its closure: the batch it joined is aborted
+/// and every other closure is retried on its own (the failing caller gets its error).
+fn fails(t: u64, i: u64) -> bool {
+    t == 0 && i % 5 == 4
+}
+
 fn value(t: u64, i: u64) -> Vec<u8> {
     let mut v = vec![0u8; 24 + ((t * 31 + i * 7) % 300) as usize];
     Prng::derive(t << 32 | i, 0x6261_7463).fill(&mut v);
@@ -52,10 +58,20 @@ pub fn run_seed(seed: u64) -> Result<u64, String> {
             let mut acked = 0;
             for i in 0..CALLS_PER_THREAD {
                 let r = db.batch(move |tx| {
-                    tx.create_bucket_if_not_exists(BUCKET)?
-                        .put(key(t, i), value(t, i))
+                    let b = tx.create_bucket_if_not_exists(BUCKET)?;
+                    if fails(t, i) {
+                        return Err(Error::InvalidArgument(format!("call {t}/{i} fails")));
+                    }
+                    b.put(key(t, i), value(t, i))
                 });
                 match r {
+                    Ok(()) if fails(t, i) => {
+                        return (
+                            acked,
+                            Some(format!("thread {t} call {i}: failing closure returned Ok")),
+                        )
+                    }
+                    Err(Error::InvalidArgument(_)) if fails(t, i) => acked = i + 1,
                     Ok(()) => acked = i + 1,
                     Err(Error::Io(_) | Error::Poisoned) => return (acked, None),
                     Err(e) => return (acked, Some(format!("thread {t} call {i}: {e}"))),
@@ -95,6 +111,13 @@ pub fn run_seed(seed: u64) -> Result<u64, String> {
             let Some(next) = present.get_mut(t as usize) else {
                 return Err(format!("WRONG DATA: key of thread {t}"));
             };
+            // Failing calls never leave a key: skip them in the expected sequence.
+            while fails(t, *next) {
+                *next += 1;
+            }
+            if fails(t, i) {
+                return Err(format!("thread {t}: the failing call {i} left its key"));
+            }
             if i != *next {
                 return Err(format!(
                     "thread {t}: key {i} present but {next} is missing (not a prefix)"
@@ -106,7 +129,12 @@ pub fn run_seed(seed: u64) -> Result<u64, String> {
             *next += 1;
         }
     }
-    for (t, (p, a)) in present.iter().zip(&acked).enumerate() {
+    for (t, (p, a)) in present.iter_mut().zip(&acked).enumerate() {
+        // A trailing failing call counts as done when the one before it is present.
+        while *p < *a && fails(t as u64, *p) {
+            *p += 1;
+        }
+        let (p, a) = (&*p, a);
         if p < a {
             return Err(format!(
                 "LOST COMMIT: thread {t} had {a} batch calls acknowledged, {p} survived"
