@@ -987,7 +987,8 @@ impl<'c> Run<'c> {
                 }
                 Err(e) => {
                     let ok = self.disk.is_dead()
-                        || matches!(e, Error::Corrupted { .. }) && self.corruption_allowed();
+                        || matches!(e, Error::Corrupted { .. } | Error::NotADatabase(_))
+                            && self.corruption_allowed();
                     if !ok {
                         return Err(format!(
                             "cycle {cycle}: open with a crash point at op {crash_at} failed before reaching it: {e}"
@@ -1070,7 +1071,10 @@ impl<'c> Run<'c> {
         }
         let db = match open_db(&self.disk, self.cfg.checkpoint_threshold_bytes) {
             Ok(db) => db,
-            Err(e @ Error::Corrupted { .. }) if !strict => {
+            // Both meta pages destroyed reads as `NotADatabase` (see the crate report:
+            // the engine could say `Corrupted { kind: Meta }` when the file is otherwise
+            // clearly untorn's).
+            Err(e @ (Error::Corrupted { .. } | Error::NotADatabase(_))) if !strict => {
                 if !self.corruption_allowed() {
                     return Err(format!(
                         "reopen failed with {e} although no data-destroying fault fired since the last clean verification"
