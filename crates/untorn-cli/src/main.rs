@@ -1,3 +1,46 @@
-fn main() {
-    println!("untorn: under construction");
+//! `untorn`: inspect, check and edit untorn database files.
+//!
+//! The binary is thin: [`args`] parses the command line into raw structs, each command
+//! module validates them into a config and runs it against a [`backend::Backend`]
+//! chosen by the file's magic. Exit codes: 0 success (for `check`: no findings), 1
+//! findings or "not found", 2 could not run (usage, I/O, not a database).
+
+mod args;
+mod backend;
+mod cmd;
+mod encoding;
+mod output;
+mod svg;
+
+use std::io;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Exit code when the command could not do its job (usage, I/O, not a database).
+pub const EXIT_ERROR: u8 = 2;
+/// Exit code for findings (`check`) or a missing key/bucket (`get`, `delete`, ...).
+pub const EXIT_FINDINGS: u8 = 1;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    match cmd::run(cli) {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("untorn: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// Whether the error (anywhere in its chain) is a closed stdout (`untorn dump | head`).
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .and_then(|j| j.io_error_kind())
+                .is_some_and(|k| k == io::ErrorKind::BrokenPipe)
+    })
 }

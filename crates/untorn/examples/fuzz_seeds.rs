@@ -9,7 +9,11 @@ use untorn::{Database, MemoryStorage, Storage};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args().nth(1).ok_or("usage: fuzz_seeds DIR")?;
     std::fs::create_dir_all(&dir)?;
-    for (name, keys, leave_in_journal) in [("small", 5u32, false), ("journal", 40, true), ("split", 400, false)] {
+    for (name, keys, leave_in_journal) in [
+        ("small", 5u32, false),
+        ("journal", 40, true),
+        ("split", 400, false),
+    ] {
         let data = MemoryStorage::new();
         let journal = MemoryStorage::new();
         let db = Database::builder().open_storage(
@@ -20,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         db.update(|tx| {
             let b = tx.create_bucket("b")?;
             for i in 0..keys {
-                b.put(i.to_be_bytes(), vec![i as u8; (i % 90) as usize])?;
+                b.put(i.to_be_bytes(), vec![(i % 251) as u8; (i % 90) as usize])?;
             }
             b.create_bucket("n")?.put("k", vec![1u8; 2000])?;
             Ok(())

@@ -767,6 +767,19 @@ impl Database {
         })
     }
 
+    /// Checks the integrity of the newest committed snapshot (read-only, concurrently
+    /// with writers; see `docs/check.md`).
+    pub fn check(&self, opts: crate::check::CheckOptions) -> Result<crate::report::Report> {
+        let tx = self.begin_read()?;
+        crate::check::check(tx.check_source(), opts)
+    }
+
+    /// Page counts by kind, free pages, tree depth and fill factor of the newest snapshot.
+    pub fn stats(&self) -> Result<crate::check::Stats> {
+        let tx = self.begin_read()?;
+        crate::check::stats(tx.check_source())
+    }
+
     /// What recovery did at open.
     pub fn recovery_report(&self) -> RecoveryReport {
         self.shared.recovery.clone()

@@ -85,6 +85,31 @@ pub fn decode_freelist(page: &[u8], h: &PageHeader, high_water: u64) -> Result<V
     Ok(runs)
 }
 
+/// The runs of a verified freelist extent as stored, without validating them (the
+/// checker classifies bad runs itself). Errors only if the count does not match the
+/// payload or runs lie outside the extent.
+pub fn freelist_runs_unchecked(
+    page: &[u8],
+    h: &PageHeader,
+) -> std::result::Result<Vec<(u64, u64)>, String> {
+    let count = h.count as usize;
+    if (count as u64).saturating_mul(RUN_SIZE as u64) != h.payload_len {
+        return Err(format!(
+            "{count} runs do not match the payload of {} bytes",
+            h.payload_len
+        ));
+    }
+    let mut runs = Vec::with_capacity(count.min(page.len() / RUN_SIZE));
+    for i in 0..count {
+        let off = PAGE_HEADER_SIZE + i * RUN_SIZE;
+        match (get_u64(page, off), get_u64(page, off + 8)) {
+            (Some(start), Some(len)) => runs.push((start, len)),
+            _ => return Err(format!("run {i} lies outside the extent")),
+        }
+    }
+    Ok(runs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,9 @@ pub mod meta;
 pub mod node;
 pub mod page;
 
-pub use freelist::{decode_freelist, encode_freelist, freelist_bytes, RUN_SIZE};
+pub use freelist::{
+    decode_freelist, encode_freelist, freelist_bytes, freelist_runs_unchecked, RUN_SIZE,
+};
 pub use journal::{record_span, RecordHeader, RECORD_HEADER_SIZE};
 pub use meta::{Meta, FORMAT_VERSION, MAGIC};
 pub use node::{

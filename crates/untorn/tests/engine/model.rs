@@ -153,6 +153,9 @@ fn apply(tx: &WriteTx<'_>, model: &mut Model, op: &Op) {
 /// Compares the whole database with the model: contents, order (forward and backward),
 /// counts, bucket listings.
 pub fn verify(db: &Database, model: &Model) {
+    // The structure is sound: every page verified, reachable once or free, bounds kept.
+    let report = db.check(Default::default()).unwrap();
+    assert!(report.is_ok(), "check found: {:#?}", report.findings);
     let tx = db.begin_read().unwrap();
     let top: Vec<Vec<u8>> = tx.buckets().unwrap();
     let mut model_top: Vec<Vec<u8>> = model

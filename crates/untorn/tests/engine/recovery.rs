@@ -120,6 +120,8 @@ fn j3_doublewrite_restores_torn_home_pages() {
     for i in 0..200 {
         assert_eq!(get(&db, &format!("key{i:04}")).unwrap().len(), 100);
     }
+    let report = db.check(Default::default()).unwrap();
+    assert!(report.is_ok(), "{:#?}", report.findings);
 }
 
 #[test]

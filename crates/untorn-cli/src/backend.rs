@@ -1,0 +1,105 @@
+//! Which file format a path holds, by magic, and opening it.
+//!
+//! Every command matches on [`Backend`]; the bbolt format will add a variant (its own
+//! open and check through `untorn-bbolt`) without changing the commands' shape.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use untorn::format::meta::has_magic;
+use untorn::Database;
+
+/// The formats the CLI recognises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// An untorn database.
+    Native,
+    /// A bbolt (etcd) database: recognised, not yet supported.
+    Bbolt,
+}
+
+/// bbolt's meta magic (little-endian u32 at byte 16 of page 0).
+const BBOLT_MAGIC: u32 = 0xED0C_DAED;
+
+/// Reads the first bytes of `path` and says which format it is.
+pub fn detect(path: &Path) -> Result<Format> {
+    let mut f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut head = Vec::with_capacity(128);
+    f.by_ref()
+        .take(128)
+        .read_to_end(&mut head)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if has_magic(&head) {
+        return Ok(Format::Native);
+    }
+    let bbolt = head
+        .get(16..20)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(u32::from_le_bytes);
+    if bbolt == Some(BBOLT_MAGIC) {
+        return Ok(Format::Bbolt);
+    }
+    // Slot 0 may be damaged: probe slot 1 at every page size.
+    let mut ps = 4096u64;
+    while ps <= 65536 {
+        let mut b = [0u8; 64];
+        if read_at(&mut f, ps, &mut b).is_ok() && has_magic(&b) {
+            return Ok(Format::Native);
+        }
+        ps *= 2;
+    }
+    bail!("{}: not an untorn (or bbolt) database", path.display())
+}
+
+fn read_at(f: &mut File, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    f.seek(SeekFrom::Start(offset))?;
+    f.read_exact(buf)
+}
+
+/// An open database of some format.
+pub enum Backend {
+    /// An untorn database opened by the engine.
+    Native(Database),
+}
+
+impl Backend {
+    /// Opens `path` read-only (a journal is replayed in memory only).
+    pub fn open_read(path: &Path) -> Result<Backend> {
+        match detect(path)? {
+            Format::Native => Ok(Backend::Native(
+                Database::builder()
+                    .read_only(true)
+                    .open(path)
+                    .with_context(|| format!("cannot open {}", path.display()))?,
+            )),
+            Format::Bbolt => bbolt_unsupported(path),
+        }
+    }
+
+    /// Opens `path` for writing; `create` makes a new database if it does not exist.
+    pub fn open_write(path: &Path, create: bool) -> Result<Backend> {
+        if create && !path.exists() {
+            return Ok(Backend::Native(
+                Database::create(path)
+                    .with_context(|| format!("cannot create {}", path.display()))?,
+            ));
+        }
+        match detect(path)? {
+            Format::Native => Ok(Backend::Native(
+                Database::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+            )),
+            Format::Bbolt => bbolt_unsupported(path),
+        }
+    }
+}
+
+/// The error for a bbolt file until the bbolt backend lands.
+pub fn bbolt_unsupported<T>(path: &Path) -> Result<T> {
+    bail!(
+        "{} is a bbolt database; bbolt support is not implemented yet",
+        path.display()
+    )
+}

@@ -1,0 +1,161 @@
+//! `untorn check`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use untorn::check::{check, check_storage, CheckOptions};
+use untorn::report::{Finding, FindingKind, Report};
+use untorn::{CorruptionKind, Database, Error, FileStorage, Storage};
+
+use super::source::{is_damage, Origin};
+use crate::args::CheckArgs;
+use crate::backend::{bbolt_unsupported, detect, Format};
+use crate::output::{self, JsonReport};
+use crate::EXIT_FINDINGS;
+
+/// A validated `check` invocation.
+struct Config {
+    file: PathBuf,
+    json: bool,
+    max_findings: usize,
+    from_page: Option<u64>,
+    progress: bool,
+}
+
+impl Config {
+    fn new(a: CheckArgs) -> Result<Config> {
+        if a.max_findings == 0 {
+            bail!("--max-findings must be at least 1");
+        }
+        Ok(Config {
+            progress: !a.common.json && output::interactive(),
+            file: a.common.file,
+            json: a.common.json,
+            max_findings: a.max_findings,
+            from_page: a.from_page,
+        })
+    }
+
+    fn options(&self, bar: Option<ProgressBar>) -> CheckOptions {
+        CheckOptions {
+            max_findings: self.max_findings,
+            from_page: self.from_page,
+            progress: bar.map(|bar| {
+                Box::new(move |p: untorn::check::CheckProgress| {
+                    bar.set_length(p.pages_total);
+                    bar.set_position(p.pages_done);
+                    true
+                }) as Box<dyn FnMut(untorn::check::CheckProgress) -> bool + Send>
+            }),
+        }
+    }
+}
+
+pub fn run(a: CheckArgs) -> Result<ExitCode> {
+    let cfg = Config::new(a)?;
+    match detect(&cfg.file)? {
+        Format::Native => {}
+        Format::Bbolt => return bbolt_unsupported(&cfg.file),
+    }
+    let bar = cfg.progress.then(|| {
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("checking {bar:40} {pos}/{len} pages ({eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let (report, origin) = check_file(&cfg, bar.clone())?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let mut out = output::stdout();
+    if cfg.json {
+        output::json(
+            &mut out,
+            &JsonReport::new(&report, origin.name(), origin.open_error()),
+        )?;
+    } else {
+        print_human(&mut out, &report, &origin)?;
+    }
+    use std::io::Write;
+    out.flush()?;
+    Ok(if report.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FINDINGS)
+    })
+}
+
+fn check_file(cfg: &Config, bar: Option<ProgressBar>) -> Result<(Report, Origin)> {
+    let opts = cfg.options(bar);
+    match Database::builder().read_only(true).open(&cfg.file) {
+        Ok(db) => {
+            let tx = db.begin_read().context("cannot start a read snapshot")?;
+            let report = check(tx.check_source(), opts)?;
+            Ok((report, Origin::Snapshot))
+        }
+        Err(e) if is_damage(&e) => {
+            // The engine refuses the file: check the data file itself, and say why.
+            let file = std::fs::File::open(&cfg.file)
+                .with_context(|| format!("cannot open {}", cfg.file.display()))?;
+            let storage: Arc<dyn Storage> = Arc::new(FileStorage::new(file));
+            let mut report = check_storage(storage, opts)
+                .with_context(|| format!("cannot check {}", cfg.file.display()))?;
+            if let Error::Corrupted {
+                kind: CorruptionKind::Journal,
+                page,
+                detail,
+            } = &e
+            {
+                report.findings.insert(
+                    0,
+                    Finding {
+                        kind: FindingKind::Journal,
+                        page: None,
+                        path: Vec::new(),
+                        message: format!("journal damaged at offset {page}: {detail}"),
+                    },
+                );
+            }
+            Ok((report, Origin::DataFile(e)))
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot open {}", cfg.file.display())),
+    }
+}
+
+fn print_human(out: &mut impl std::io::Write, r: &Report, origin: &Origin) -> Result<()> {
+    if let Origin::DataFile(e) = origin {
+        writeln!(
+            out,
+            "note: the engine cannot open this file ({e}); checked the data file directly"
+        )?;
+    }
+    for f in &r.findings {
+        writeln!(out, "{f}")?;
+    }
+    let errors = r.findings.iter().filter(|f| !f.kind.is_warning()).count();
+    let warnings = r.findings.len() - errors;
+    let summary = format!(
+        "{} pages, {} keys, {} buckets checked at txid {} (high-water mark {})",
+        r.pages_checked, r.keys_checked, r.buckets_checked, r.txid, r.high_water_mark
+    );
+    if r.findings.is_empty() {
+        writeln!(out, "ok: {summary}")?;
+    } else {
+        writeln!(
+            out,
+            "{}: {errors} error(s), {warnings} warning(s){}; {summary}",
+            if errors == 0 { "ok" } else { "FAILED" },
+            if r.truncated {
+                " (more not shown: raise --max-findings)"
+            } else {
+                ""
+            }
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,33 @@
+//! One module per command; each validates its raw args into a config, then runs it.
+
+mod check;
+mod dump;
+mod info;
+mod inspect;
+mod kv;
+mod source;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::args::{Cli, Command};
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Info(a) => info::run(a),
+        Command::Check(a) => check::run(a),
+        Command::Stats(a) => inspect::stats(a),
+        Command::Pages(a) => inspect::pages(a),
+        Command::Page(a) => inspect::page(a),
+        Command::Map(a) => inspect::map(a),
+        Command::Buckets(a) => kv::buckets(a),
+        Command::Keys(a) => kv::keys(a),
+        Command::Get(a) => kv::get(a),
+        Command::Put(a) => kv::put(a),
+        Command::Delete(a) => kv::delete(a),
+        Command::Dump(a) => dump::dump(a),
+        Command::Load(a) => dump::load(a),
+    }
+}

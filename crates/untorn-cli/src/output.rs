@@ -1,0 +1,105 @@
+//! Writing results: a buffered stdout whose errors (a closed pipe) propagate, aligned
+//! tables for people, and the JSON shapes of reports.
+
+use std::io::{self, BufWriter, IsTerminal, StdoutLock, Write};
+
+use serde::Serialize;
+use untorn::report::{Finding, Report};
+
+/// Buffered, locked stdout.
+pub fn stdout() -> BufWriter<StdoutLock<'static>> {
+    BufWriter::new(io::stdout().lock())
+}
+
+/// Whether progress bars may be drawn (stderr is a terminal).
+pub fn interactive() -> bool {
+    io::stderr().is_terminal()
+}
+
+/// Writes one JSON document and a newline.
+pub fn json<T: Serialize>(out: &mut impl Write, v: &T) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Rows of cells printed with every column padded to its widest cell (the last column
+/// is not padded).
+pub fn table(out: &mut impl Write, rows: &[Vec<String>]) -> io::Result<()> {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut width = vec![0usize; cols];
+    for r in rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for r in rows {
+        let mut line = String::new();
+        for (i, (c, w)) in r.iter().zip(&width).enumerate() {
+            if i + 1 == r.len() {
+                line.push_str(c);
+            } else {
+                line.push_str(&format!("{c:<w$}  "));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+/// One finding in `check --json`.
+#[derive(Debug, Serialize)]
+pub struct JsonFinding {
+    pub kind: &'static str,
+    pub page: Option<u64>,
+    pub path: Vec<u64>,
+    pub message: String,
+    pub warning: bool,
+}
+
+impl From<&Finding> for JsonFinding {
+    fn from(f: &Finding) -> Self {
+        JsonFinding {
+            kind: f.kind.as_str(),
+            page: f.page,
+            path: f.path.clone(),
+            message: f.message.clone(),
+            warning: f.kind.is_warning(),
+        }
+    }
+}
+
+/// The object `check --json` prints (schema in docs/check.md).
+#[derive(Debug, Serialize)]
+pub struct JsonReport {
+    pub ok: bool,
+    pub findings: Vec<JsonFinding>,
+    pub truncated: bool,
+    pub pages_checked: u64,
+    pub keys_checked: u64,
+    pub buckets_checked: u64,
+    pub high_water_mark: u64,
+    pub txid: u64,
+    /// "snapshot" (through the engine, journal included) or "data_file" (raw file,
+    /// used when the engine cannot open it).
+    pub source: &'static str,
+    /// Why the engine could not open the file, when `source` is "data_file".
+    pub open_error: Option<String>,
+}
+
+impl JsonReport {
+    pub fn new(r: &Report, source: &'static str, open_error: Option<String>) -> Self {
+        JsonReport {
+            ok: r.is_ok(),
+            findings: r.findings.iter().map(JsonFinding::from).collect(),
+            truncated: r.truncated,
+            pages_checked: r.pages_checked,
+            keys_checked: r.keys_checked,
+            buckets_checked: r.buckets_checked,
+            high_water_mark: r.high_water_mark,
+            txid: r.txid,
+            source,
+            open_error,
+        }
+    }
+}

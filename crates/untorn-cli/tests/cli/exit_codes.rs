@@ -1,0 +1,107 @@
+use crate::common::*;
+
+#[test]
+fn clean_file_checks_with_exit_0() {
+    let db = sample();
+    let out = ok(&["check", db.p()], 0);
+    assert!(out.starts_with("ok:"), "{out}");
+}
+
+#[test]
+fn missing_file_not_a_database_and_usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    let o = untorn(&["check", missing.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!o.stderr.is_empty());
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, vec![7u8; 20_000]).unwrap();
+    let o = untorn(&["check", junk.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not an untorn"));
+    assert_eq!(untorn(&["check"], None).status.code(), Some(2));
+    assert_eq!(untorn(&["frobnicate"], None).status.code(), Some(2));
+    let db = sample();
+    assert_eq!(
+        untorn(&["check", db.p(), "--max-findings", "0"], None)
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        untorn(&["get", db.p(), "only-one-arg"], None).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn missing_keys_and_buckets_exit_1() {
+    let db = sample();
+    ok(&["get", db.p(), "users", "nobody"], 1);
+    ok(&["get", db.p(), "nobucket", "k"], 1);
+    ok(&["delete", db.p(), "users", "nobody"], 1);
+    ok(&["keys", db.p(), "nobucket"], 1);
+}
+
+#[test]
+fn get_put_delete_round_trip() {
+    let db = sample();
+    ok(&["put", db.p(), "a", "b", "key", "value"], 0);
+    assert_eq!(ok(&["get", db.p(), "a", "b", "key"], 0), "value");
+    assert_eq!(
+        ok(
+            &[
+                "get",
+                db.p(),
+                "7573657273",
+                "6c6f67696e73",
+                "00ff10",
+                "--hex"
+            ],
+            0
+        ),
+        "deadbeef\n"
+    );
+    ok(&["delete", db.p(), "a", "b", "key"], 0);
+    ok(&["get", db.p(), "a", "b", "key"], 1);
+    let buckets = ok(&["buckets", db.p()], 0);
+    assert!(buckets.lines().next().unwrap().starts_with("NAME"));
+    assert!(buckets.contains("users") && buckets.contains("0xc3"));
+    assert_eq!(ok(&["keys", db.p(), "users"], 0).lines().count(), 400);
+    ok(&["check", db.p()], 0);
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    for c in [
+        "info", "check", "stats", "pages", "page", "map", "buckets", "keys", "get", "put",
+        "delete", "dump", "load",
+    ] {
+        let out = ok(&[c, "--help"], 0);
+        assert!(out.contains("Example"), "{c} --help has no example:\n{out}");
+    }
+}
+
+#[test]
+fn broken_pipe_exits_quietly() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let db = sample();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_untorn"))
+        .args(["dump", db.p()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 10];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

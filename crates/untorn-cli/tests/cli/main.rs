@@ -1,0 +1,10 @@
+//! The `untorn` binary end to end: one test binary, one module per scenario.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+mod damaged;
+mod dump_load;
+mod exit_codes;
+mod json;
+mod map;

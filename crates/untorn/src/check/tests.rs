@@ -1,0 +1,915 @@
+//! The checker's corruption matrix over images built with the `format` encoders.
+//!
+//! Every test builds a small database image, damages it in one way and runs it through
+//! one helper, [`expect`], which asserts the exact set of (kind, page) findings.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
+use std::sync::{Arc, Mutex};
+
+use crate::format::{
+    decode_header, encode_branch, encode_freelist, encode_leaf, encode_overflow, seal_page,
+    BucketHeader, LeafValue, Meta, PageRef,
+};
+use crate::report::{FindingKind as K, PageKind, PageState, Report};
+use crate::storage::{MemoryStorage, Storage};
+use crate::Error;
+
+use super::{
+    check, check_storage, fuzz_entry, page_infos, stats, CheckOptions, CheckSource, RawSource,
+};
+
+const PS: usize = 4096;
+const TXID: u64 = 7;
+
+/// A database image under construction, page by page.
+struct Img {
+    bytes: Vec<u8>,
+}
+
+fn rf(h: &crate::format::PageHeader) -> PageRef {
+    PageRef {
+        page_id: h.page_id,
+        txid: h.txid,
+        checksum: h.checksum,
+        extent_pages: h.extent_pages,
+    }
+}
+
+impl Img {
+    fn new(pages: u64) -> Img {
+        Img {
+            bytes: vec![0u8; pages as usize * PS],
+        }
+    }
+
+    fn put(&mut self, id: u64, page: &[u8]) {
+        let off = id as usize * PS;
+        if self.bytes.len() < off + page.len() {
+            self.bytes.resize(off + page.len(), 0);
+        }
+        self.bytes[off..off + page.len()].copy_from_slice(page);
+    }
+
+    fn page(&self, id: u64) -> Vec<u8> {
+        self.bytes[id as usize * PS..(id as usize + 1) * PS].to_vec()
+    }
+
+    fn leaf(&mut self, id: u64, entries: &[(&[u8], LeafValue<'_>)]) -> PageRef {
+        let (p, h) = encode_leaf(entries, id, TXID, PS);
+        self.put(id, &p);
+        rf(&h)
+    }
+
+    fn branch(&mut self, id: u64, entries: &[(&[u8], PageRef)]) -> PageRef {
+        let (p, h) = encode_branch(entries, id, TXID, PS);
+        self.put(id, &p);
+        rf(&h)
+    }
+
+    fn overflow(&mut self, id: u64, value: &[u8]) -> PageRef {
+        let (p, h) = encode_overflow(value, id, TXID, PS);
+        self.put(id, &p);
+        rf(&h)
+    }
+
+    fn freelist(&mut self, id: u64, runs: &[(u64, u64)]) -> PageRef {
+        let (p, h) = encode_freelist(runs, id, TXID, PS, 1);
+        self.put(id, &p);
+        rf(&h)
+    }
+
+    /// Writes both metas: slot 0 older (txid - 1), slot 1 newer (txid), same tree.
+    fn metas(&mut self, root: PageRef, freelist: PageRef, high_water: u64) {
+        for slot in 0..2u64 {
+            let m = Meta {
+                txid: TXID - 1 + slot,
+                page_size: PS as u32,
+                root,
+                freelist,
+                high_water,
+            };
+            self.put(slot, &m.encode(slot));
+        }
+    }
+
+    /// Re-seals page `id` after its header was changed by `f` (bytes stay as they are).
+    fn reseal(&mut self, id: u64, f: impl FnOnce(&mut crate::format::PageHeader)) -> PageRef {
+        let mut page = self.page(id);
+        let mut h = decode_header(&page).unwrap();
+        f(&mut h);
+        h.checksum = seal_page(&mut page, &h);
+        self.put(id, &page);
+        rf(&h)
+    }
+
+    fn flip(&mut self, id: u64, byte: usize) {
+        self.bytes[id as usize * PS + byte] ^= 0x40;
+    }
+
+    fn zero(&mut self, id: u64) {
+        self.put(id, &[0u8; PS]);
+    }
+
+    fn storage(&self) -> Arc<dyn Storage> {
+        Arc::new(MemoryStorage::from_bytes(self.bytes.clone()))
+    }
+
+    fn check(&self) -> Report {
+        check_storage(self.storage(), CheckOptions::default()).expect("check runs")
+    }
+}
+
+fn bucket(root: PageRef, count: u64) -> LeafValue<'static> {
+    LeafValue::Bucket(BucketHeader {
+        root,
+        sequence: 0,
+        count,
+    })
+}
+
+/// The standard image, built bottom-up (tests change one `Knobs` field):
+///
+/// ```text
+/// 0,1   metas (slot 1 newer)        8   freelist: runs (9, 2)
+/// 2     root bucket leaf: "a" -> bucket(root 3, count 4), "b" -> bucket(empty)
+/// 3     bucket "a" branch: "k1" -> 4, "k5" -> 5
+/// 4     leaf: k1, k2
+/// 5     leaf: k5, k6 (overflow 6..=7), "sub" -> bucket(root 11, count 1)
+/// 9,10  free                        11  bucket "a/sub" leaf: x
+/// ```
+struct Knobs {
+    leaf4: Vec<(&'static [u8], &'static [u8])>,
+    a_count: u64,
+    b_count: u64,
+    free_runs: Vec<(u64, u64)>,
+    high_water: u64,
+    /// Replaces the branch's second child reference.
+    branch_child1: Option<PageRef>,
+    overflow_len: Option<u64>,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs {
+            leaf4: vec![(b"k1", b"v1"), (b"k2", b"v2")],
+            a_count: 4,
+            b_count: 0,
+            free_runs: vec![(9, 2)],
+            high_water: 12,
+            branch_child1: None,
+            overflow_len: None,
+        }
+    }
+}
+
+struct Std {
+    img: Img,
+    refs: Refs,
+}
+
+#[allow(dead_code)]
+struct Refs {
+    root: PageRef,
+    branch: PageRef,
+    leaf4: PageRef,
+    leaf5: PageRef,
+    overflow: PageRef,
+    freelist: PageRef,
+    sub: PageRef,
+}
+
+const BIG: [u8; 6000] = [0xab; 6000];
+
+fn standard(k: Knobs) -> Std {
+    let mut img = Img::new(k.high_water);
+    let sub = img.leaf(11, &[(b"x", LeafValue::Inline(b"1"))]);
+    let overflow = img.overflow(6, &BIG);
+    assert_eq!(overflow.extent_pages, 2);
+    let leaf4_entries: Vec<(&[u8], LeafValue)> = k
+        .leaf4
+        .iter()
+        .map(|(key, v)| (*key, LeafValue::Inline(v)))
+        .collect();
+    let leaf4 = img.leaf(4, &leaf4_entries);
+    let leaf5 = img.leaf(
+        5,
+        &[
+            (b"k5", LeafValue::Inline(b"v5")),
+            (
+                b"k6",
+                LeafValue::Overflow {
+                    extent: overflow,
+                    len: k.overflow_len.unwrap_or(BIG.len() as u64),
+                },
+            ),
+            (b"sub", bucket(sub, 1)),
+        ],
+    );
+    let branch = img.branch(
+        3,
+        &[(b"k1", leaf4), (b"k5", k.branch_child1.unwrap_or(leaf5))],
+    );
+    let root = img.leaf(
+        2,
+        &[
+            (b"a", bucket(branch, k.a_count)),
+            (b"b", bucket(PageRef::NULL, k.b_count)),
+        ],
+    );
+    let freelist = img.freelist(8, &k.free_runs);
+    img.metas(root, freelist, k.high_water);
+    Std {
+        img,
+        refs: Refs {
+            root,
+            branch,
+            leaf4,
+            leaf5,
+            overflow,
+            freelist,
+            sub,
+        },
+    }
+}
+
+/// The one assertion helper: the report holds exactly these (kind, page) findings.
+fn expect(report: &Report, expected: &[(K, Option<u64>)]) {
+    let mut got: Vec<(K, Option<u64>)> = report.findings.iter().map(|f| (f.kind, f.page)).collect();
+    let mut want = expected.to_vec();
+    got.sort();
+    want.sort();
+    assert_eq!(
+        got,
+        want,
+        "findings:\n{}",
+        report
+            .findings
+            .iter()
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+fn finding(report: &Report, kind: K) -> &crate::report::Finding {
+    report
+        .findings
+        .iter()
+        .find(|f| f.kind == kind)
+        .unwrap_or_else(|| panic!("no {kind} finding in {:?}", report.findings))
+}
+
+#[test]
+fn clean_image_has_no_findings_and_counts_everything() {
+    let s = standard(Knobs::default());
+    let r = s.img.check();
+    expect(&r, &[]);
+    assert!(r.is_ok());
+    assert_eq!(r.keys_checked, 5, "k1 k2 k5 k6 x");
+    assert_eq!(r.buckets_checked, 3, "a, b, a/sub");
+    assert_eq!(r.txid, TXID);
+    assert_eq!(r.high_water_mark, 12);
+
+    let src = RawSource::open(s.img.storage()).unwrap();
+    let st = stats(&src).unwrap();
+    assert_eq!(st.branch_pages, 1);
+    assert_eq!(st.leaf_pages, 4);
+    assert_eq!(st.overflow_pages, 2);
+    assert_eq!(st.freelist_pages, 1);
+    assert_eq!(st.free_pages, 2);
+    assert_eq!(st.leaked_pages, 0);
+    assert_eq!(st.tree_depth_max, 2);
+    assert_eq!(st.buckets, 3);
+    assert_eq!(st.keys, 5);
+    assert_eq!(st.value_bytes, 2 + 2 + 2 + 6000 + 1);
+    assert!(st.fill_factor() > 0.0 && st.fill_factor() < 0.2);
+
+    let infos = page_infos(&src).unwrap();
+    let kinds: Vec<(PageKind, PageState)> = infos.iter().map(|i| (i.kind, i.state)).collect();
+    use PageKind as P;
+    use PageState as S;
+    assert_eq!(
+        kinds,
+        vec![
+            (P::Meta, S::Reachable),
+            (P::Meta, S::Reachable),
+            (P::Leaf, S::Reachable),
+            (P::Branch, S::Reachable),
+            (P::Leaf, S::Reachable),
+            (P::Leaf, S::Reachable),
+            (P::Overflow, S::Reachable),
+            (P::Overflow, S::Reachable),
+            (P::Freelist, S::Reachable),
+            (P::Free, S::Free),
+            (P::Free, S::Free),
+            (P::Leaf, S::Reachable),
+        ]
+    );
+    assert_eq!(infos[6].overflow, 1);
+    assert_eq!(infos[5].items, 3);
+}
+
+#[test]
+fn checksum_flip_is_reported_once_at_the_page() {
+    let mut s = standard(Knobs::default());
+    s.img.flip(4, 100);
+    let r = s.img.check();
+    expect(&r, &[(K::Checksum, Some(4))]);
+    assert_eq!(finding(&r, K::Checksum).path, vec![2, 3, 4]);
+}
+
+#[test]
+fn zeroed_page() {
+    let mut s = standard(Knobs::default());
+    s.img.zero(5);
+    // Page 5's overflow value and sub-bucket are no longer reachable: leaked.
+    let r = s.img.check();
+    expect(
+        &r,
+        &[
+            (K::ZeroedPage, Some(5)),
+            (K::Unreachable, Some(6)),
+            (K::Unreachable, Some(11)),
+        ],
+    );
+}
+
+#[test]
+fn misdirected_write_self_identifies_as_another_page() {
+    let mut s = standard(Knobs::default());
+    let five = s.img.page(5);
+    s.img.put(4, &five);
+    expect(&s.img.check(), &[(K::PageIdMismatch, Some(4))]);
+}
+
+#[test]
+fn stale_page_from_an_older_commit_is_a_parent_mismatch() {
+    // The lost-write case: page 4 still holds the image an older commit wrote.
+    let old = standard(Knobs::default());
+    let mut s = standard(Knobs {
+        leaf4: vec![(b"k1", b"new"), (b"k2", b"v2")],
+        ..Knobs::default()
+    });
+    s.img.put(4, &old.img.page(4));
+    let r = s.img.check();
+    expect(&r, &[(K::ParentMismatch, Some(4))]);
+    assert_eq!(finding(&r, K::ParentMismatch).path, vec![2, 3, 4]);
+}
+
+#[test]
+fn wrong_page_type_for_the_position() {
+    // Bucket "b"'s root points at the overflow extent (a valid page, wrong type).
+    let mut img = Img::new(6);
+    let ov = img.overflow(3, b"value");
+    let root = img.leaf(2, &[(b"b", bucket(ov, 0))]);
+    img.metas(root, PageRef::NULL, 4);
+    expect(&img.check(), &[(K::InvalidType, Some(3))]);
+
+    // The freelist reference points at a leaf.
+    let mut img = Img::new(4);
+    let leaf = img.leaf(3, &[(b"x", LeafValue::Inline(b"1"))]);
+    let root = img.leaf(2, &[(b"b", bucket(PageRef::NULL, 0))]);
+    img.metas(root, leaf, 4);
+    expect(&img.check(), &[(K::InvalidType, Some(3))]);
+}
+
+#[test]
+fn element_count_beyond_the_page_is_element_bounds() {
+    let mut s = standard(Knobs::default());
+    let leaf4 = s.img.reseal(4, |h| h.count = 5000);
+    // The parent must vouch for the damaged page for the check to reach element bounds.
+    let leaf5 = s.refs.leaf5;
+    let branch = s.img.branch(3, &[(b"k1", leaf4), (b"k5", leaf5)]);
+    let root = s.img.leaf(
+        2,
+        &[(b"a", bucket(branch, 4)), (b"b", bucket(PageRef::NULL, 0))],
+    );
+    s.img.metas(root, s.refs.freelist, 12);
+    expect(&s.img.check(), &[(K::ElementBounds, Some(4))]);
+}
+
+#[test]
+fn unsorted_keys_in_a_page() {
+    let s = standard(Knobs {
+        leaf4: vec![(b"k2", b"v2"), (b"k1", b"v1")],
+        ..Knobs::default()
+    });
+    expect(&s.img.check(), &[(K::KeyOrder, Some(4))]);
+}
+
+#[test]
+fn key_outside_the_parents_separator_bounds() {
+    // Leaf 4 is child 0 of a branch whose next separator is "k5": "k7" does not belong.
+    let s = standard(Knobs {
+        leaf4: vec![(b"k1", b"v1"), (b"k7", b"v7")],
+        ..Knobs::default()
+    });
+    let r = s.img.check();
+    expect(&r, &[(K::KeyOutOfBounds, Some(4))]);
+    // A child key smaller than its separator (bbolt's "child key smaller than parent").
+    let s = standard(Knobs {
+        leaf4: vec![(b"k0", b"v1"), (b"k2", b"v7")],
+        ..Knobs::default()
+    });
+    expect(&s.img.check(), &[(K::KeyOutOfBounds, Some(4))]);
+}
+
+#[test]
+fn leaves_at_different_depths() {
+    let mut img = Img::new(7);
+    let deep_leaf = img.leaf(5, &[(b"m", LeafValue::Inline(b"1"))]);
+    let mid = img.branch(4, &[(b"m", deep_leaf)]);
+    let shallow = img.leaf(3, &[(b"a", LeafValue::Inline(b"1"))]);
+    let br = img.branch(6, &[(b"a", shallow), (b"m", mid)]);
+    let root = img.leaf(2, &[(b"t", bucket(br, 2))]);
+    img.metas(root, PageRef::NULL, 7);
+    expect(&img.check(), &[(K::UnevenDepth, Some(5))]);
+}
+
+#[test]
+fn page_referenced_twice() {
+    // The branch's second child is the first child again ("a page allocated twice").
+    let leaf4 = standard(Knobs::default()).refs.leaf4;
+    let s = standard(Knobs {
+        branch_child1: Some(leaf4),
+        ..Knobs::default()
+    });
+    let r = s.img.check();
+    // Page 5 and everything below it is no longer referenced.
+    expect(
+        &r,
+        &[
+            (K::MultipleReferences, Some(4)),
+            (K::Unreachable, Some(5)),
+            (K::Unreachable, Some(11)),
+        ],
+    );
+    assert_eq!(finding(&r, K::MultipleReferences).path, vec![2, 3, 4]);
+}
+
+#[test]
+fn branch_pointing_at_its_ancestor_is_a_cycle_with_its_path() {
+    // The page-cycle incident: a chain of branches whose last one points back up.
+    // root leaf 2 -> bucket "t" -> branch 3 -> branch 4 -> branch 5 -> (4 again)
+    let mut img = Img::new(8);
+    let leaf = img.leaf(6, &[(b"a", LeafValue::Inline(b"1"))]);
+    let back = PageRef {
+        page_id: 4,
+        txid: TXID,
+        checksum: 0x1234,
+        extent_pages: 1,
+    };
+    let b5 = img.branch(5, &[(b"a", leaf), (b"b", back)]);
+    let b4 = img.branch(4, &[(b"a", b5)]);
+    let b3 = img.branch(3, &[(b"a", b4)]);
+    let root = img.leaf(2, &[(b"t", bucket(b3, 1))]);
+    img.metas(root, PageRef::NULL, 7);
+    let r = img.check();
+    expect(&r, &[(K::Cycle, Some(4))]);
+    assert_eq!(finding(&r, K::Cycle).path, vec![2, 3, 4, 5, 4]);
+    assert!(finding(&r, K::Cycle)
+        .message
+        .starts_with("page 5 references page 4"));
+}
+
+#[test]
+fn bucket_root_pointing_at_an_ancestor_is_a_cycle() {
+    let mut img = Img::new(4);
+    // The root bucket's leaf names itself as the root of bucket "t".
+    let me = PageRef {
+        page_id: 2,
+        txid: TXID,
+        checksum: 1,
+        extent_pages: 1,
+    };
+    let root = img.leaf(2, &[(b"t", bucket(me, 0))]);
+    img.metas(root, PageRef::NULL, 3);
+    expect(&img.check(), &[(K::Cycle, Some(2))]);
+}
+
+#[test]
+fn child_beyond_the_high_water_mark() {
+    let s = standard(Knobs {
+        branch_child1: Some(PageRef {
+            page_id: 40,
+            txid: TXID,
+            checksum: 0,
+            extent_pages: 1,
+        }),
+        ..Knobs::default()
+    });
+    expect(
+        &s.img.check(),
+        &[
+            (K::OutOfBounds, Some(40)),
+            (K::Unreachable, Some(5)),
+            (K::Unreachable, Some(11)),
+        ],
+    );
+}
+
+#[test]
+fn reachable_page_in_the_freelist() {
+    let s = standard(Knobs {
+        free_runs: vec![(4, 1), (9, 2)],
+        ..Knobs::default()
+    });
+    expect(&s.img.check(), &[(K::ReachableFreed, Some(4))]);
+}
+
+#[test]
+fn leaked_pages_are_reported_as_runs() {
+    let s = standard(Knobs {
+        free_runs: vec![],
+        high_water: 15,
+        ..Knobs::default()
+    });
+    let r = s.img.check();
+    expect(&r, &[(K::Unreachable, Some(9)), (K::Unreachable, Some(12))]);
+    assert!(finding(&r, K::Unreachable).message.contains("9..=10"));
+}
+
+#[test]
+fn double_free_in_the_freelist() {
+    let s = standard(Knobs {
+        free_runs: vec![(9, 2), (10, 1)],
+        ..Knobs::default()
+    });
+    expect(&s.img.check(), &[(K::FreelistDuplicate, Some(10))]);
+}
+
+#[test]
+fn freelist_entries_out_of_range() {
+    for runs in [
+        vec![(9, 2), (50, 1)],
+        vec![(1, 1), (9, 2)],
+        vec![(9, 2), (11, 0)],
+    ] {
+        let s = standard(Knobs {
+            free_runs: runs.clone(),
+            ..Knobs::default()
+        });
+        expect(&s.img.check(), &[(K::FreelistOutOfRange, Some(8))]);
+    }
+}
+
+#[test]
+fn freelist_that_cannot_be_decoded_skips_leak_accounting() {
+    let mut s = standard(Knobs::default());
+    let fl = s.img.reseal(8, |h| h.count = 3);
+    s.img.metas(s.refs.root, fl, 12);
+    // No Unreachable flood for the free pages the broken freelist no longer lists.
+    expect(&s.img.check(), &[(K::FreelistCorrupt, Some(8))]);
+}
+
+#[test]
+fn overflow_extent_out_of_bounds_or_wrong_length() {
+    let mut img = Img::new(5);
+    let root_leaf = |img: &mut Img, extent: PageRef, len: u64| {
+        let b = img.leaf(3, &[(b"big", LeafValue::Overflow { extent, len })]);
+        let root = img.leaf(2, &[(b"t", bucket(b, 1))]);
+        img.metas(root, PageRef::NULL, 5);
+    };
+    let ov = img.overflow(4, b"12345");
+    root_leaf(
+        &mut img,
+        PageRef {
+            extent_pages: 3,
+            ..ov
+        },
+        5,
+    );
+    // The extent is refused unread, so its pages are leaked as far as the walk knows.
+    expect(
+        &img.check(),
+        &[(K::OverflowBounds, Some(4)), (K::Unreachable, Some(4))],
+    );
+    root_leaf(&mut img, ov, 6);
+    expect(&img.check(), &[(K::OverflowBounds, Some(4))]);
+    root_leaf(&mut img, ov, 5);
+    expect(&img.check(), &[]);
+}
+
+#[test]
+fn bucket_count_disagrees_with_its_tree() {
+    let s = standard(Knobs {
+        a_count: 5,
+        ..Knobs::default()
+    });
+    let r = s.img.check();
+    expect(&r, &[(K::BucketHeader, Some(2))]);
+    assert_eq!(finding(&r, K::BucketHeader).path, vec![2]);
+    let s = standard(Knobs {
+        b_count: 3,
+        ..Knobs::default()
+    });
+    expect(&s.img.check(), &[(K::BucketHeader, Some(2))]);
+}
+
+#[test]
+fn root_bucket_holding_a_plain_value() {
+    let mut img = Img::new(3);
+    let root = img.leaf(2, &[(b"v", LeafValue::Inline(b"1"))]);
+    img.metas(root, PageRef::NULL, 3);
+    expect(&img.check(), &[(K::BucketHeader, Some(2))]);
+}
+
+#[test]
+fn damaged_older_unused_meta_is_a_warning() {
+    // What a crash during a checkpoint's meta write leaves: the slot not in use is torn,
+    // nothing newer than the slot in use is lost, the next checkpoint rewrites it.
+    let mut s = standard(Knobs::default());
+    s.img.flip(0, 200);
+    let r = s.img.check();
+    expect(&r, &[(K::MetaFallback, Some(0))]);
+    assert!(r.is_ok(), "a warning, not a failure");
+}
+
+#[test]
+fn damaged_newer_meta_means_fallback_to_the_older_slot() {
+    let mut s = standard(Knobs::default());
+    s.img.flip(1, 300);
+    let r = s.img.check();
+    expect(&r, &[(K::MetaInvalid, Some(1)), (K::MetaFallback, Some(0))]);
+    assert!(!r.is_ok());
+}
+
+#[test]
+fn both_metas_damaged_is_a_report_not_an_error() {
+    let mut s = standard(Knobs::default());
+    s.img.flip(0, 300);
+    s.img.flip(1, 300);
+    expect(
+        &s.img.check(),
+        &[(K::MetaInvalid, Some(0)), (K::MetaInvalid, Some(1))],
+    );
+}
+
+#[test]
+fn not_a_database() {
+    let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::from_bytes(vec![7u8; 9000]));
+    assert!(matches!(
+        check_storage(storage, CheckOptions::default()),
+        Err(Error::NotADatabase(_))
+    ));
+    let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::from_bytes(vec![]));
+    assert!(matches!(
+        check_storage(storage, CheckOptions::default()),
+        Err(Error::NotADatabase(_))
+    ));
+}
+
+#[test]
+fn tree_deeper_than_the_bound() {
+    let n = super::MAX_TREE_DEPTH as u64 + 4;
+    let mut img = Img::new(n + 4);
+    let mut child = img.leaf(3, &[(b"a", LeafValue::Inline(b"1"))]);
+    for id in 4..4 + n {
+        child = img.branch(id, &[(b"a", child)]);
+    }
+    let root = img.leaf(2, &[(b"t", bucket(child, 1))]);
+    img.metas(root, PageRef::NULL, 4 + n);
+    let r = img.check();
+    // The walk stops at the bound; the pages below are unreachable as far as it knows.
+    expect(&r, &[(K::TooDeep, Some(7)), (K::Unreachable, Some(3))]);
+}
+
+#[test]
+fn page_beyond_the_end_of_the_file_is_a_read_error() {
+    let mut s = standard(Knobs::default());
+    s.img.bytes.truncate(11 * PS);
+    expect(&s.img.check(), &[(K::ReadError, Some(11))]);
+}
+
+#[test]
+fn absurd_high_water_mark_is_refused_without_allocating() {
+    let mut s = standard(Knobs::default());
+    s.img.metas(s.refs.root, s.refs.freelist, 1 << 40);
+    let r = s.img.check();
+    assert_eq!(r.findings[0].kind, K::OutOfBounds);
+    assert_eq!(r.findings[0].page, None);
+    assert!(r.findings.len() <= 3, "{:?}", r.findings);
+}
+
+#[test]
+fn findings_are_capped() {
+    // 2000 leaked pages with gaps between them: one finding per run, capped at 10.
+    let mut img = Img::new(3);
+    let root = img.leaf(2, &[(b"b", bucket(PageRef::NULL, 0))]);
+    let hwm = 4011;
+    let runs: Vec<(u64, u64)> = (0..2000).map(|i| (11 + 2 * i, 1)).collect();
+    let (p, h) = encode_freelist(&runs, 3, TXID, PS, 8);
+    img.put(3, &p);
+    let fl = rf(&h);
+    img.metas(root, fl, hwm);
+    img.bytes.resize(hwm as usize * PS, 0);
+    let r = check_storage(
+        img.storage(),
+        CheckOptions {
+            max_findings: 10,
+            ..CheckOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(r.findings.len(), 10);
+    assert!(r.truncated);
+}
+
+#[test]
+fn from_page_checks_only_a_subtree() {
+    let mut s = standard(Knobs {
+        free_runs: vec![],
+        ..Knobs::default()
+    });
+    s.img.flip(4, 100);
+    let src = RawSource::open(s.img.storage()).unwrap();
+    let r = check(
+        &src,
+        CheckOptions {
+            from_page: Some(5),
+            ..CheckOptions::default()
+        },
+    )
+    .unwrap();
+    expect(&r, &[]);
+    assert_eq!(r.keys_checked, 3, "k5 k6 x");
+    let r = check(
+        &src,
+        CheckOptions {
+            from_page: Some(3),
+            ..CheckOptions::default()
+        },
+    )
+    .unwrap();
+    expect(&r, &[(K::Checksum, Some(4))]);
+    assert!(check(
+        &src,
+        CheckOptions {
+            from_page: Some(99),
+            ..CheckOptions::default()
+        }
+    )
+    .is_err());
+}
+
+#[test]
+fn progress_is_reported_and_can_cancel() {
+    let s = standard(Knobs::default());
+    let src = RawSource::open(s.img.storage()).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    let r = check(
+        &src,
+        CheckOptions {
+            progress: Some(Box::new(move |p| {
+                seen2.lock().unwrap().push(p);
+                true
+            })),
+            ..CheckOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(r.is_ok());
+    let seen = seen.lock().unwrap();
+    assert!(seen.len() >= 2);
+    assert_eq!(seen.last().unwrap().pages_total, 12);
+    let e = check(
+        &src,
+        CheckOptions {
+            progress: Some(Box::new(|_| false)),
+            ..CheckOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Cancelled));
+}
+
+#[test]
+fn page_infos_mark_corrupt_leaked_and_free_pages() {
+    let mut s = standard(Knobs::default());
+    s.img.flip(4, 100);
+    s.img.zero(9);
+    let src = RawSource::open(s.img.storage()).unwrap();
+    let infos = page_infos(&src).unwrap();
+    assert_eq!(infos[4].state, PageState::Corrupt);
+    assert_eq!(infos[9].state, PageState::Free);
+    assert_eq!(stats(&src).unwrap().corrupt_pages, 1);
+    let mut s = standard(Knobs::default());
+    s.img.flip(0, 100);
+    let src = RawSource::open(s.img.storage()).unwrap();
+    let infos = page_infos(&src).unwrap();
+    assert_eq!(
+        (infos[0].kind, infos[0].state),
+        (PageKind::Meta, PageState::Corrupt)
+    );
+    assert_eq!(infos[1].state, PageState::Reachable);
+    let s = standard(Knobs {
+        free_runs: vec![],
+        ..Knobs::default()
+    });
+    let src = RawSource::open(s.img.storage()).unwrap();
+    let infos = page_infos(&src).unwrap();
+    assert_eq!(infos[9].state, PageState::Leaked);
+    assert_eq!(infos[9].kind, PageKind::Unknown, "zero page has no header");
+}
+
+#[test]
+fn every_finding_kind_has_a_test_or_is_engine_only() {
+    // Kinds produced only outside this walk: `Journal` (journal replay in the engine).
+    let engine_only = [K::Journal];
+    let src = include_str!("tests.rs");
+    for k in K::ALL {
+        if engine_only.contains(k) {
+            continue;
+        }
+        let name = format!("K::{k:?}");
+        assert!(src.contains(&name), "no test expects {name}");
+    }
+}
+
+/// A small deterministic PRNG (xorshift) so the mutation test needs no dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+#[test]
+fn mutated_images_never_panic() {
+    // The same entry point as fuzz/fuzz_targets/check.rs, over deterministic mutations
+    // of a valid image: byte flips, zeroed runs, copied pages, truncation, garbage.
+    let base = standard(Knobs::default()).img.bytes;
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for round in 0..3000 {
+        let mut img = base.clone();
+        for _ in 0..1 + rng.below(4) {
+            match rng.below(6) {
+                0 => {
+                    let i = rng.below(img.len());
+                    img[i] ^= 1 << rng.below(8);
+                }
+                1 => {
+                    let i = rng.below(img.len());
+                    let n = rng.below(600);
+                    for b in img.iter_mut().skip(i).take(n) {
+                        *b = 0;
+                    }
+                }
+                2 => {
+                    let pages = img.len() / PS;
+                    if pages > 0 {
+                        let (a, b) = (rng.below(pages), rng.below(pages));
+                        let page: Vec<u8> = img[a * PS..(a + 1) * PS].to_vec();
+                        img[b * PS..(b + 1) * PS].copy_from_slice(&page);
+                    }
+                }
+                3 => {
+                    let n = rng.below(img.len());
+                    img.truncate(n);
+                }
+                4 => {
+                    // Garbage at a header field.
+                    let i = (rng.below(12) * PS + rng.below(160)).min(img.len().saturating_sub(8));
+                    let i = i.min(img.len());
+                    let v = rng.next().to_le_bytes();
+                    for (d, s) in img.iter_mut().skip(i).zip(v) {
+                        *d = s;
+                    }
+                }
+                _ => {
+                    img.extend((0..rng.below(3 * PS)).map(|_| rng.next() as u8));
+                }
+            }
+        }
+        let _ = round;
+        fuzz_entry(&img);
+    }
+    // And pure garbage.
+    for _ in 0..200 {
+        let n = rng.below(20_000);
+        let img: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+        fuzz_entry(&img);
+    }
+}
+
+#[test]
+fn check_source_is_object_safe() {
+    let s = standard(Knobs::default());
+    let src = RawSource::open(s.img.storage()).unwrap();
+    let dyn_src: &dyn CheckSource = &src;
+    assert_eq!(dyn_src.page_size(), PS);
+    assert_eq!(dyn_src.active_slot(), Some(1));
+}
