@@ -227,10 +227,11 @@ fn trial(
         }
     }
     drop(rtx);
-    // When `Database::check` lands (see `engine_check`), also assert here that it reports
-    // findings whenever `corrupted` is true; the stand-in cannot see page damage.
-    let _ = corrupted;
+    // Check must see the damage the reads hit (it walks the same snapshot).
     match engine_check(&db) {
+        Ok(None) if corrupted => Err(format!(
+            "check reports a clean database at txid {txid} although reads hit Corrupted"
+        )),
         Ok(_) | Err(Error::Corrupted { .. }) => Ok(()),
         Err(e) => Err(format!("check failed with a non-corruption error: {e}")),
     }
@@ -260,6 +261,12 @@ pub fn run_seed(seed: u64, trials: u64) -> Result<AtRestStats, String> {
             Err(ScanError::Engine(e)) => {
                 return Err(format!("seed {seed}: undamaged: read failed: {e}"))
             }
+        }
+        drop(rtx);
+        match engine_check(&db) {
+            Ok(None) => {}
+            Ok(Some(f)) => return Err(format!("seed {seed}: undamaged: check: {f}")),
+            Err(e) => return Err(format!("seed {seed}: undamaged: check failed: {e}")),
         }
     }
     let mut rng = Prng::derive(seed, 600);

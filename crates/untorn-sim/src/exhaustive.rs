@@ -355,6 +355,20 @@ pub fn creation_crashes(seed: u64, threshold: u64) -> Result<u64, String> {
                 Err(ScanError::Wrong(m)) => return Err(m),
                 Err(ScanError::Engine(e)) => return Err(format!("read failed: {e}")),
             }
+            drop(rtx);
+            match engine_check(&db) {
+                Ok(None) => {}
+                Ok(Some(f)) => {
+                    return Err(format!(
+                        "crash at op {crash_at} during creation: check: {f}"
+                    ))
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "crash at op {crash_at} during creation: check failed: {e}"
+                    ))
+                }
+            }
             states += 1;
         }
     }
