@@ -429,7 +429,7 @@ mod regressions {
         let pending = disk.pending(DATA_FILE);
         let meta = pending.last().expect("the in-flight meta write");
         assert!(
-            meta.in_flight && meta.len == 4096 && meta.offset % 4096 == 0,
+            meta.in_flight && meta.len == 4096 && meta.offset.is_multiple_of(4096),
             "{meta:?}"
         );
         let mut plan = CrashPlan::default();
