@@ -33,6 +33,18 @@ pub struct AtRestStats {
     pub middle_record_damaged: u64,
 }
 
+impl AtRestStats {
+    /// Adds another run's counters.
+    pub fn add(&mut self, o: &AtRestStats) {
+        self.trials += o.trials;
+        self.open_refused += o.open_refused;
+        self.reads_corrupted += o.reads_corrupted;
+        self.reads_right += o.reads_right;
+        self.rolled_back += o.rolled_back;
+        self.middle_record_damaged += o.middle_record_damaged;
+    }
+}
+
 const THRESHOLD_BYTES: u64 = 256 * 1024;
 
 /// Builds a quiescent database (some commits checkpointed home, some only in the

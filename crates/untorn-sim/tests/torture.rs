@@ -265,12 +265,7 @@ mod at_rest {
         let mut total = untorn_sim::at_rest::AtRestStats::default();
         for seed in 200_000..200_012 {
             let s = untorn_sim::at_rest::run_seed(seed, 30).unwrap_or_else(|e| panic!("{e}"));
-            total.trials += s.trials;
-            total.open_refused += s.open_refused;
-            total.reads_corrupted += s.reads_corrupted;
-            total.reads_right += s.reads_right;
-            total.rolled_back += s.rolled_back;
-            total.middle_record_damaged += s.middle_record_damaged;
+            total.add(&s);
         }
         eprintln!("at rest: {total:?}");
         assert_eq!(total.trials, 12 * 30);
