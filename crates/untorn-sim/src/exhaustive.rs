@@ -1,0 +1,376 @@
+//! Exhaustive crash exploration for small workloads (at most three commits and a
+//! checkpoint): every crash point × every subset of the unsynced writes pending at that
+//! point (all subsets up to `max_subsets_per_point`, a seeded sample beyond) × torn
+//! variants of each file's last pending write. Every resulting disk is reopened and
+//! checked with the same assertions as the randomized runner (prefix, durability,
+//! check, no wrong data).
+
+use std::collections::BTreeMap;
+
+use untorn::Error;
+
+use crate::disk::{CrashPlan, FaultConfig, PendingInfo, SimDisk};
+use crate::model::{random_op_with, Model, Op, Shape};
+use crate::prng::Prng;
+use crate::torture::{
+    check_recovered_txid, engine_check, open_db, scan_snapshot, Config, ScanError, SeedStats,
+    Strictness, DATA_FILE, JOURNAL_FILE,
+};
+
+/// One step of a small workload.
+#[derive(Debug, Clone)]
+enum Step {
+    /// A committed transaction.
+    Commit(Vec<Op>),
+    /// An explicit checkpoint.
+    Checkpoint,
+}
+
+/// What one execution up to a crash point acknowledged.
+#[derive(Debug, Default)]
+struct Execution {
+    history: BTreeMap<u64, Model>,
+    acked_txid: u64,
+    issued_txid: u64,
+}
+
+fn generate(seed: u64, shape: &Shape) -> Vec<Step> {
+    let mut rng = Prng::derive(seed, 200);
+    let mut model = Model::default();
+    let mut tag = seed << 32;
+    let commits = rng.range_inclusive(1, 3);
+    let mut steps = Vec::new();
+    for _ in 0..commits {
+        let n = rng.range_inclusive(1, 4);
+        let mut ops = Vec::new();
+        for _ in 0..n {
+            let op = random_op_with(&mut rng, &model, &mut tag, shape);
+            model.apply(&op);
+            ops.push(op);
+        }
+        steps.push(Step::Commit(ops));
+        if rng.below(3) == 0 {
+            steps.push(Step::Checkpoint);
+        }
+    }
+    steps
+}
+
+fn execute(
+    disk: &SimDisk,
+    steps: &[Step],
+    threshold: u64,
+    crash_at_op: Option<u64>,
+) -> Result<Execution, String> {
+    let db = open_db(disk, threshold)
+        .map_err(|e| format!("creating the database on a perfect disk: {e}"))?;
+    let txid0 = db
+        .begin_read()
+        .map_err(|e| format!("begin_read: {e}"))?
+        .txid();
+    disk.set_faults(FaultConfig {
+        crash_at_op,
+        ..FaultConfig::default()
+    });
+    let mut exec = Execution {
+        acked_txid: txid0,
+        issued_txid: txid0,
+        ..Execution::default()
+    };
+    exec.history.insert(txid0, Model::default());
+    let mut model = Model::default();
+    let unexpected = |what: &str, e: &Error| -> Result<Execution, String> {
+        Err(format!("{what} failed before the crash point: {e}"))
+    };
+    for step in steps {
+        match step {
+            Step::Checkpoint => {
+                if let Err(e) = db.checkpoint() {
+                    if disk.is_dead() {
+                        break;
+                    }
+                    return unexpected("checkpoint", &e);
+                }
+            }
+            Step::Commit(ops) => {
+                let wtx = match db.begin_write() {
+                    Ok(w) => w,
+                    Err(e) if disk.is_dead() => {
+                        let _ = e;
+                        break;
+                    }
+                    Err(e) => return unexpected("begin_write", &e),
+                };
+                let txid = wtx.txid();
+                let mut next = model.clone();
+                let mut failed = None;
+                for op in ops {
+                    if let Err(e) = crate::torture::apply_op(&wtx, op) {
+                        failed = Some(e);
+                        break;
+                    }
+                    next.apply(op);
+                }
+                if let Some(e) = failed {
+                    if disk.is_dead() {
+                        break;
+                    }
+                    return unexpected("an operation", &e);
+                }
+                exec.history.insert(txid, next.clone());
+                exec.issued_txid = txid;
+                match wtx.commit() {
+                    Ok(()) => {
+                        exec.acked_txid = txid;
+                        model = next;
+                    }
+                    Err(e) if disk.is_dead() => {
+                        let _ = e;
+                        break;
+                    }
+                    Err(e) => return unexpected("commit", &e),
+                }
+            }
+        }
+    }
+    drop(db);
+    Ok(exec)
+}
+
+/// Reopens a crashed fork and checks the prefix/durability/check/no-wrong-data rules.
+fn verify(
+    disk: &SimDisk,
+    plan: &CrashPlan,
+    exec: &Execution,
+    threshold: u64,
+) -> Result<(), String> {
+    let fork = disk.fork();
+    fork.crash_with(plan);
+    verify_crashed(&fork, exec, threshold)
+}
+
+/// Every crash point inside the recovery of `plan`'s state (each followed by a power
+/// cut, torn on odd points), then a clean reopen. Returns the crash states explored.
+fn verify_recovery_crashes(
+    disk: &SimDisk,
+    plan: &CrashPlan,
+    exec: &Execution,
+    threshold: u64,
+) -> Result<u64, String> {
+    // How many mutating operations does an undisturbed recovery do?
+    let probe = disk.fork();
+    probe.crash_with(plan);
+    probe.set_faults(FaultConfig::default());
+    drop(open_db(&probe, threshold).map_err(|e| format!("reopen failed: {e}"))?);
+    let recovery_ops = probe.ops();
+    let mut states = 0;
+    for r in 0..recovery_ops {
+        let fork = disk.fork();
+        fork.crash_with(plan);
+        fork.set_faults(FaultConfig {
+            seed: r,
+            crash_at_op: Some(r),
+            torn: r % 2 == 1,
+            ..FaultConfig::default()
+        });
+        if open_db(&fork, threshold).is_ok() {
+            return Err(if fork.is_dead() {
+                format!(
+                    "open returned Ok although recovery's operation {r} of {recovery_ops} failed (power cut): an I/O error was swallowed"
+                )
+            } else {
+                format!("recovery finished before its crash point {r} of {recovery_ops}")
+            });
+        }
+        fork.crash();
+        verify_crashed(&fork, exec, threshold).map_err(|e| {
+            format!("after a crash at op {r} of {recovery_ops} inside recovery: {e}")
+        })?;
+        states += 1;
+    }
+    Ok(states)
+}
+
+fn verify_crashed(fork: &SimDisk, exec: &Execution, threshold: u64) -> Result<(), String> {
+    fork.set_faults(FaultConfig::default());
+    let db = open_db(fork, threshold).map_err(|e| format!("reopen failed: {e}"))?;
+    let rtx = db.begin_read().map_err(|e| format!("begin_read: {e}"))?;
+    let txid = rtx.txid();
+    check_recovered_txid(
+        txid,
+        exec.acked_txid,
+        exec.issued_txid,
+        &exec.history,
+        Strictness::Strict,
+    )?;
+    let expected = exec
+        .history
+        .get(&txid)
+        .ok_or_else(|| format!("recovered txid {txid} is not an issued commit"))?;
+    match scan_snapshot(&rtx, expected) {
+        Ok(_) => {}
+        Err(ScanError::Wrong(m)) => return Err(format!("at txid {txid}: {m}")),
+        Err(ScanError::Engine(e)) => return Err(format!("at txid {txid}: read failed: {e}")),
+    }
+    drop(rtx);
+    match engine_check(&db) {
+        Ok(None) => Ok(()),
+        Ok(Some(f)) => Err(format!("check at txid {txid} not clean: {f}")),
+        Err(e) => Err(format!("check at txid {txid} failed: {e}")),
+    }
+}
+
+fn all_pending(disk: &SimDisk) -> Vec<(&'static str, PendingInfo)> {
+    let mut out = Vec::new();
+    for name in [DATA_FILE, JOURNAL_FILE] {
+        for p in disk.pending(name) {
+            out.push((name, p));
+        }
+    }
+    out
+}
+
+/// A plan keeping whole pending operations by `mask` bit (in `all_pending` order).
+fn mask_plan(pending: &[(&'static str, PendingInfo)], mask: &[bool]) -> CrashPlan {
+    let mut plan = CrashPlan::default();
+    for ((name, p), keep) in pending.iter().zip(mask) {
+        plan.keep
+            .entry((*name).to_owned())
+            .or_default()
+            .push(vec![*keep; p.pieces]);
+    }
+    plan
+}
+
+/// Runs the exhaustive exploration for one seed.
+pub fn run_seed(cfg: &Config, seed: u64, stats: &mut SeedStats) -> Result<(), String> {
+    let steps = generate(seed, &cfg.shape());
+    let threshold = cfg.checkpoint_threshold_bytes;
+    // Dry run on a perfect disk to count the mutating operations after creation.
+    let dry = SimDisk::new(FaultConfig::default());
+    execute(&dry, &steps, threshold, None)?;
+    let total_ops = dry.ops();
+    let cap = cfg.max_subsets_per_point.max(2);
+    let mut rng = Prng::derive(seed, 300);
+    for crash_at in 0..=total_ops {
+        let disk = SimDisk::new(FaultConfig::default());
+        let exec = execute(&disk, &steps, threshold, Some(crash_at))
+            .map_err(|e| format!("crash point {crash_at}: {e}"))?;
+        let pending = all_pending(&disk);
+        let k = pending.len();
+        let masks: Vec<Vec<bool>> = if k < 63 && (1u64 << k) <= cap as u64 {
+            (0..(1u64 << k))
+                .map(|m| (0..k).map(|i| m >> i & 1 == 1).collect())
+                .collect()
+        } else {
+            let mut v: Vec<Vec<bool>> = vec![vec![false; k], vec![true; k]];
+            while v.len() < cap {
+                v.push((0..k).map(|_| rng.coin()).collect());
+            }
+            v
+        };
+        for mask in &masks {
+            let plan = mask_plan(&pending, mask);
+            let describe = |p: &CrashPlan| {
+                format!(
+                    "crash point {crash_at} of {total_ops}, surviving pieces {:?}",
+                    p.keep
+                )
+            };
+            verify(&disk, &plan, &exec, threshold)
+                .map_err(|e| format!("{}: {e}", describe(&plan)))?;
+            stats.crash_states += 1;
+            // Crashes inside the recovery of the all-kept and the none-kept states.
+            if mask.iter().all(|k| *k) || mask.iter().all(|k| !*k) {
+                stats.crash_states += verify_recovery_crashes(&disk, &plan, &exec, threshold)
+                    .map_err(|e| format!("{}: {e}", describe(&plan)))?;
+            }
+            // Torn variants of each file's last pending write, when it is kept.
+            for name in [DATA_FILE, JOURNAL_FILE] {
+                let Some(ops) = plan.keep.get(name) else {
+                    continue;
+                };
+                let Some(last) = ops.len().checked_sub(1) else {
+                    continue;
+                };
+                let pieces = ops.get(last).map_or(0, Vec::len);
+                if pieces < 2 || !ops.get(last).is_some_and(|p| p.iter().all(|k| *k)) {
+                    continue;
+                }
+                let mut variants: Vec<Vec<bool>> = [1, pieces / 2, pieces - 1]
+                    .iter()
+                    .map(|&j| (0..pieces).map(|i| i < j).collect())
+                    .collect();
+                variants.push((0..pieces).map(|_| rng.coin()).collect());
+                variants.push((0..pieces).map(|i| i + 1 == pieces).collect());
+                variants.sort();
+                variants.dedup();
+                for v in variants {
+                    let mut torn = plan.clone();
+                    if let Some(slot) = torn.keep.get_mut(name).and_then(|o| o.get_mut(last)) {
+                        *slot = v;
+                    }
+                    verify(&disk, &torn, &exec, threshold).map_err(|e| {
+                        format!("{} (torn last {name} write): {e}", describe(&torn))
+                    })?;
+                    stats.crash_states += 1;
+                }
+            }
+        }
+        stats.cycles += 1;
+    }
+    Ok(())
+}
+
+/// Crash points inside database creation: every crash point of `open_storage(create)` ×
+/// ordered-prefix survival, then reopen with `create_if_empty`. Returns the number of
+/// crash states explored, or the first failure (a file that can neither be opened nor
+/// re-created is the bbolt "crash during file initialisation" incident).
+pub fn creation_crashes(seed: u64, threshold: u64) -> Result<u64, String> {
+    let dry = SimDisk::new(FaultConfig::default());
+    drop(open_db(&dry, threshold).map_err(|e| format!("creating on a perfect disk: {e}"))?);
+    let total = dry.ops();
+    let mut states = 0;
+    for crash_at in 0..total {
+        for variant in 0..4u64 {
+            let disk = SimDisk::new(FaultConfig {
+                seed: seed ^ (crash_at << 8) ^ variant,
+                crash_at_op: Some(crash_at),
+                torn: variant % 2 == 1,
+                reorder: variant >= 2,
+                ..FaultConfig::default()
+            });
+            if open_db(&disk, threshold).is_ok() {
+                return Err(format!(
+                    "creation succeeded past its crash point {crash_at}"
+                ));
+            }
+            disk.crash();
+            let db = open_db(&disk, threshold).map_err(|e| {
+                format!("crash at op {crash_at} of {total} during creation (variant {variant}) left a file that cannot be opened or re-created: {e}")
+            })?;
+            let rtx = db.begin_read().map_err(|e| format!("begin_read: {e}"))?;
+            match scan_snapshot(&rtx, &Model::default()) {
+                Ok(_) => {}
+                Err(ScanError::Wrong(m)) => return Err(m),
+                Err(ScanError::Engine(e)) => return Err(format!("read failed: {e}")),
+            }
+            drop(rtx);
+            match engine_check(&db) {
+                Ok(None) => {}
+                Ok(Some(f)) => {
+                    return Err(format!(
+                        "crash at op {crash_at} during creation: check: {f}"
+                    ))
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "crash at op {crash_at} during creation: check failed: {e}"
+                    ))
+                }
+            }
+            states += 1;
+        }
+    }
+    Ok(states)
+}
