@@ -122,3 +122,11 @@ pub fn bbolt_read_only<T>(path: &Path) -> Result<T> {
         path.display()
     )
 }
+
+/// Whether two paths name the same existing file.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
-use untorn::{Bucket, Cursor, Entry, WriteTx};
+use untorn::{Bucket, Cursor, Database, Entry, WriteTx};
 use untorn_bbolt::DumpItem;
 
 use crate::args::{DumpArgs, DumpFormat, LoadArgs};
@@ -122,11 +122,61 @@ pub fn dump(a: DumpArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One parsed dump line.
-struct Line {
-    bucket: Vec<Vec<u8>>,
-    sequence: Option<u64>,
-    kv: Option<(Vec<u8>, Vec<u8>)>,
+/// One parsed dump line (also what `salvage` writes into an untorn file).
+pub struct Line {
+    /// Bucket path (never empty).
+    pub bucket: Vec<Vec<u8>>,
+    /// The bucket's sequence, on a bucket line.
+    pub sequence: Option<u64>,
+    /// The key and value, on a key/value line.
+    pub kv: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Applies lines to an untorn database, committing every `batch` lines.
+pub struct BatchWriter<'d> {
+    db: &'d Database,
+    tx: Option<WriteTx<'d>>,
+    in_batch: usize,
+    batch: usize,
+}
+
+impl<'d> BatchWriter<'d> {
+    pub fn new(db: &'d Database, batch: usize) -> Result<BatchWriter<'d>> {
+        if batch == 0 {
+            bail!("--batch must be at least 1");
+        }
+        Ok(BatchWriter {
+            db,
+            tx: None,
+            in_batch: 0,
+            batch,
+        })
+    }
+
+    /// Applies one line in the current transaction (started if needed).
+    pub fn apply(&mut self, line: &Line) -> Result<()> {
+        let tx = match self.tx.take() {
+            Some(tx) => tx,
+            None => self.db.begin_write()?,
+        };
+        apply(&tx, line)?;
+        self.in_batch += 1;
+        if self.in_batch >= self.batch {
+            tx.commit().context("commit failed")?;
+            self.in_batch = 0;
+        } else {
+            self.tx = Some(tx);
+        }
+        Ok(())
+    }
+
+    /// Commits what is pending.
+    pub fn finish(mut self) -> Result<()> {
+        if let Some(tx) = self.tx.take() {
+            tx.commit().context("commit failed")?;
+        }
+        Ok(())
+    }
 }
 
 fn parse_line(s: &str) -> Result<Line> {
@@ -183,9 +233,8 @@ pub fn load(a: LoadArgs) -> Result<ExitCode> {
         bail!("--batch must be at least 1");
     }
     let db = Backend::open_write(&a.file, true)?;
+    let mut writer = BatchWriter::new(&db, a.batch)?;
     let stdin = std::io::stdin().lock();
-    let mut tx: Option<WriteTx<'_>> = None;
-    let mut in_batch = 0usize;
     let mut loaded = 0u64;
     for (n, line) in stdin.lines().enumerate() {
         let line = line.context("cannot read stdin")?;
@@ -193,24 +242,12 @@ pub fn load(a: LoadArgs) -> Result<ExitCode> {
             continue;
         }
         let parsed = parse_line(&line).with_context(|| format!("line {}", n + 1))?;
-        if tx.is_none() {
-            tx = Some(db.begin_write()?);
-        }
-        if let Some(t) = tx.as_ref() {
-            apply(t, &parsed).with_context(|| format!("line {}", n + 1))?;
-        }
+        writer
+            .apply(&parsed)
+            .with_context(|| format!("line {}", n + 1))?;
         loaded += 1;
-        in_batch += 1;
-        if in_batch >= a.batch {
-            if let Some(t) = tx.take() {
-                t.commit().context("commit failed")?;
-            }
-            in_batch = 0;
-        }
     }
-    if let Some(t) = tx.take() {
-        t.commit().context("commit failed")?;
-    }
+    writer.finish()?;
     eprintln!("loaded {loaded} line(s) into {}", a.file.display());
     Ok(ExitCode::SUCCESS)
 }
