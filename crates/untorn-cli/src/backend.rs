@@ -76,7 +76,7 @@ pub enum Backend {
     /// An untorn database opened by the engine.
     Native(Database),
     /// A bbolt database, parsed read-only (the metas are read at open; pages on demand).
-    Bbolt(BoltFile),
+    Bbolt(Box<BoltFile>),
 }
 
 impl Backend {
@@ -89,7 +89,7 @@ impl Backend {
                     .open(path)
                     .with_context(|| format!("cannot open {}", path.display()))?,
             )),
-            Format::Bbolt => Ok(Backend::Bbolt(open_bbolt(path)?)),
+            Format::Bbolt => Ok(Backend::Bbolt(Box::new(open_bbolt(path)?))),
         }
     }
 

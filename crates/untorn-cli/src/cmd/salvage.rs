@@ -385,7 +385,9 @@ fn native_to_untorn(a: &SalvageArgs) -> Result<JsonSalvage> {
                     last: None,
                 }),
                 Ok(None) => bail!("bucket {} vanished", display(name)),
-                Err(e) if corrupted(&e) => lost.push(lost_native(&[name.clone()], None, &e)),
+                Err(e) if corrupted(&e) => {
+                    lost.push(lost_native(std::slice::from_ref(name), None, &e))
+                }
                 Err(e) => return Err(e.into()),
             }
         }
