@@ -152,15 +152,33 @@ fn healthy(bin: &Path, dir: &Path, n: usize) -> PathBuf {
     db
 }
 
-/// The incident: a healthy file (kept) and a copy whose branch element points back to
-/// an ancestor (`corruptcycle`), with bboltbench's description of what it changed.
-fn cyclic(bin: &Path, dir: &Path, how: &str) -> (PathBuf, PathBuf, Value) {
-    let h = healthy(bin, dir, 30_000);
-    let db = dir.join(format!("cycle-{how}.db"));
-    std::fs::copy(&h, &db).unwrap();
-    let (ok, v, err) = bench(bin, &["-op", "corruptcycle", "-how", how], &db);
+/// The incident, as bboltbench's `corruptcycle -how pgid` makes it.
+struct Cycle {
+    /// The file before the damage.
+    healthy: PathBuf,
+    /// The damaged copy.
+    db: PathBuf,
+    /// The branch page whose element now points back to `ancestor`.
+    victim: u64,
+    /// That element's index: the one that closes the cycle.
+    elem: u64,
+    ancestor: u64,
+}
+
+fn cyclic(bin: &Path, dir: &Path) -> Cycle {
+    let healthy = healthy(bin, dir, 30_000);
+    let db = dir.join("cycle.db");
+    std::fs::copy(&healthy, &db).unwrap();
+    let (ok, v, err) = bench(bin, &["-op", "corruptcycle", "-how", "pgid"], &db);
     assert!(ok, "corruptcycle: {v} {err}");
-    (h, db, v)
+    let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"));
+    Cycle {
+        victim: n("victim_page"),
+        elem: n("elem"),
+        ancestor: n("ancestor_page"),
+        healthy,
+        db,
+    }
 }
 
 fn json_of(args: &[&str], code: i32) -> Value {
@@ -242,11 +260,12 @@ fn every_read_command_works_and_dump_equals_what_bbolt_reads() {
 fn check_names_the_cycle_quickly_with_the_untorn_schema() {
     let Some(bin) = bboltbench() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let (_, db, v) = cyclic(&bin, dir.path(), "pgid");
-    let (ancestor, victim) = (
-        v["ancestor_page"].as_u64().unwrap(),
-        v["victim_page"].as_u64().unwrap(),
-    );
+    let Cycle {
+        db,
+        ancestor,
+        victim,
+        ..
+    } = cyclic(&bin, dir.path());
     let start = Instant::now();
     let report = json_of(&["check", s(&db), "--json"], 1);
     assert!(start.elapsed() < Duration::from_secs(10));
@@ -284,11 +303,12 @@ fn check_names_the_cycle_quickly_with_the_untorn_schema() {
 fn map_highlights_the_cycle_pages() {
     let Some(bin) = bboltbench() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let (_, db, v) = cyclic(&bin, dir.path(), "pgid");
-    let (ancestor, victim) = (
-        v["ancestor_page"].as_u64().unwrap(),
-        v["victim_page"].as_u64().unwrap(),
-    );
+    let Cycle {
+        db,
+        ancestor,
+        victim,
+        ..
+    } = cyclic(&bin, dir.path());
     let svg_path = dir.path().join("map.svg");
     let j = json_of(&["map", s(&db), "--svg", s(&svg_path), "--json"], 0);
     assert_eq!(j["format"], "bbolt");
@@ -308,7 +328,7 @@ fn map_highlights_the_cycle_pages() {
 fn salvage_of_the_cycle_is_a_clean_bbolt_file_with_every_key() {
     let Some(bin) = bboltbench() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let (healthy, db, _) = cyclic(&bin, dir.path(), "pgid");
+    let Cycle { healthy, db, .. } = cyclic(&bin, dir.path());
     let before = std::fs::read(&db).unwrap();
     let dst = dir.path().join("salvaged.db");
     let r = json_of(&["salvage", s(&db), s(&dst), "--json"], 1);
@@ -351,7 +371,7 @@ fn salvage_of_the_cycle_is_a_clean_bbolt_file_with_every_key() {
 fn salvage_to_untorn_holds_the_salvaged_keys_and_checks_clean() {
     let Some(bin) = bboltbench() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let (_, db, _) = cyclic(&bin, dir.path(), "pgid");
+    let Cycle { db, .. } = cyclic(&bin, dir.path());
     let as_bbolt = dir.path().join("salvaged.db");
     let as_untorn = dir.path().join("salvaged.untorn");
     ok(&["salvage", s(&db), s(&as_bbolt)], 1);
@@ -382,11 +402,12 @@ fn salvage_to_untorn_holds_the_salvaged_keys_and_checks_clean() {
 fn surgery_repairs_the_cycle_by_hand() {
     let Some(bin) = bboltbench() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let (_, db, v) = cyclic(&bin, dir.path(), "pgid");
-    let before = std::fs::read(&db).unwrap();
     // bboltbench names the element it rewrote: the one that closes the cycle.
-    let victim = v["victim_page"].as_u64().unwrap().to_string();
-    let elem = v["elem"].as_u64().unwrap();
+    let Cycle {
+        db, victim, elem, ..
+    } = cyclic(&bin, dir.path());
+    let victim = victim.to_string();
+    let before = std::fs::read(&db).unwrap();
     let step1 = dir.path().join("step1.db");
     let step2 = dir.path().join("step2.db");
     let out = ok(
