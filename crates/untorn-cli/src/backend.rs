@@ -46,23 +46,33 @@ pub fn detect(path: &Path) -> Result<Format> {
     if has_magic(&head) {
         return Ok(Format::Native);
     }
-    let bbolt = head
-        .get(16..20)
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        .map(u32::from_le_bytes);
-    if bbolt == Some(BBOLT_MAGIC) {
+    if bbolt_magic(&head) {
         return Ok(Format::Bbolt);
     }
-    // Slot 0 may be damaged: probe slot 1 at every page size.
-    let mut ps = 4096u64;
+    // Slot 0 may be damaged: probe slot 1 at every page size (untorn: 4 KiB..64 KiB;
+    // bbolt: 512 B..64 KiB, its meta 1 at page 1).
+    let mut ps = 512u64;
     while ps <= 65536 {
         let mut b = [0u8; 64];
-        if read_at(&mut f, ps, &mut b).is_ok() && has_magic(&b) {
-            return Ok(Format::Native);
+        if read_at(&mut f, ps, &mut b).is_ok() {
+            if ps >= 4096 && has_magic(&b) {
+                return Ok(Format::Native);
+            }
+            if bbolt_magic(&b) {
+                return Ok(Format::Bbolt);
+            }
         }
         ps *= 2;
     }
     bail!("{}: not an untorn (or bbolt) database", path.display())
+}
+
+/// Whether a page starting at `page` holds bbolt's meta magic.
+fn bbolt_magic(page: &[u8]) -> bool {
+    page.get(16..20)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(u32::from_le_bytes)
+        == Some(BBOLT_MAGIC)
 }
 
 fn read_at(f: &mut File, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {

@@ -497,3 +497,23 @@ fn writes_to_bbolt_files_are_refused_and_surgery_refuses_untorn_files() {
     let o = untorn(&["salvage", native.p(), s(&out), "--to", "bbolt"], None);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn a_bbolt_file_with_a_damaged_meta_0_is_still_recognised_and_salvaged() {
+    let Some(bin) = bboltbench() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = healthy(&bin, dir.path(), 500);
+    let mut b = std::fs::read(&db).unwrap();
+    b[16..20].copy_from_slice(&[0; 4]); // meta 0's magic
+    std::fs::write(&db, b).unwrap();
+    let info = json_of(&["info", s(&db), "--json"], 0);
+    assert_eq!(info["format"], "bbolt");
+    assert_eq!(info["metas"][0]["valid"], false);
+    let report = json_of(&["check", s(&db), "--json"], 1);
+    assert_eq!(report["findings"][0]["kind"], "meta_invalid");
+    assert_eq!(report["findings"][0]["page"], 0);
+    let dst = dir.path().join("fixed.db");
+    ok(&["salvage", s(&db), s(&dst)], 0);
+    bbolt_check(&bin, &dst);
+    assert_eq!(bbolt_keys(&bin, &dst).len(), 500);
+}
