@@ -174,6 +174,25 @@ fn from_bbolt(a: &SalvageArgs, to: &'static str, r: &SalvageReport) -> JsonSalva
             reason: l.reason.clone(),
         })
         .collect();
+    if r.meta_fallback {
+        // The newest meta is unusable: the commits after the older meta are gone.
+        lost.insert(
+            0,
+            JsonLost {
+                bucket: Vec::new(),
+                page: Some(u64::from(r.meta_used == 0)),
+                parent: None,
+                lower: None,
+                upper: None,
+                after: None,
+                reason: format!(
+                    "the newest meta is unusable; salvaged the older state (meta {}, txid {}): \
+                     the last commit is lost",
+                    r.meta_used, r.txid
+                ),
+            },
+        );
+    }
     lost.extend(r.unreadable_buckets.iter().map(|(path, why)| JsonLost {
         bucket: path_json(path),
         page: None,

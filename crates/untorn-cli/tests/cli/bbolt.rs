@@ -469,10 +469,8 @@ fn writes_to_bbolt_files_are_refused_and_surgery_refuses_untorn_files() {
         vec!["delete", s(&db), "bench", "k"],
         vec!["load", s(&db)],
     ] {
-        let o = untorn(
-            &args,
-            Some(b"{\"bucket\":[\"b\"],\"key\":\"k\",\"value\":\"v\"}\n"),
-        );
+        // No stdin: the command must refuse before it reads any.
+        let o = untorn(&args, None);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
         assert!(
             String::from_utf8_lossy(&o.stderr).contains("bbolt database"),
@@ -499,21 +497,29 @@ fn writes_to_bbolt_files_are_refused_and_surgery_refuses_untorn_files() {
 }
 
 #[test]
-fn a_bbolt_file_with_a_damaged_meta_0_is_still_recognised_and_salvaged() {
+fn a_bbolt_file_with_a_damaged_newest_meta_is_recognised_and_salvaged_from_the_older() {
     let Some(bin) = bboltbench() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let db = healthy(&bin, dir.path(), 500);
+    // Three commits of 1000 keys: txids 2, 3, 4; the newest (4) is in meta 0.
+    let db = healthy(&bin, dir.path(), 3000);
+    let info = json_of(&["info", s(&db), "--json"], 0);
+    assert_eq!(info["active_meta_slot"], 0, "{info}");
     let mut b = std::fs::read(&db).unwrap();
-    b[16..20].copy_from_slice(&[0; 4]); // meta 0's magic
+    b[16..20].copy_from_slice(&[0; 4]); // meta 0's magic: detection must use meta 1
     std::fs::write(&db, b).unwrap();
     let info = json_of(&["info", s(&db), "--json"], 0);
     assert_eq!(info["format"], "bbolt");
     assert_eq!(info["metas"][0]["valid"], false);
+    assert_eq!(info["active_meta_slot"], 1);
     let report = json_of(&["check", s(&db), "--json"], 1);
     assert_eq!(report["findings"][0]["kind"], "meta_invalid");
     assert_eq!(report["findings"][0]["page"], 0);
     let dst = dir.path().join("fixed.db");
-    ok(&["salvage", s(&db), s(&dst)], 0);
+    let r = json_of(&["salvage", s(&db), s(&dst), "--json"], 1);
+    assert_eq!(r["bbolt"]["meta_fallback"], true);
+    assert_eq!(r["lost"][0]["page"], 0, "{r}");
+    let recovered = r["keys_recovered"].as_u64().unwrap();
+    assert!(recovered > 0 && recovered < 3000, "{r}");
     bbolt_check(&bin, &dst);
-    assert_eq!(bbolt_keys(&bin, &dst).len(), 500);
+    assert_eq!(bbolt_keys(&bin, &dst).len() as u64, recovered);
 }
