@@ -4,14 +4,16 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Inspect, check and edit untorn database files.
+/// Inspect, check, salvage and repair untorn and bbolt (etcd) database files.
 ///
-/// Every command takes the database file first. Commands that only read open the file
-/// read-only (a journal is replayed in memory, never written).
+/// Every command takes the database file first; the format is detected by its magic.
+/// Commands that only read open the file read-only (a journal is replayed in memory,
+/// never written). bbolt files are never written in place except by `surgery
+/// --in-place`.
 #[derive(Debug, Parser)]
 #[command(name = "untorn", version, about, propagate_version = true)]
 #[command(
-    after_help = "Examples:\n  untorn check app.untorn\n  untorn dump app.untorn > app.jsonl\n  untorn load new.untorn < app.jsonl"
+    after_help = "Examples:\n  untorn check app.untorn\n  untorn check member/snap/db\n  untorn dump app.untorn > app.jsonl\n  untorn load new.untorn < app.jsonl\n  untorn salvage member/snap/db fixed.db"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -71,6 +73,21 @@ pub enum Command {
     /// Read JSON lines as written by `dump` from stdin into FILE (created if missing).
     #[command(after_help = "Example:\n  untorn dump old.untorn | untorn load new.untorn")]
     Load(LoadArgs),
+    /// Copy everything that can be trusted from a damaged SRC into a new file DST and
+    /// report what was lost. SRC is never modified.
+    ///
+    /// Exit status: 0 nothing lost, 1 something lost (the report says what and where),
+    /// 2 nothing could be salvaged, or usage / I/O error.
+    #[command(
+        after_help = "Examples:\n  untorn salvage member/snap/db fixed.db\n  untorn salvage member/snap/db fixed.untorn --to untorn --json\n  untorn salvage app.untorn copy.untorn"
+    )]
+    Salvage(SalvageArgs),
+    /// Expert repairs of bbolt files (bbolt 1.4 `bbolt surgery` semantics). Works on a
+    /// copy (--output DST) unless --in-place is given.
+    #[command(
+        after_help = "Example (the page-cycle repair):\n  untorn surgery clear-page-elements db --page 1538 --from-index 28 --to-index 29 --output step1.db\n  untorn surgery freelist rebuild step1.db --output fixed.db"
+    )]
+    Surgery(SurgeryArgs),
 }
 
 #[derive(Debug, Args)]
@@ -196,4 +213,195 @@ pub struct LoadArgs {
     /// Lines per transaction.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub batch: usize,
+}
+
+/// The format `salvage` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SalvageTo {
+    /// A fresh bbolt file (same page size and freelist mode as SRC).
+    Bbolt,
+    /// A new untorn database.
+    Untorn,
+}
+
+/// Whether bbolt salvage may use leaf pages the tree no longer reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Orphans {
+    /// Only when SRC's freelist is synced (free pages can be told from lost ones).
+    Auto,
+    /// Also without a synced freelist: stale pages may bring deleted keys back.
+    Always,
+    /// Only what the tree reaches.
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct SalvageArgs {
+    /// The damaged database file (read only).
+    pub src: PathBuf,
+    /// The new file to write.
+    pub dst: PathBuf,
+    /// Output format (default: bbolt for a bbolt SRC, untorn for an untorn SRC).
+    #[arg(long, value_enum)]
+    pub to: Option<SalvageTo>,
+    /// bbolt SRC: whether unreachable leaf pages may fill lost key ranges.
+    #[arg(long, value_enum, default_value_t = Orphans::Auto)]
+    pub orphans: Orphans,
+    /// Replace DST if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Key/values per transaction when writing an untorn DST.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub batch: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SurgeryArgs {
+    #[command(subcommand)]
+    pub op: SurgeryOp,
+}
+
+/// Where a surgery writes: a copy, or SRC itself.
+#[derive(Debug, Args)]
+pub struct SurgeryTarget {
+    /// The bbolt file to operate on.
+    pub src: PathBuf,
+    /// Write the result here (SRC is copied first and left unchanged).
+    #[arg(
+        long,
+        short = 'o',
+        value_name = "DST",
+        required_unless_present = "in_place",
+        conflicts_with = "in_place"
+    )]
+    pub output: Option<PathBuf>,
+    /// Modify SRC itself.
+    #[arg(long)]
+    pub in_place: bool,
+    /// Replace DST if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SurgeryOp {
+    /// Replace the newer meta page with a copy of the older one (loses the last commit).
+    #[command(after_help = "Example:\n  untorn surgery revert-meta db --output reverted.db")]
+    RevertMeta(SurgeryTarget),
+    /// Copy page --from-page (with its overflow pages) over page --to-page.
+    #[command(
+        after_help = "Example:\n  untorn surgery copy-page db --from-page 12 --to-page 40 --output fixed.db"
+    )]
+    CopyPage(CopyPageArgs),
+    /// Remove every element of a branch or leaf page.
+    #[command(after_help = "Example:\n  untorn surgery clear-page db --page 40 --output fixed.db")]
+    ClearPage(ClearPageArgs),
+    /// Remove elements [--from-index, --to-index) of a branch or leaf page.
+    ///
+    /// Clearing branch elements makes pages unreachable: the freelist is then abandoned
+    /// in both metas; run `untorn surgery freelist rebuild` afterwards.
+    #[command(
+        after_help = "Example:\n  untorn surgery clear-page-elements db --page 1538 --from-index 28 --to-index 29 --output step1.db"
+    )]
+    ClearPageElements(ClearPageElementsArgs),
+    /// Abandon or rebuild the freelist.
+    #[command(
+        after_help = "Examples:\n  untorn surgery freelist abandon db --output a.db\n  untorn surgery freelist rebuild a.db --output b.db"
+    )]
+    Freelist(FreelistArgs),
+    /// Validate or update the meta pages.
+    #[command(
+        after_help = "Examples:\n  untorn surgery meta validate db\n  untorn surgery meta update db --meta 0 --fields root:16,pgid:64 --output fixed.db"
+    )]
+    Meta(MetaArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CopyPageArgs {
+    #[command(flatten)]
+    pub target: SurgeryTarget,
+    /// The page to copy.
+    #[arg(long, value_name = "N")]
+    pub from_page: u64,
+    /// The page to overwrite.
+    #[arg(long, value_name = "M")]
+    pub to_page: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ClearPageArgs {
+    #[command(flatten)]
+    pub target: SurgeryTarget,
+    /// The branch or leaf page to clear.
+    #[arg(long, value_name = "N")]
+    pub page: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ClearPageElementsArgs {
+    #[command(flatten)]
+    pub target: SurgeryTarget,
+    /// The branch or leaf page.
+    #[arg(long, value_name = "N")]
+    pub page: u64,
+    /// First element to remove (0-based).
+    #[arg(long, value_name = "A")]
+    pub from_index: usize,
+    /// Element after the last one to remove; -1 means through the last element.
+    #[arg(long, value_name = "B", allow_negative_numbers = true)]
+    pub to_index: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct FreelistArgs {
+    #[command(subcommand)]
+    pub op: FreelistOp,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FreelistOp {
+    /// Mark the freelist as not synced in both metas (bbolt rebuilds it on open).
+    #[command(after_help = "Example:\n  untorn surgery freelist abandon db --output a.db")]
+    Abandon(SurgeryTarget),
+    /// Write a freelist of every unreachable page (only for an abandoned freelist and a
+    /// tree that checks clean), committed with a new meta.
+    #[command(after_help = "Example:\n  untorn surgery freelist rebuild a.db --output b.db")]
+    Rebuild(SurgeryTarget),
+}
+
+#[derive(Debug, Args)]
+pub struct MetaArgs {
+    #[command(subcommand)]
+    pub op: MetaOp,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MetaOp {
+    /// Validate both meta pages (read only). Exit 1 if either is invalid.
+    #[command(after_help = "Example:\n  untorn surgery meta validate db")]
+    Validate(FileArgs),
+    /// Set fields of one meta page and recompute its checksum.
+    #[command(
+        after_help = "Example:\n  untorn surgery meta update db --meta 1 --fields root:16,freelist:17,pgid:64 --output fixed.db"
+    )]
+    Update(MetaUpdateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MetaUpdateArgs {
+    #[command(flatten)]
+    pub target: SurgeryTarget,
+    /// The meta page to update (0 or 1).
+    #[arg(long, alias = "meta-page", value_name = "0|1")]
+    pub meta: u64,
+    /// Comma-separated NAME:VALUE pairs; names: pageSize (or page_size), root,
+    /// freelist, pgid.
+    #[arg(long, value_name = "NAME:VALUE,...")]
+    pub fields: String,
 }

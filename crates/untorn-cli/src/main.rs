@@ -1,9 +1,12 @@
-//! `untorn`: inspect, check and edit untorn database files.
+//! `untorn`: inspect, check, salvage and repair untorn and bbolt database files.
 //!
 //! The binary is thin: [`args`] parses the command line into raw structs, each command
 //! module validates them into a config and runs it against a [`backend::Backend`]
-//! chosen by the file's magic. Exit codes: 0 success (for `check`: no findings), 1
-//! findings or "not found", 2 could not run (usage, I/O, not a database).
+//! chosen by the file's magic (the engine for untorn files, `untorn-bbolt` for bbolt
+//! files, which are never written in place except by `surgery --in-place`). Exit
+//! codes: 0 success (for `check`: no findings; `salvage`: nothing lost), 1 findings,
+//! "not found" or data lost, 2 could not run (usage, I/O, not a database). The user's
+//! reference is `docs/cli.md`.
 
 mod args;
 mod backend;

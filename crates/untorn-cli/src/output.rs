@@ -72,6 +72,8 @@ impl From<&Finding> for JsonFinding {
 /// The object `check --json` prints (schema in docs/check.md).
 #[derive(Debug, Serialize)]
 pub struct JsonReport {
+    /// `"untorn"` or `"bbolt"`.
+    pub format: &'static str,
     pub ok: bool,
     pub findings: Vec<JsonFinding>,
     pub truncated: bool,
@@ -81,15 +83,21 @@ pub struct JsonReport {
     pub high_water_mark: u64,
     pub txid: u64,
     /// "snapshot" (through the engine, journal included) or "data_file" (raw file,
-    /// used when the engine cannot open it).
+    /// used when the engine cannot open it, and always for bbolt files).
     pub source: &'static str,
     /// Why the engine could not open the file, when `source` is "data_file".
     pub open_error: Option<String>,
 }
 
 impl JsonReport {
-    pub fn new(r: &Report, source: &'static str, open_error: Option<String>) -> Self {
+    pub fn new(
+        r: &Report,
+        format: crate::backend::Format,
+        source: &'static str,
+        open_error: Option<String>,
+    ) -> Self {
         JsonReport {
+            format: format.name(),
             ok: r.is_ok(),
             findings: r.findings.iter().map(JsonFinding::from).collect(),
             truncated: r.truncated,

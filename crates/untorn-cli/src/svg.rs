@@ -1,14 +1,15 @@
 //! `untorn map`: the file as an SVG grid, one cell per page.
 //!
 //! Cells are coloured by state (free, leaked, corrupt) and, for reachable pages, by kind
-//! (meta, branch, leaf, overflow, freelist). Pages named by a finding get a thick red
-//! outline. Adjacent cells of one colour in a row are drawn as one rectangle, so a
+//! (meta, branch, leaf, overflow, freelist). Pages named by a finding get a thick
+//! outline; every page on a reference cycle (a `cycle` finding: the path from the
+//! repeated page down to where it is referenced again) gets a magenta one. Adjacent cells of one colour in a row are drawn as one rectangle, so a
 //! large file stays a manageable document.
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use untorn::report::{PageInfo, PageKind, PageState, Report};
+use untorn::report::{FindingKind, PageInfo, PageKind, PageState, Report};
 
 const CELL: u32 = 10;
 const LEGEND_H: u32 = 60;
@@ -60,6 +61,34 @@ pub fn escape(s: &str) -> String {
     o
 }
 
+/// Pages on a reference cycle, each with the cycle's description: for a `cycle`
+/// finding, the path from the first occurrence of the finding's page to its end.
+fn cycle_pages(report: &Report) -> Vec<(u64, String)> {
+    let mut pages = Vec::new();
+    for f in &report.findings {
+        let (FindingKind::Cycle, Some(page)) = (f.kind, f.page) else {
+            continue;
+        };
+        let Some(start) = f.path.iter().position(|&p| p == page) else {
+            pages.push((page, f.message.clone()));
+            continue;
+        };
+        for &p in f.path.iter().skip(start) {
+            pages.push((p, f.message.clone()));
+        }
+    }
+    pages.sort();
+    pages.dedup_by_key(|(p, _)| *p);
+    pages
+}
+
+/// Top-left corner of page `p`'s cell.
+fn cell(p: u64, cols: u64, top: u32) -> (u32, u32) {
+    let x = CELL + u32::try_from(p % cols).unwrap_or(0) * CELL;
+    let y = top + u32::try_from(p / cols).unwrap_or(0) * CELL;
+    (x, y)
+}
+
 /// Renders the map.
 pub fn render(infos: &[PageInfo], report: &Report, columns: u32, title: &str) -> String {
     let finding_pages: BTreeSet<u64> = report.findings.iter().filter_map(|f| f.page).collect();
@@ -89,7 +118,7 @@ pub fn render(infos: &[PageInfo], report: &Report, columns: u32, title: &str) ->
     }
     let _ = writeln!(
         s,
-        ".finding{{fill:none;stroke:#000;stroke-width:2}}</style>"
+        ".finding{{fill:none;stroke:#000;stroke-width:2}}\n.cycle{{fill:none;stroke:#ff00ff;stroke-width:3}}</style>"
     );
     let top = 2 * CELL;
     let _ = writeln!(
@@ -125,8 +154,7 @@ pub fn render(infos: &[PageInfo], report: &Report, columns: u32, title: &str) ->
         if p >= infos.len() as u64 {
             continue;
         }
-        let x = CELL + u32::try_from(p % cols).unwrap_or(0) * CELL;
-        let y = top + u32::try_from(p / cols).unwrap_or(0) * CELL;
+        let (x, y) = cell(p, cols, top);
         let kinds: Vec<&str> = report
             .findings
             .iter()
@@ -137,6 +165,17 @@ pub fn render(infos: &[PageInfo], report: &Report, columns: u32, title: &str) ->
             s,
             r#"<rect class="finding" x="{x}" y="{y}" width="{CELL}" height="{CELL}"><title>page {p}: {}</title></rect>"#,
             escape(&kinds.join(", "))
+        );
+    }
+    for (p, msg) in cycle_pages(report) {
+        if p >= infos.len() as u64 {
+            continue;
+        }
+        let (x, y) = cell(p, cols, top);
+        let _ = writeln!(
+            s,
+            r#"<rect class="cycle" x="{x}" y="{y}" width="{CELL}" height="{CELL}"><title>page {p} on a cycle: {}</title></rect>"#,
+            escape(&msg)
         );
     }
     // Legend.
@@ -153,15 +192,23 @@ pub fn render(infos: &[PageInfo], report: &Report, columns: u32, title: &str) ->
             escape(label)
         );
     }
-    let n = u32::try_from(CLASSES.len()).unwrap_or(0);
-    let x = CELL + (n % 5) * 130;
-    let y = ly + (n / 5) * 18;
-    let _ = writeln!(
-        s,
-        r#"<rect class="finding" x="{x}" y="{y}" width="{CELL}" height="{CELL}"/><text x="{}" y="{}">page with a finding</text>"#,
-        x + 14,
-        y + 9
-    );
+    for (n, (c, label)) in [
+        ("finding", "page with a finding"),
+        ("cycle", "page on a cycle"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let n = u32::try_from(CLASSES.len() + n).unwrap_or(0);
+        let x = CELL + (n % 5) * 130;
+        let y = ly + (n / 5) * 18;
+        let _ = writeln!(
+            s,
+            r#"<rect class="{c}" x="{x}" y="{y}" width="{CELL}" height="{CELL}"/><text x="{}" y="{}">{label}</text>"#,
+            x + 14,
+            y + 9
+        );
+    }
     s.push_str("</svg>\n");
     s
 }

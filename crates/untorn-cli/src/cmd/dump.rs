@@ -11,7 +11,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
-use untorn::{Bucket, Cursor, Entry, WriteTx};
+use untorn::{Bucket, Cursor, Database, Entry, WriteTx};
+use untorn_bbolt::DumpItem;
 
 use crate::args::{DumpArgs, DumpFormat, LoadArgs};
 use crate::backend::Backend;
@@ -25,15 +26,57 @@ struct Frame<'t> {
     started: bool,
 }
 
-fn bucket_line(path: &[Vec<u8>], seq: u64, text: bool) -> Value {
-    json!({"bucket": path.iter().map(|p| encode(p, text)).collect::<Vec<_>>(), "sequence": seq})
+fn path_json(path: &[Vec<u8>], text: bool) -> Vec<Value> {
+    path.iter().map(|p| encode(p, text)).collect()
+}
+
+/// Writes a bucket line.
+fn write_bucket(out: &mut impl Write, path: &[Vec<u8>], seq: u64, text: bool) -> Result<()> {
+    serde_json::to_writer(
+        &mut *out,
+        &json!({"bucket": path_json(path, text), "sequence": seq}),
+    )?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Writes a key/value line.
+fn write_pair(
+    out: &mut impl Write,
+    path: &[Vec<u8>],
+    key: &[u8],
+    value: &[u8],
+    text: bool,
+) -> Result<()> {
+    serde_json::to_writer(
+        &mut *out,
+        &json!({"bucket": path_json(path, text), "key": encode(key, text), "value": encode(value, text)}),
+    )?;
+    writeln!(out)?;
+    Ok(())
 }
 
 pub fn dump(a: DumpArgs) -> Result<ExitCode> {
     let text = a.format == DumpFormat::Text;
-    let Backend::Native(db) = Backend::open_read(&a.file)?;
-    let tx = db.begin_read()?;
     let mut out = output::stdout();
+    let db = match Backend::open_read(&a.file)? {
+        Backend::Native(db) => db,
+        Backend::Bbolt(f) => {
+            // The library's dump is strict and iterative: it stops with an error
+            // naming the first damaged page (then `untorn salvage` is the tool).
+            for item in untorn_bbolt::dump(&f) {
+                match item.with_context(|| format!("cannot dump {}", a.file.display()))? {
+                    DumpItem::Bucket { path, sequence } => {
+                        write_bucket(&mut out, &path, sequence, text)?
+                    }
+                    DumpItem::Pair(e) => write_pair(&mut out, &e.bucket, &e.key, &e.value, text)?,
+                }
+            }
+            out.flush()?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let tx = db.begin_read()?;
     // Depth-first with an explicit stack: nesting is bounded by the engine, but the
     // CLI does not recurse over file contents either.
     let mut stack: Vec<Frame<'_>> = Vec::new();
@@ -53,22 +96,14 @@ pub fn dump(a: DumpArgs) -> Result<ExitCode> {
             f.cursor.next()?
         } else {
             f.started = true;
-            serde_json::to_writer(&mut out, &bucket_line(&f.path, f.bucket.sequence()?, text))?;
-            writeln!(out)?;
+            write_bucket(&mut out, &f.path, f.bucket.sequence()?, text)?;
             f.cursor.first()?
         };
         match item {
             None => {
                 stack.pop();
             }
-            Some((k, Entry::Value(v))) => {
-                let path: Vec<Value> = f.path.iter().map(|p| encode(p, text)).collect();
-                serde_json::to_writer(
-                    &mut out,
-                    &json!({"bucket": path, "key": encode(&k, text), "value": encode(&v, text)}),
-                )?;
-                writeln!(out)?;
-            }
+            Some((k, Entry::Value(v))) => write_pair(&mut out, &f.path, &k, &v, text)?,
             Some((k, Entry::Bucket)) => {
                 let child = f.bucket.bucket(&k)?.context("bucket vanished")?;
                 let mut path = f.path.clone();
@@ -87,11 +122,61 @@ pub fn dump(a: DumpArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One parsed dump line.
-struct Line {
-    bucket: Vec<Vec<u8>>,
-    sequence: Option<u64>,
-    kv: Option<(Vec<u8>, Vec<u8>)>,
+/// One parsed dump line (also what `salvage` writes into an untorn file).
+pub struct Line {
+    /// Bucket path (never empty).
+    pub bucket: Vec<Vec<u8>>,
+    /// The bucket's sequence, on a bucket line.
+    pub sequence: Option<u64>,
+    /// The key and value, on a key/value line.
+    pub kv: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Applies lines to an untorn database, committing every `batch` lines.
+pub struct BatchWriter<'d> {
+    db: &'d Database,
+    tx: Option<WriteTx<'d>>,
+    in_batch: usize,
+    batch: usize,
+}
+
+impl<'d> BatchWriter<'d> {
+    pub fn new(db: &'d Database, batch: usize) -> Result<BatchWriter<'d>> {
+        if batch == 0 {
+            bail!("--batch must be at least 1");
+        }
+        Ok(BatchWriter {
+            db,
+            tx: None,
+            in_batch: 0,
+            batch,
+        })
+    }
+
+    /// Applies one line in the current transaction (started if needed).
+    pub fn apply(&mut self, line: &Line) -> Result<()> {
+        let tx = match self.tx.take() {
+            Some(tx) => tx,
+            None => self.db.begin_write()?,
+        };
+        apply(&tx, line)?;
+        self.in_batch += 1;
+        if self.in_batch >= self.batch {
+            tx.commit().context("commit failed")?;
+            self.in_batch = 0;
+        } else {
+            self.tx = Some(tx);
+        }
+        Ok(())
+    }
+
+    /// Commits what is pending.
+    pub fn finish(mut self) -> Result<()> {
+        if let Some(tx) = self.tx.take() {
+            tx.commit().context("commit failed")?;
+        }
+        Ok(())
+    }
 }
 
 fn parse_line(s: &str) -> Result<Line> {
@@ -147,10 +232,9 @@ pub fn load(a: LoadArgs) -> Result<ExitCode> {
     if a.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    let Backend::Native(db) = Backend::open_write(&a.file, true)?;
+    let db = Backend::open_write(&a.file, true)?;
+    let mut writer = BatchWriter::new(&db, a.batch)?;
     let stdin = std::io::stdin().lock();
-    let mut tx: Option<WriteTx<'_>> = None;
-    let mut in_batch = 0usize;
     let mut loaded = 0u64;
     for (n, line) in stdin.lines().enumerate() {
         let line = line.context("cannot read stdin")?;
@@ -158,24 +242,12 @@ pub fn load(a: LoadArgs) -> Result<ExitCode> {
             continue;
         }
         let parsed = parse_line(&line).with_context(|| format!("line {}", n + 1))?;
-        if tx.is_none() {
-            tx = Some(db.begin_write()?);
-        }
-        if let Some(t) = tx.as_ref() {
-            apply(t, &parsed).with_context(|| format!("line {}", n + 1))?;
-        }
+        writer
+            .apply(&parsed)
+            .with_context(|| format!("line {}", n + 1))?;
         loaded += 1;
-        in_batch += 1;
-        if in_batch >= a.batch {
-            if let Some(t) = tx.take() {
-                t.commit().context("commit failed")?;
-            }
-            in_batch = 0;
-        }
     }
-    if let Some(t) = tx.take() {
-        t.commit().context("commit failed")?;
-    }
+    writer.finish()?;
     eprintln!("loaded {loaded} line(s) into {}", a.file.display());
     Ok(ExitCode::SUCCESS)
 }

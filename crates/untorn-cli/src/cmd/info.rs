@@ -7,9 +7,13 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::args::InfoArgs;
-use crate::backend::Backend;
+use untorn_bbolt::{BoltFile, FreelistInfo};
+
+use crate::backend::{Backend, Format};
 use crate::output;
 
+/// `info --json`. Journal and recovery fields are null for bbolt files (bbolt has
+/// neither); `metas` and `freelist` are present only for bbolt files.
 #[derive(Debug, Serialize)]
 struct JsonInfo {
     format: &'static str,
@@ -17,18 +21,76 @@ struct JsonInfo {
     txid: u64,
     high_water: u64,
     file_size_bytes: u64,
-    journal_size_bytes: u64,
-    journal_commits: u64,
+    journal_size_bytes: Option<u64>,
+    journal_commits: Option<u64>,
     active_meta_slot: Option<u64>,
     meta_fallback: Option<String>,
-    commits_replayed: u64,
-    pages_restored: u64,
-    bytes_discarded: u64,
-    buckets: usize,
+    commits_replayed: Option<u64>,
+    pages_restored: Option<u64>,
+    bytes_discarded: Option<u64>,
+    /// Top-level buckets; null when the root bucket cannot be read (bbolt).
+    buckets: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metas: Option<Vec<JsonMeta>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    freelist: Option<String>,
+}
+
+/// One bbolt meta slot.
+#[derive(Debug, Serialize)]
+struct JsonMeta {
+    slot: usize,
+    valid: bool,
+    problem: Option<String>,
+    txid: Option<u64>,
+    root: Option<u64>,
+    freelist: Option<u64>,
+    high_water: Option<u64>,
+}
+
+fn bbolt_info(f: &BoltFile) -> JsonInfo {
+    let i = untorn_bbolt::info(f);
+    let metas = i
+        .metas
+        .iter()
+        .enumerate()
+        .map(|(slot, m)| JsonMeta {
+            slot,
+            valid: m.is_valid(),
+            problem: m.problem.as_ref().map(ToString::to_string),
+            txid: m.meta.map(|m| m.txid),
+            root: m.meta.map(|m| m.root),
+            freelist: m.meta.filter(|m| !m.no_freelist_sync()).map(|m| m.freelist),
+            high_water: m.meta.map(|m| m.pgid),
+        })
+        .collect();
+    let freelist = match &i.freelist {
+        FreelistInfo::Synced { page, count } => format!("page {page}, {count} ids"),
+        FreelistInfo::NotSynced => "not synced (NoFreelistSync)".to_owned(),
+        FreelistInfo::Unreadable(e) => format!("unreadable: {e}"),
+    };
+    JsonInfo {
+        format: Format::Bbolt.name(),
+        page_size: i.page_size as usize,
+        txid: i.txid,
+        high_water: i.hwm,
+        file_size_bytes: i.file_len,
+        journal_size_bytes: None,
+        journal_commits: None,
+        active_meta_slot: Some(i.active as u64),
+        meta_fallback: f.is_fallback().then(|| i.reason.clone()),
+        commits_replayed: None,
+        pages_restored: None,
+        bytes_discarded: None,
+        buckets: untorn_bbolt::buckets(f, &[]).ok().map(|b| b.len()),
+        metas: Some(metas),
+        freelist: Some(freelist),
+    }
 }
 
 pub fn run(a: InfoArgs) -> Result<ExitCode> {
     let info = match Backend::open_read(&a.common.file)? {
+        Backend::Bbolt(f) => bbolt_info(&f),
         Backend::Native(db) => {
             let i = db.info()?;
             let rec = db.recovery_report();
@@ -39,14 +101,16 @@ pub fn run(a: InfoArgs) -> Result<ExitCode> {
                 txid: i.txid,
                 high_water: i.high_water,
                 file_size_bytes: i.file_size_bytes,
-                journal_size_bytes: i.journal_size_bytes,
-                journal_commits: i.journal_commits,
+                journal_size_bytes: Some(i.journal_size_bytes),
+                journal_commits: Some(i.journal_commits),
                 active_meta_slot: i.active_meta_slot,
                 meta_fallback: i.meta_fallback.or(rec.meta_fallback),
-                commits_replayed: rec.commits_replayed,
-                pages_restored: rec.pages_restored,
-                bytes_discarded: rec.bytes_discarded,
-                buckets,
+                commits_replayed: Some(rec.commits_replayed),
+                pages_restored: Some(rec.pages_restored),
+                bytes_discarded: Some(rec.bytes_discarded),
+                buckets: Some(buckets),
+                metas: None,
+                freelist: None,
             }
         }
     };
@@ -55,7 +119,7 @@ pub fn run(a: InfoArgs) -> Result<ExitCode> {
         output::json(&mut out, &info)?;
     } else {
         let opt = |v: Option<u64>| v.map_or("none".to_owned(), |v| v.to_string());
-        let rows: Vec<Vec<String>> = vec![
+        let mut rows: Vec<Vec<String>> = vec![
             vec!["format".into(), info.format.into()],
             vec!["page size".into(), format!("{} bytes", info.page_size)],
             vec!["txid".into(), info.txid.to_string()],
@@ -67,27 +131,50 @@ pub fn run(a: InfoArgs) -> Result<ExitCode> {
                 "file size".into(),
                 format!("{} bytes", info.file_size_bytes),
             ],
-            vec![
-                "journal".into(),
-                format!(
-                    "{} bytes, {} commit(s) not checkpointed",
-                    info.journal_size_bytes, info.journal_commits
-                ),
-            ],
             vec!["active meta slot".into(), opt(info.active_meta_slot)],
             vec![
                 "meta fallback".into(),
                 info.meta_fallback.clone().unwrap_or_else(|| "no".into()),
             ],
             vec![
+                "buckets".into(),
+                info.buckets
+                    .map_or_else(|| "unreadable".to_owned(), |b| b.to_string()),
+            ],
+        ];
+        if let (Some(size), Some(commits)) = (info.journal_size_bytes, info.journal_commits) {
+            rows.push(vec![
+                "journal".into(),
+                format!("{size} bytes, {commits} commit(s) not checkpointed"),
+            ]);
+        }
+        if let (Some(c), Some(p), Some(b)) = (
+            info.commits_replayed,
+            info.pages_restored,
+            info.bytes_discarded,
+        ) {
+            rows.push(vec![
                 "recovery".into(),
                 format!(
-                    "{} commit(s) replayed, {} page(s) restored, {} byte(s) of torn tail discarded",
-                    info.commits_replayed, info.pages_restored, info.bytes_discarded
+                    "{c} commit(s) replayed, {p} page(s) restored, {b} byte(s) of torn tail discarded"
                 ),
-            ],
-            vec!["buckets".into(), info.buckets.to_string()],
-        ];
+            ]);
+        }
+        for m in info.metas.iter().flatten() {
+            let what = match (&m.problem, m.txid) {
+                (None, Some(t)) => format!(
+                    "valid, txid {t}, root {}, high-water mark {}",
+                    opt(m.root),
+                    opt(m.high_water)
+                ),
+                (Some(p), _) => format!("INVALID: {p}"),
+                (None, None) => "unreadable".to_owned(),
+            };
+            rows.push(vec![format!("meta {}", m.slot), what]);
+        }
+        if let Some(fl) = &info.freelist {
+            rows.push(vec!["freelist".into(), fl.clone()]);
+        }
         output::table(&mut out, &rows)?;
     }
     out.flush()?;

@@ -12,14 +12,21 @@ use untorn::format::{
     PageType, MAX_EXTENT_PAGES,
 };
 
-use super::source::with_source;
+use untorn_bbolt::format::{flags_name, BucketHeader, FLAG_BRANCH, FLAG_LEAF, FLAG_META};
+use untorn_bbolt::{BoltFile, PageBody};
+
+use super::source::{with_source, View};
 use crate::args::{FileArgs, MapArgs, PageArgs};
+use crate::backend::Format;
 use crate::encoding::{display, encode, to_hex};
 use crate::output;
 use crate::svg;
 
+/// `stats --json`. Fields the bbolt library does not measure (tree depth, key and value
+/// bytes, fill factor) are null for bbolt files.
 #[derive(Debug, Serialize)]
 struct JsonStats {
+    format: &'static str,
     source: &'static str,
     page_size: usize,
     txid: u64,
@@ -33,19 +40,53 @@ struct JsonStats {
     free_pages: u64,
     leaked_pages: u64,
     corrupt_pages: u64,
-    tree_depth_max: u32,
+    tree_depth_max: Option<u32>,
     buckets: u64,
     keys: u64,
-    key_bytes: u64,
-    value_bytes: u64,
-    fill_factor: f64,
+    key_bytes: Option<u64>,
+    value_bytes: Option<u64>,
+    fill_factor: Option<f64>,
     findings: u64,
 }
 
+fn bbolt_stats(f: &BoltFile) -> JsonStats {
+    let s = untorn_bbolt::stats(f);
+    let findings = untorn_bbolt::check_file(f, untorn_bbolt::CheckOptions::default());
+    JsonStats {
+        format: Format::Bbolt.name(),
+        source: "data_file",
+        page_size: s.page_size as usize,
+        txid: f.meta().txid,
+        high_water: s.hwm,
+        file_pages: s.file_len / u64::from(s.page_size.max(1)),
+        meta_pages: 2,
+        branch_pages: s.branch_pages,
+        leaf_pages: s.leaf_pages,
+        overflow_pages: s.overflow_pages,
+        freelist_pages: s.freelist_pages,
+        free_pages: s.free_pages,
+        leaked_pages: s.leaked_pages,
+        corrupt_pages: s.corrupt_pages,
+        tree_depth_max: None,
+        // The library counts bbolt's root bucket; untorn's count does not.
+        buckets: s.buckets.saturating_sub(1),
+        keys: s.keys,
+        key_bytes: None,
+        value_bytes: None,
+        fill_factor: None,
+        findings: findings.findings.len() as u64,
+    }
+}
+
 pub fn stats(a: FileArgs) -> Result<ExitCode> {
-    let s = with_source(&a.file, |src, origin| {
+    let s = with_source(&a.file, |view| {
+        let (src, origin) = match view {
+            View::Native(src, origin) => (src, origin),
+            View::Bbolt(f) => return Ok(bbolt_stats(f)),
+        };
         let s = walk_stats(src)?;
         Ok(JsonStats {
+            format: Format::Native.name(),
             source: origin.name(),
             page_size: s.page_size,
             txid: s.txid,
@@ -59,12 +100,12 @@ pub fn stats(a: FileArgs) -> Result<ExitCode> {
             free_pages: s.free_pages,
             leaked_pages: s.leaked_pages,
             corrupt_pages: s.corrupt_pages,
-            tree_depth_max: s.tree_depth_max,
+            tree_depth_max: Some(s.tree_depth_max),
             buckets: s.buckets,
             keys: s.keys,
-            key_bytes: s.key_bytes,
-            value_bytes: s.value_bytes,
-            fill_factor: s.fill_factor(),
+            key_bytes: Some(s.key_bytes),
+            value_bytes: Some(s.value_bytes),
+            fill_factor: Some(s.fill_factor()),
             findings: s.findings,
         })
     })?;
@@ -73,7 +114,9 @@ pub fn stats(a: FileArgs) -> Result<ExitCode> {
         output::json(&mut out, &s)?;
     } else {
         let pages = |n: u64| format!("{n} pages ({} KiB)", n * s.page_size as u64 / 1024);
+        let opt = |v: Option<u64>| v.map_or_else(|| "n/a".to_owned(), |v| v.to_string());
         let rows: Vec<Vec<String>> = vec![
+            vec!["format".into(), s.format.into()],
             vec!["page size".into(), format!("{} bytes", s.page_size)],
             vec!["txid".into(), s.txid.to_string()],
             vec!["high-water mark".into(), pages(s.high_water)],
@@ -85,14 +128,18 @@ pub fn stats(a: FileArgs) -> Result<ExitCode> {
             vec!["freelist".into(), pages(s.freelist_pages)],
             vec!["free".into(), pages(s.free_pages)],
             vec!["leaked".into(), pages(s.leaked_pages)],
-            vec!["tree depth (max)".into(), s.tree_depth_max.to_string()],
+            vec![
+                "tree depth (max)".into(),
+                opt(s.tree_depth_max.map(u64::from)),
+            ],
             vec!["buckets".into(), s.buckets.to_string()],
             vec!["keys".into(), s.keys.to_string()],
-            vec!["key bytes".into(), s.key_bytes.to_string()],
-            vec!["value bytes".into(), s.value_bytes.to_string()],
+            vec!["key bytes".into(), opt(s.key_bytes)],
+            vec!["value bytes".into(), opt(s.value_bytes)],
             vec![
                 "fill factor".into(),
-                format!("{:.1}%", s.fill_factor * 100.0),
+                s.fill_factor
+                    .map_or_else(|| "n/a".to_owned(), |f| format!("{:.1}%", f * 100.0)),
             ],
             vec![
                 "findings".into(),
@@ -106,7 +153,10 @@ pub fn stats(a: FileArgs) -> Result<ExitCode> {
 }
 
 pub fn pages(a: FileArgs) -> Result<ExitCode> {
-    let infos = with_source(&a.file, |src, _| Ok(page_infos(src)?))?;
+    let infos = with_source(&a.file, |view| match view {
+        View::Native(src, _) => Ok(page_infos(src)?),
+        View::Bbolt(f) => Ok(untorn_bbolt::pages(f)),
+    })?;
     let mut out = output::stdout();
     if a.json {
         let v: Vec<Value> = infos
@@ -235,11 +285,94 @@ fn decode_page(src: &dyn CheckSource, id: u64, hex: bool) -> Value {
     v
 }
 
+/// Decodes one bbolt page for `untorn page`, in the same JSON shape as untorn pages
+/// (fields bbolt pages do not have are absent; `overflow` is bbolt's header field).
+fn decode_bbolt_page(f: &BoltFile, id: u64, hex: bool) -> Value {
+    let view = match untorn_bbolt::page(f, id) {
+        Ok(v) => v,
+        Err(e) => return json!({"id": id, "error": format!("cannot read: {e}")}),
+    };
+    let h = view.header;
+    let mut v = json!({"id": id, "type": flags_name(h.flags), "page_id": h.id,
+        "flags": format!("{:#06x}", h.flags), "count": h.count, "overflow": h.overflow});
+    // The same strict reading dump/get/salvage use: header id, type, element bounds.
+    let verify = match h.flags {
+        FLAG_BRANCH | FLAG_LEAF => f.read_node(id).err().map(|p| p.to_string()),
+        FLAG_META => usize::try_from(id)
+            .ok()
+            .and_then(|i| f.metas().get(i))
+            .map_or(Some("not a meta slot".to_owned()), |slot| {
+                slot.problem.as_ref().map(ToString::to_string)
+            }),
+        _ if h.id != id => Some(format!("page header names page {}", h.id)),
+        _ => None,
+    };
+    v["verify"] = json!(verify.unwrap_or_else(|| "ok".to_owned()));
+    let mut elements = Vec::new();
+    match &view.body {
+        PageBody::Meta(m) => {
+            v["meta"] = json!({"txid": m.txid, "page_size": m.page_size, "root": m.root,
+                "sequence": m.sequence,
+                "freelist": if m.no_freelist_sync() { None } else { Some(m.freelist) },
+                "high_water": m.pgid, "checksum": format!("{:#018x}", m.checksum)});
+        }
+        PageBody::Branch(es) => {
+            for (k, child) in es {
+                elements.push(json!({"key": encode(k, true), "child": child}));
+            }
+        }
+        PageBody::Leaf(es) => {
+            for (flags, k, val) in es {
+                let key = encode(k, true);
+                if flags & untorn_bbolt::format::LEAF_FLAG_BUCKET == 0 {
+                    elements.push(json!({"key": key, "value": encode(val, true)}));
+                } else if let Some(b) = BucketHeader::decode(val) {
+                    elements.push(json!({"key": key, "bucket": {"root": b.root,
+                        "sequence": b.sequence, "inline": b.root == 0}}));
+                } else {
+                    elements
+                        .push(json!({"key": key, "error": "bucket value shorter than its header"}));
+                }
+            }
+        }
+        PageBody::Freelist(ids) => {
+            // Runs of consecutive ids, as untorn's freelist prints.
+            let mut run: Option<(u64, u64)> = None;
+            for &p in ids {
+                run = match run {
+                    Some((start, len)) if start.checked_add(len) == Some(p) => {
+                        Some((start, len + 1))
+                    }
+                    Some((start, len)) => {
+                        elements.push(json!({"start": start, "len": len}));
+                        Some((p, 1))
+                    }
+                    None => Some((p, 1)),
+                };
+            }
+            if let Some((start, len)) = run {
+                elements.push(json!({"start": start, "len": len}));
+            }
+        }
+        PageBody::Undecodable(e) => v["elements_error"] = json!(e),
+    }
+    if !elements.is_empty() {
+        v["elements"] = Value::Array(elements);
+    }
+    if hex {
+        v["hex"] = json!(to_hex(&view.raw));
+    }
+    v
+}
+
 pub fn page(a: PageArgs) -> Result<ExitCode> {
-    let pages = with_source(&a.file, |src, _| {
+    let pages = with_source(&a.file, |view| {
         Ok(a.ids
             .iter()
-            .map(|&id| decode_page(src, id, a.hex))
+            .map(|&id| match view {
+                View::Native(src, _) => decode_page(src, id, a.hex),
+                View::Bbolt(f) => decode_bbolt_page(f, id, a.hex),
+            })
             .collect::<Vec<_>>())
     })?;
     let mut out = output::stdout();
@@ -269,9 +402,11 @@ fn print_page(out: &mut impl Write, p: &Value) -> Result<()> {
     for k in [
         "type",
         "page_id",
+        "flags",
         "txid",
         "checksum",
         "extent_pages",
+        "overflow",
         "count",
         "payload_len",
         "verify",
@@ -300,17 +435,23 @@ fn print_page(out: &mut impl Write, p: &Value) -> Result<()> {
                     .unwrap_or_default();
                 format!("= {v}")
             } else if let Some(c) = e.get("child") {
-                format!(
-                    "-> page {c} (txid {}, extent {})",
-                    e["txid"], e["extent_pages"]
-                )
+                match e.get("txid") {
+                    Some(t) => format!("-> page {c} (txid {t}, extent {})", e["extent_pages"]),
+                    None => format!("-> page {c}"),
+                }
             } else if let Some(o) = e.get("overflow") {
                 format!("-> overflow page {} ({} bytes)", o["page"], o["len"])
             } else if let Some(b) = e.get("bucket") {
-                format!(
-                    "bucket root {} count {} sequence {}",
-                    b["root"], b["count"], b["sequence"]
-                )
+                match b.get("count") {
+                    Some(n) => format!(
+                        "bucket root {} count {n} sequence {}",
+                        b["root"], b["sequence"]
+                    ),
+                    None if b["inline"] == json!(true) => {
+                        format!("inline bucket, sequence {}", b["sequence"])
+                    }
+                    None => format!("bucket root {} sequence {}", b["root"], b["sequence"]),
+                }
             } else if let Some(st) = e.get("start") {
                 format!("free run {st} +{}", e["len"])
             } else {
@@ -336,8 +477,18 @@ fn print_page(out: &mut impl Write, p: &Value) -> Result<()> {
 
 pub fn map(a: MapArgs) -> Result<ExitCode> {
     let columns = a.columns.clamp(8, 1024);
-    let (report, infos) = with_source(&a.common.file, |src, _| {
-        Ok(check_with_pages(src, CheckOptions::default())?)
+    let (format, (report, infos)) = with_source(&a.common.file, |view| match view {
+        View::Native(src, _) => Ok((
+            Format::Native.name(),
+            check_with_pages(src, CheckOptions::default())?,
+        )),
+        View::Bbolt(f) => Ok((
+            Format::Bbolt.name(),
+            (
+                untorn_bbolt::check_file(f, untorn_bbolt::CheckOptions::default()),
+                untorn_bbolt::pages(f),
+            ),
+        )),
     })?;
     let doc = svg::render(
         &infos,
@@ -350,7 +501,7 @@ pub fn map(a: MapArgs) -> Result<ExitCode> {
     if a.common.json {
         output::json(
             &mut out,
-            &json!({"svg": a.svg.display().to_string(), "pages": infos.len(), "findings": report.findings.len()}),
+            &json!({"format": format, "svg": a.svg.display().to_string(), "pages": infos.len(), "findings": report.findings.len()}),
         )?;
     } else {
         writeln!(

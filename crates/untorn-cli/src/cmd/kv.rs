@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
-use untorn::{Bucket, ReadTx};
+use untorn::{Bucket, Database, ReadTx};
+use untorn_bbolt::{BoltError, BoltFile};
 
 use crate::args::{BucketsArgs, KeysArgs, KvArgs};
 use crate::backend::Backend;
@@ -100,14 +101,44 @@ fn show(b: &[u8], hex: bool) -> String {
     }
 }
 
-pub fn buckets(a: BucketsArgs) -> Result<ExitCode> {
-    let path = parse_args(&a.bucket, a.hex)?;
-    let Backend::Native(db) = Backend::open_read(&a.file)?;
+/// A bbolt library result where a missing bucket (or a key that is not a bucket) on
+/// the path means "not found" (`Ok(None)`).
+fn bbolt_found<T>(r: untorn_bbolt::Result<T>) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(BoltError::BucketNotFound(_) | BoltError::NotABucket(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// (name, keys, sub-buckets) of each sub-bucket of the bbolt bucket at `path`.
+fn bbolt_bucket_rows(f: &BoltFile, path: &[Vec<u8>]) -> Result<Option<BucketRows>> {
+    let Some(names) = bbolt_found(untorn_bbolt::buckets(f, path))? else {
+        return Ok(None);
+    };
+    let mut rows = Vec::with_capacity(names.len());
+    for name in names {
+        let mut sub = path.to_vec();
+        sub.push(name.clone());
+        let keys = untorn_bbolt::keys(f, &sub)
+            .with_context(|| format!("cannot read bucket {}", path_display(&sub)))?;
+        let buckets = untorn_bbolt::buckets(f, &sub)
+            .with_context(|| format!("cannot read bucket {}", path_display(&sub)))?;
+        rows.push((name, keys.len() as u64, buckets.len()));
+    }
+    Ok(Some(rows))
+}
+
+/// (name, keys, sub-buckets) rows of `untorn buckets`.
+type BucketRows = Vec<(Vec<u8>, u64, usize)>;
+
+/// The same rows for an untorn file (`None`: the bucket path does not exist).
+fn native_bucket_rows(db: &Database, path: &[Vec<u8>]) -> Result<Option<BucketRows>> {
     let tx = db.begin_read()?;
     // (name, keys, sub-buckets) of each bucket in a transaction or a bucket.
     macro_rules! rows_of {
         ($parent:expr) => {{
-            let mut rows: Vec<(Vec<u8>, u64, usize)> = Vec::new();
+            let mut rows: BucketRows = Vec::new();
             for name in $parent.buckets()? {
                 let b = $parent.bucket(&name)?.context("bucket vanished")?;
                 rows.push((name, b.len()?, b.buckets()?.len()));
@@ -115,13 +146,24 @@ pub fn buckets(a: BucketsArgs) -> Result<ExitCode> {
             rows
         }};
     }
-    let rows = if path.is_empty() {
-        rows_of!(tx)
+    Ok(if path.is_empty() {
+        Some(rows_of!(tx))
     } else {
-        let Some(parent) = open_path(&tx, &path)? else {
-            return not_found(&format!("bucket {}", path_display(&path)));
-        };
-        rows_of!(parent)
+        match open_path(&tx, path)? {
+            Some(parent) => Some(rows_of!(parent)),
+            None => None,
+        }
+    })
+}
+
+pub fn buckets(a: BucketsArgs) -> Result<ExitCode> {
+    let path = parse_args(&a.bucket, a.hex)?;
+    let rows = match Backend::open_read(&a.file)? {
+        Backend::Native(db) => native_bucket_rows(&db, &path)?,
+        Backend::Bbolt(f) => bbolt_bucket_rows(&f, &path)?,
+    };
+    let Some(rows) = rows else {
+        return not_found(&format!("bucket {}", path_display(&path)));
     };
     let mut out = output::stdout();
     if a.json {
@@ -143,23 +185,40 @@ pub fn buckets(a: BucketsArgs) -> Result<ExitCode> {
 
 pub fn keys(a: KeysArgs) -> Result<ExitCode> {
     let path = parse_args(&a.bucket, a.hex)?;
-    let Backend::Native(db) = Backend::open_read(&a.file)?;
+    let db = match Backend::open_read(&a.file)? {
+        Backend::Native(db) => db,
+        Backend::Bbolt(f) => {
+            let Some(keys) = bbolt_found(untorn_bbolt::keys(&f, &path))? else {
+                return not_found(&format!("bucket {}", path_display(&path)));
+            };
+            return print_keys(keys.into_iter().map(Ok), a.hex, a.json);
+        }
+    };
     let tx = db.begin_read()?;
     let Some(b) = open_path(&tx, &path)? else {
         return not_found(&format!("bucket {}", path_display(&path)));
     };
+    let keys = b
+        .iter()?
+        .map(|item| item.map(|(k, _)| k).map_err(anyhow::Error::from));
+    print_keys(keys, a.hex, a.json)
+}
+
+/// Prints keys one per line, or as a JSON array.
+fn print_keys(
+    keys: impl Iterator<Item = Result<Vec<u8>>>,
+    hex: bool,
+    json: bool,
+) -> Result<ExitCode> {
     let mut out = output::stdout();
-    if a.json {
-        let mut keys = Vec::new();
-        for item in b.iter()? {
-            let (k, _) = item?;
-            keys.push(encode(&k, !a.hex));
-        }
+    if json {
+        let keys = keys
+            .map(|k| k.map(|k| encode(&k, !hex)))
+            .collect::<Result<Vec<_>>>()?;
         output::json(&mut out, &keys)?;
     } else {
-        for item in b.iter()? {
-            let (k, _) = item?;
-            writeln!(out, "{}", show(&k, a.hex))?;
+        for k in keys {
+            writeln!(out, "{}", show(&k?, hex))?;
         }
     }
     out.flush()?;
@@ -168,12 +227,20 @@ pub fn keys(a: KeysArgs) -> Result<ExitCode> {
 
 pub fn get(a: KvArgs) -> Result<ExitCode> {
     let cfg = KvConfig::new(a, false)?;
-    let Backend::Native(db) = Backend::open_read(&cfg.file)?;
-    let tx = db.begin_read()?;
-    let Some(b) = open_path(&tx, &cfg.buckets)? else {
+    let value = match Backend::open_read(&cfg.file)? {
+        Backend::Native(db) => {
+            let tx = db.begin_read()?;
+            match open_path(&tx, &cfg.buckets)? {
+                None => None,
+                Some(b) => Some(b.get(&cfg.key)?.map(|v| v.to_vec())),
+            }
+        }
+        Backend::Bbolt(f) => bbolt_found(untorn_bbolt::get(&f, &cfg.buckets, &cfg.key))?,
+    };
+    let Some(value) = value else {
         return not_found(&format!("bucket {}", path_display(&cfg.buckets)));
     };
-    let Some(v) = b.get(&cfg.key)? else {
+    let Some(v) = value else {
         return not_found(&format!("key {}", display(&cfg.key)));
     };
     let mut out = output::stdout();
@@ -198,7 +265,7 @@ pub fn get(a: KvArgs) -> Result<ExitCode> {
 pub fn put(a: KvArgs) -> Result<ExitCode> {
     let cfg = KvConfig::new(a, true)?;
     let value = cfg.value.clone().unwrap_or_default();
-    let Backend::Native(db) = Backend::open_write(&cfg.file, true)?;
+    let db = Backend::open_write(&cfg.file, true)?;
     db.update(|tx| {
         let (first, rest) = cfg
             .buckets
@@ -216,7 +283,7 @@ pub fn put(a: KvArgs) -> Result<ExitCode> {
 
 pub fn delete(a: KvArgs) -> Result<ExitCode> {
     let cfg = KvConfig::new(a, false)?;
-    let Backend::Native(db) = Backend::open_write(&cfg.file, false)?;
+    let db = Backend::open_write(&cfg.file, false)?;
     let existed = db
         .update(|tx| match open_path!(tx, cfg.buckets)? {
             Some(b) => Ok(Some(b.delete(&cfg.key)?)),

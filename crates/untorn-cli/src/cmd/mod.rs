@@ -5,7 +5,9 @@ mod dump;
 mod info;
 mod inspect;
 mod kv;
+mod salvage;
 mod source;
+mod surgery;
 
 use std::process::ExitCode;
 
@@ -29,5 +31,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Delete(a) => kv::delete(a),
         Command::Dump(a) => dump::dump(a),
         Command::Load(a) => dump::load(a),
+        Command::Salvage(a) => salvage::run(a),
+        Command::Surgery(a) => surgery::run(a),
     }
 }

@@ -1,8 +1,9 @@
 //! The checker's view of a file for `check`, `stats`, `pages`, `page` and `map`.
 //!
-//! Through the engine when it opens the file (a read snapshot: journal commits
-//! included); straight from the data file ([`RawSource`]) when the engine refuses the
-//! file because it is damaged — exactly when an operator needs these commands.
+//! For untorn files: through the engine when it opens the file (a read snapshot:
+//! journal commits included); straight from the data file ([`RawSource`]) when the
+//! engine refuses the file because it is damaged — exactly when an operator needs
+//! these commands. For bbolt files: the file itself, parsed by `untorn-bbolt`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,7 +12,9 @@ use anyhow::{Context, Result};
 use untorn::check::{CheckSource, RawSource};
 use untorn::{Database, Error, FileStorage, Storage};
 
-use crate::backend::{bbolt_unsupported, detect, Format};
+use untorn_bbolt::BoltFile;
+
+use crate::backend::{detect, open_bbolt, Format};
 
 /// Where the pages came from.
 #[derive(Debug)]
@@ -20,19 +23,21 @@ pub enum Origin {
     Snapshot,
     /// The raw data file; the engine's open error says why.
     DataFile(Error),
+    /// A bbolt file (always read as a data file; there is no engine).
+    BboltFile,
 }
 
 impl Origin {
     pub fn name(&self) -> &'static str {
         match self {
             Origin::Snapshot => "snapshot",
-            Origin::DataFile(_) => "data_file",
+            Origin::DataFile(_) | Origin::BboltFile => "data_file",
         }
     }
 
     pub fn open_error(&self) -> Option<String> {
         match self {
-            Origin::Snapshot => None,
+            Origin::Snapshot | Origin::BboltFile => None,
             Origin::DataFile(e) => Some(e.to_string()),
         }
     }
@@ -47,21 +52,25 @@ pub fn is_damage(e: &Error) -> bool {
     )
 }
 
-/// Runs `f` over the best available [`CheckSource`] for `path`.
-pub fn with_source<T>(
-    path: &Path,
-    f: impl FnOnce(&dyn CheckSource, &Origin) -> Result<T>,
-) -> Result<T> {
-    match detect(path)? {
-        Format::Native => {}
-        Format::Bbolt => return bbolt_unsupported(path),
+/// A file as the page commands see it.
+pub enum View<'a> {
+    /// An untorn file: the checker's source and where its pages come from.
+    Native(&'a dyn CheckSource, &'a Origin),
+    /// A bbolt file.
+    Bbolt(&'a BoltFile),
+}
+
+/// Runs `f` over the best available view of `path`.
+pub fn with_source<T>(path: &Path, f: impl FnOnce(View<'_>) -> Result<T>) -> Result<T> {
+    if detect(path)? == Format::Bbolt {
+        return f(View::Bbolt(&open_bbolt(path)?));
     }
     match Database::builder().read_only(true).open(path) {
         Ok(db) => {
             let tx = db
                 .begin_read()
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            f(tx.check_source(), &Origin::Snapshot)
+            f(View::Native(tx.check_source(), &Origin::Snapshot))
         }
         Err(e) if is_damage(&e) => {
             let file = std::fs::File::open(path)
@@ -69,7 +78,7 @@ pub fn with_source<T>(
             let storage: Arc<dyn Storage> = Arc::new(FileStorage::new(file));
             let src = RawSource::open(storage)
                 .with_context(|| format!("cannot read {} as a database", path.display()))?;
-            f(&src, &Origin::DataFile(e))
+            f(View::Native(&src, &Origin::DataFile(e)))
         }
         Err(e) => Err(e).with_context(|| format!("cannot open {}", path.display())),
     }

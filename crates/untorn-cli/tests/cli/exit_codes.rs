@@ -75,10 +75,31 @@ fn get_put_delete_round_trip() {
 fn every_command_has_help_with_an_example() {
     for c in [
         "info", "check", "stats", "pages", "page", "map", "buckets", "keys", "get", "put",
-        "delete", "dump", "load",
+        "delete", "dump", "load", "salvage",
     ] {
         let out = ok(&[c, "--help"], 0);
         assert!(out.contains("Example"), "{c} --help has no example:\n{out}");
+    }
+    for sub in [
+        &["surgery"][..],
+        &["surgery", "revert-meta"],
+        &["surgery", "copy-page"],
+        &["surgery", "clear-page"],
+        &["surgery", "clear-page-elements"],
+        &["surgery", "freelist"],
+        &["surgery", "freelist", "abandon"],
+        &["surgery", "freelist", "rebuild"],
+        &["surgery", "meta"],
+        &["surgery", "meta", "validate"],
+        &["surgery", "meta", "update"],
+    ] {
+        let mut args = sub.to_vec();
+        args.push("--help");
+        let out = ok(&args, 0);
+        assert!(
+            out.contains("Example"),
+            "{sub:?} --help has no example:\n{out}"
+        );
     }
 }
 

@@ -3,7 +3,8 @@ use serde_json::Value;
 use crate::common::*;
 
 /// Asserts `check --json` matches the schema in docs/check.md.
-fn assert_report_schema(v: &Value) {
+pub fn assert_report_schema(v: &Value) {
+    assert!(v["format"] == "untorn" || v["format"] == "bbolt", "{v}");
     assert!(v["ok"].is_boolean());
     assert!(v["truncated"].is_boolean());
     for k in [

@@ -2,9 +2,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod bbolt;
 mod common;
 mod damaged;
 mod dump_load;
 mod exit_codes;
 mod json;
 mod map;
+mod salvage;

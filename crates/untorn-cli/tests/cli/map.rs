@@ -1,7 +1,7 @@
 use crate::common::*;
 
 /// A small well-formedness check: tags balance, attributes are quoted, one root.
-fn assert_well_formed(xml: &str) {
+pub fn assert_well_formed(xml: &str) {
     let mut stack: Vec<String> = Vec::new();
     let mut roots = 0;
     let mut rest = xml;

@@ -1,0 +1,578 @@
+//! `untorn salvage SRC DST`: copy what can be trusted into a new file, report the rest.
+//!
+//! - bbolt SRC, `--to bbolt` (default): `untorn_bbolt::salvage` (verified walk, orphan
+//!   leaves, a fresh bbolt file with SRC's page size and freelist mode).
+//! - bbolt SRC, `--to untorn`: the same salvaged contents written with the engine into
+//!   a new untorn database, `--batch` entries per transaction.
+//! - untorn SRC (`--to untorn`): the engine opens SRC read-only and every bucket is
+//!   read with a cursor; a bucket whose pages fail verification (`Error::Corrupted`)
+//!   is copied up to the damaged page and the rest of it (keys after the last good
+//!   key, and its sub-buckets not yet reached) is reported lost. A file the engine
+//!   cannot open is refused (exit 2): native salvage of such a file is not supported
+//!   yet.
+//!
+//! SRC is never modified; an existing DST is replaced only with `--force`.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use serde_json::Value;
+use untorn::{Bucket, Cursor, Database, Entry, Error};
+use untorn_bbolt::{DumpItem, OrphanPolicy, SalvageOptions, SalvageReport};
+
+use super::dump::{BatchWriter, Line};
+use crate::args::{Orphans, SalvageArgs, SalvageTo};
+use crate::backend::{detect, same_file, Format};
+use crate::encoding::{display, encode};
+use crate::output;
+use crate::{EXIT_ERROR, EXIT_FINDINGS};
+
+/// A range of data salvage could not read.
+#[derive(Debug, Serialize)]
+struct JsonLost {
+    /// Bucket path (names encoded as in `dump`).
+    bucket: Vec<Value>,
+    /// The page that failed, when known.
+    page: Option<u64>,
+    /// The page that referenced it (bbolt), when known.
+    parent: Option<u64>,
+    /// Keys from here (inclusive), when known.
+    lower: Option<Value>,
+    /// Keys up to here (exclusive), when known.
+    upper: Option<Value>,
+    /// Keys after this one (untorn SRC: the last key read before the damage).
+    after: Option<Value>,
+    reason: String,
+}
+
+/// A salvaged entry the target format cannot hold (for example a bbolt key longer
+/// than untorn's key limit).
+#[derive(Debug, Serialize)]
+struct JsonSkipped {
+    bucket: Vec<Value>,
+    key: Option<Value>,
+    reason: String,
+}
+
+/// Details only bbolt salvage has.
+#[derive(Debug, Serialize)]
+struct JsonBboltDetails {
+    meta_used: usize,
+    meta_fallback: bool,
+    txid: u64,
+    pages_used: u64,
+    pages_written: Option<u64>,
+    orphan_pages_used: Vec<u64>,
+    orphan_pages_unattributed: Vec<u64>,
+    orphan_keys: u64,
+    orphan_conflicts: u64,
+    orphans_skipped: Option<String>,
+}
+
+/// `salvage --json`.
+#[derive(Debug, Serialize)]
+struct JsonSalvage {
+    /// SRC's format.
+    format: &'static str,
+    /// DST's format.
+    to: &'static str,
+    src: String,
+    dst: String,
+    /// Nothing lost and nothing skipped (exit status 0).
+    ok: bool,
+    keys_recovered: u64,
+    buckets_recovered: u64,
+    lost: Vec<JsonLost>,
+    skipped: Vec<JsonSkipped>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bbolt: Option<JsonBboltDetails>,
+}
+
+fn path_json(path: &[Vec<u8>]) -> Vec<Value> {
+    path.iter().map(|p| encode(p, true)).collect()
+}
+
+fn path_text(path: &[Vec<u8>]) -> String {
+    if path.is_empty() {
+        return "(root)".to_owned();
+    }
+    path.iter()
+        .map(|p| display(p))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+pub fn run(a: SalvageArgs) -> Result<ExitCode> {
+    if a.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    if same_file(&a.src, &a.dst) {
+        bail!(
+            "DST {} is SRC: salvage never modifies SRC; write to a new file",
+            a.dst.display()
+        );
+    }
+    let format = detect(&a.src)?;
+    if a.dst.exists() && !a.force {
+        bail!("{} exists; use --force to replace it", a.dst.display());
+    }
+    let to = a.to.unwrap_or(match format {
+        Format::Bbolt => SalvageTo::Bbolt,
+        Format::Native => SalvageTo::Untorn,
+    });
+    let report = match (format, to) {
+        (Format::Bbolt, SalvageTo::Bbolt) => bbolt_to_bbolt(&a)?,
+        (Format::Bbolt, SalvageTo::Untorn) => bbolt_to_untorn(&a)?,
+        (Format::Native, SalvageTo::Untorn) => native_to_untorn(&a)?,
+        (Format::Native, SalvageTo::Bbolt) => {
+            bail!("salvaging an untorn file into a bbolt file is not supported yet")
+        }
+    };
+    let mut out = output::stdout();
+    if a.json {
+        output::json(&mut out, &report)?;
+    } else {
+        print_human(&mut out, &report)?;
+    }
+    out.flush()?;
+    let nothing = report.keys_recovered == 0 && report.buckets_recovered == 0;
+    Ok(if nothing && !report.lost.is_empty() {
+        ExitCode::from(EXIT_ERROR)
+    } else if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FINDINGS)
+    })
+}
+
+fn bbolt_options(a: &SalvageArgs) -> SalvageOptions {
+    SalvageOptions {
+        orphans: match a.orphans {
+            Orphans::Auto => OrphanPolicy::WhenFreelistSynced,
+            Orphans::Always => OrphanPolicy::Always,
+            Orphans::Never => OrphanPolicy::Never,
+        },
+        ..SalvageOptions::default()
+    }
+}
+
+/// The common report from a bbolt salvage report.
+fn from_bbolt(a: &SalvageArgs, to: &'static str, r: &SalvageReport) -> JsonSalvage {
+    let mut lost: Vec<JsonLost> = r
+        .lost
+        .iter()
+        .map(|l| JsonLost {
+            bucket: path_json(&l.bucket),
+            page: Some(l.page),
+            parent: l.parent,
+            lower: l.lower.as_deref().map(|k| encode(k, true)),
+            upper: l.upper.as_deref().map(|k| encode(k, true)),
+            after: None,
+            reason: l.reason.clone(),
+        })
+        .collect();
+    if r.meta_fallback {
+        // The newest meta is unusable: the commits after the older meta are gone.
+        lost.insert(
+            0,
+            JsonLost {
+                bucket: Vec::new(),
+                page: Some(u64::from(r.meta_used == 0)),
+                parent: None,
+                lower: None,
+                upper: None,
+                after: None,
+                reason: format!(
+                    "the newest meta is unusable; salvaged the older state (meta {}, txid {}): \
+                     the last commit is lost",
+                    r.meta_used, r.txid
+                ),
+            },
+        );
+    }
+    lost.extend(r.unreadable_buckets.iter().map(|(path, why)| JsonLost {
+        bucket: path_json(path),
+        page: None,
+        parent: None,
+        lower: None,
+        upper: None,
+        after: None,
+        reason: format!("bucket unreadable (recreated empty): {why}"),
+    }));
+    JsonSalvage {
+        format: Format::Bbolt.name(),
+        to,
+        src: a.src.display().to_string(),
+        dst: a.dst.display().to_string(),
+        ok: lost.is_empty(),
+        keys_recovered: r.keys_recovered,
+        buckets_recovered: r.buckets_recovered,
+        lost,
+        skipped: Vec::new(),
+        bbolt: Some(JsonBboltDetails {
+            meta_used: r.meta_used,
+            meta_fallback: r.meta_fallback,
+            txid: r.txid,
+            pages_used: r.pages_used,
+            pages_written: (r.pages_written > 0).then_some(r.pages_written),
+            orphan_pages_used: r.orphan_pages_used.clone(),
+            orphan_pages_unattributed: r.orphan_pages_unattributed.clone(),
+            orphan_keys: r.orphan_keys,
+            orphan_conflicts: r.orphan_conflicts,
+            orphans_skipped: r.orphans_skipped.clone(),
+        }),
+    }
+}
+
+fn bbolt_to_bbolt(a: &SalvageArgs) -> Result<JsonSalvage> {
+    let r = untorn_bbolt::salvage(&a.src, &a.dst, &bbolt_options(a))
+        .with_context(|| format!("cannot salvage {}", a.src.display()))?;
+    Ok(from_bbolt(a, Format::Bbolt.name(), &r))
+}
+
+/// Creates a new, empty untorn database at `dst`, removing an old one (and its journal)
+/// first; the caller has checked `--force`.
+fn create_untorn(dst: &Path) -> Result<Database> {
+    for p in [dst.to_path_buf(), untorn::journal_path(dst)] {
+        if p.exists() {
+            std::fs::remove_file(&p).with_context(|| format!("cannot replace {}", p.display()))?;
+        }
+    }
+    Database::create(dst).with_context(|| format!("cannot create {}", dst.display()))
+}
+
+/// Why untorn cannot hold this line, if it cannot.
+fn unwritable(line: &Line) -> Option<String> {
+    if line.bucket.is_empty() {
+        return Some("a plain value in bbolt's root bucket has no place in untorn".into());
+    }
+    if line.bucket.len() > untorn::MAX_BUCKET_DEPTH {
+        return Some(format!(
+            "buckets nested deeper than untorn's {}",
+            untorn::MAX_BUCKET_DEPTH
+        ));
+    }
+    if let Some(n) = line
+        .bucket
+        .iter()
+        .find(|n| n.is_empty() || n.len() > untorn::MAX_KEY_SIZE)
+    {
+        return Some(format!(
+            "bucket name of {} bytes (untorn allows 1..={})",
+            n.len(),
+            untorn::MAX_KEY_SIZE
+        ));
+    }
+    if let Some((k, v)) = &line.kv {
+        if k.is_empty() || k.len() > untorn::MAX_KEY_SIZE {
+            return Some(format!(
+                "key of {} bytes (untorn allows 1..={})",
+                k.len(),
+                untorn::MAX_KEY_SIZE
+            ));
+        }
+        if v.len() > untorn::MAX_VALUE_SIZE {
+            return Some(format!("value of {} bytes is too large", v.len()));
+        }
+    }
+    None
+}
+
+/// Writes lines into a new untorn database at `dst`; lines untorn cannot hold are
+/// skipped and returned. On failure the partial DST is removed.
+fn write_untorn(
+    dst: &Path,
+    batch: usize,
+    lines: impl FnOnce(&mut dyn FnMut(Line) -> Result<()>) -> Result<()>,
+) -> Result<Vec<JsonSkipped>> {
+    let db = create_untorn(dst)?;
+    let mut skipped = Vec::new();
+    let result = (|| {
+        let mut writer = BatchWriter::new(&db, batch)?;
+        lines(&mut |line: Line| {
+            match unwritable(&line) {
+                Some(reason) => skipped.push(JsonSkipped {
+                    bucket: path_json(&line.bucket),
+                    key: line.kv.as_ref().map(|(k, _)| encode(k, true)),
+                    reason,
+                }),
+                None => writer.apply(&line)?,
+            }
+            Ok(())
+        })?;
+        writer.finish()
+    })();
+    drop(db);
+    if let Err(e) = result {
+        for p in [dst.to_path_buf(), untorn::journal_path(dst)] {
+            let _ = std::fs::remove_file(p);
+        }
+        return Err(e.context(format!("cannot write {} (removed)", dst.display())));
+    }
+    Ok(skipped)
+}
+
+fn bbolt_to_untorn(a: &SalvageArgs) -> Result<JsonSalvage> {
+    let s = untorn_bbolt::salvage_entries(&a.src, &bbolt_options(a))
+        .with_context(|| format!("cannot salvage {}", a.src.display()))?;
+    let skipped = write_untorn(&a.dst, a.batch, |emit| {
+        for item in s.items() {
+            emit(match item {
+                DumpItem::Bucket { path, sequence } => Line {
+                    bucket: path,
+                    sequence: Some(sequence),
+                    kv: None,
+                },
+                DumpItem::Pair(e) => Line {
+                    bucket: e.bucket,
+                    sequence: None,
+                    kv: Some((e.key, e.value)),
+                },
+            })?;
+        }
+        Ok(())
+    })?;
+    let mut report = from_bbolt(a, Format::Native.name(), &s.report);
+    report.ok = report.ok && skipped.is_empty();
+    report.skipped = skipped;
+    Ok(report)
+}
+
+/// A bucket being copied: its path, handle, cursor and the last key read.
+struct Frame<'t> {
+    path: Vec<Vec<u8>>,
+    bucket: Bucket<'t>,
+    cursor: Cursor<'t>,
+    started: bool,
+    last: Option<Vec<u8>>,
+}
+
+fn lost_native(path: &[Vec<u8>], after: Option<&[u8]>, e: &Error) -> JsonLost {
+    let page = match e {
+        Error::Corrupted { page, .. } => Some(*page),
+        _ => None,
+    };
+    JsonLost {
+        bucket: path_json(path),
+        page,
+        parent: None,
+        lower: None,
+        upper: None,
+        after: after.map(|k| encode(k, true)),
+        reason: match after {
+            Some(_) => {
+                format!("the rest of the bucket after the key in `after` is unreadable: {e}")
+            }
+            None => format!("the bucket is unreadable: {e}"),
+        },
+    }
+}
+
+/// Whether a read error is damage to skip (anything else stops salvage).
+fn corrupted(e: &Error) -> bool {
+    matches!(e, Error::Corrupted { .. })
+}
+
+fn native_to_untorn(a: &SalvageArgs) -> Result<JsonSalvage> {
+    let src = match Database::builder().read_only(true).open(&a.src) {
+        Ok(db) => db,
+        Err(e) => bail!(
+            "the engine cannot open {} ({e}); salvage of an untorn file the engine cannot \
+             open is not supported yet (`untorn check` shows the damage)",
+            a.src.display()
+        ),
+    };
+    let tx = src.begin_read()?;
+    let mut lost = Vec::new();
+    let (mut keys, mut buckets) = (0u64, 0u64);
+    let top = tx
+        .buckets()
+        .with_context(|| format!("cannot list the buckets of {}", a.src.display()))?;
+    let skipped = write_untorn(&a.dst, a.batch, |emit| {
+        // Depth-first with an explicit stack, like `dump`.
+        let mut stack: Vec<Frame<'_>> = Vec::new();
+        for name in top.iter().rev() {
+            match tx.bucket(name) {
+                Ok(Some(b)) => stack.push(Frame {
+                    path: vec![name.clone()],
+                    cursor: b.cursor(),
+                    bucket: b,
+                    started: false,
+                    last: None,
+                }),
+                Ok(None) => bail!("bucket {} vanished", display(name)),
+                Err(e) if corrupted(&e) => {
+                    lost.push(lost_native(std::slice::from_ref(name), None, &e))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        while let Some(f) = stack.last_mut() {
+            let item = if f.started {
+                f.cursor.next()
+            } else {
+                f.started = true;
+                match f.bucket.sequence() {
+                    Ok(seq) => {
+                        buckets += 1;
+                        emit(Line {
+                            bucket: f.path.clone(),
+                            sequence: Some(seq),
+                            kv: None,
+                        })?;
+                        f.cursor.first()
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            match item {
+                Ok(None) => {
+                    stack.pop();
+                }
+                Ok(Some((k, Entry::Value(v)))) => {
+                    keys += 1;
+                    f.last = Some(k.clone());
+                    emit(Line {
+                        bucket: f.path.clone(),
+                        sequence: None,
+                        kv: Some((k, v.to_vec())),
+                    })?;
+                }
+                Ok(Some((k, Entry::Bucket))) => {
+                    f.last = Some(k.clone());
+                    let mut path = f.path.clone();
+                    path.push(k.clone());
+                    match f.bucket.bucket(&k) {
+                        Ok(Some(child)) => stack.push(Frame {
+                            path,
+                            cursor: child.cursor(),
+                            bucket: child,
+                            started: false,
+                            last: None,
+                        }),
+                        Ok(None) => bail!("bucket {} vanished", path_text(&path)),
+                        Err(e) if corrupted(&e) => lost.push(lost_native(&path, None, &e)),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(e) if corrupted(&e) => {
+                    lost.push(lost_native(&f.path, f.last.as_deref(), &e));
+                    stack.pop();
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    })?;
+    Ok(JsonSalvage {
+        format: Format::Native.name(),
+        to: Format::Native.name(),
+        src: a.src.display().to_string(),
+        dst: a.dst.display().to_string(),
+        ok: lost.is_empty() && skipped.is_empty(),
+        keys_recovered: keys,
+        buckets_recovered: buckets,
+        lost,
+        skipped,
+        bbolt: None,
+    })
+}
+
+fn print_human(out: &mut impl Write, r: &JsonSalvage) -> Result<()> {
+    let text = |v: &Option<Value>| match v {
+        Some(v) => crate::encoding::decode(v)
+            .map(|b| display(&b))
+            .unwrap_or_else(|_| v.to_string()),
+        None => "…".to_owned(),
+    };
+    let path = |p: &[Value]| {
+        let names: Vec<Vec<u8>> = p
+            .iter()
+            .filter_map(|v| crate::encoding::decode(v).ok())
+            .collect();
+        path_text(&names)
+    };
+    let mut rows = vec![vec![
+        "recovered".to_owned(),
+        format!(
+            "{} keys in {} buckets",
+            r.keys_recovered, r.buckets_recovered
+        ),
+    ]];
+    if let Some(b) = &r.bbolt {
+        rows.push(vec![
+            "meta used".into(),
+            format!(
+                "{} (txid {}){}",
+                b.meta_used,
+                b.txid,
+                if b.meta_fallback {
+                    ", the newest meta is unusable"
+                } else {
+                    ""
+                }
+            ),
+        ]);
+        rows.push(vec![
+            "orphan leaves".into(),
+            match &b.orphans_skipped {
+                Some(why) => format!("not used: {why}"),
+                None => format!(
+                    "{} used ({} keys, {} conflicts skipped), {} unattributed",
+                    b.orphan_pages_used.len(),
+                    b.orphan_keys,
+                    b.orphan_conflicts,
+                    b.orphan_pages_unattributed.len()
+                ),
+            },
+        ]);
+    }
+    for l in &r.lost {
+        let mut what = format!("bucket {}", path(&l.bucket));
+        if let Some(p) = l.page {
+            what.push_str(&format!(", page {p}"));
+        }
+        if let Some(p) = l.parent {
+            what.push_str(&format!(" (from page {p})"));
+        }
+        if l.lower.is_some() || l.upper.is_some() {
+            what.push_str(&format!(", keys [{}, {})", text(&l.lower), text(&l.upper)));
+        }
+        if l.after.is_some() {
+            what.push_str(&format!(", keys after {}", text(&l.after)));
+        }
+        rows.push(vec!["LOST".into(), format!("{what}: {}", l.reason)]);
+    }
+    for s in &r.skipped {
+        let key = s
+            .key
+            .as_ref()
+            .map(|k| format!(" key {}", text(&Some(k.clone()))))
+            .unwrap_or_default();
+        rows.push(vec![
+            "SKIPPED".into(),
+            format!("bucket {}{key}: {}", path(&s.bucket), s.reason),
+        ]);
+    }
+    rows.push(vec!["wrote".into(), format!("{} ({})", r.dst, r.to)]);
+    let verdict = if r.ok {
+        "nothing lost".to_owned()
+    } else {
+        format!(
+            "DATA LOST: {} range(s) unreadable, {} entr(ies) skipped{}",
+            r.lost.len(),
+            r.skipped.len(),
+            if r.bbolt.as_ref().is_some_and(|b| b.orphan_keys > 0) {
+                " (orphan leaves brought some keys back; salvage cannot prove all)"
+            } else {
+                ""
+            }
+        )
+    };
+    rows.push(vec!["result".into(), verdict]);
+    output::table(out, &rows)?;
+    Ok(())
+}
