@@ -337,6 +337,16 @@ fn choose_meta(data: &dyn Storage) -> Result<std::result::Result<MetaChoice, Err
         }
     }
     if !any_magic {
+        if let Some(ps) = untorn_pages_present(data)? {
+            return Ok(Err(Error::corrupted(
+                0,
+                CorruptionKind::Meta,
+                format!(
+                    "both meta pages are destroyed, but the file holds untorn pages of {ps} bytes: \
+                     `untorn check` reads it page by page and `untorn salvage` can recover what verifies"
+                ),
+            )));
+        }
         return Ok(Err(Error::NotADatabase(
             "no untorn meta page found (wrong file type?)".into(),
         )));
@@ -350,6 +360,25 @@ fn choose_meta(data: &dyn Storage) -> Result<std::result::Result<MetaChoice, Err
         ),
         None => Error::corrupted(0, CorruptionKind::Meta, "both meta pages are damaged"),
     }))
+}
+
+/// Whether pages after the metas verify as untorn pages at some page size (a damaged
+/// untorn file rather than another file type). Probes a handful of pages.
+fn untorn_pages_present(data: &dyn Storage) -> Result<Option<usize>> {
+    let mut ps = MIN_PAGE_SIZE;
+    while ps <= MAX_PAGE_SIZE {
+        for id in 2..10u64 {
+            let Some(page) = read_exact_or_short(data, id * ps as u64, ps)? else {
+                break;
+            };
+            let extent = crate::format::peek_extent_pages(&page).unwrap_or(1);
+            if extent == 1 && crate::format::verify_page(&page, id, ps).is_ok() {
+                return Ok(Some(ps));
+            }
+        }
+        ps *= 2;
+    }
+    Ok(None)
 }
 
 impl Shared {
@@ -402,6 +431,14 @@ impl Shared {
             }
         };
         let page_size = choice.meta.page_size as usize;
+        if !opts.read_only && data_len < 2 * page_size as u64 {
+            // A crash while the file was created left one meta slot: complete it.
+            let other = 1 - choice.slot;
+            tracing::warn!("completing an interrupted initialisation (meta slot {other} missing)");
+            data.write_at(other * page_size as u64, &choice.meta.encode(other))
+                .map_err(Error::from_io)?;
+            data.sync().map_err(Error::from_io)?;
+        }
         let pager = Pager::new(Arc::clone(&data), page_size, opts.cache_size_bytes);
         let scan = journal::scan(journal.as_ref(), page_size, choice.meta.txid)?;
         let mut meta = choice.meta;

@@ -22,7 +22,7 @@
 //! and never descended into, so the cost is linear in the file size.
 
 use crate::error::{CorruptionKind, Error, Result};
-use crate::format::meta::raw_txid;
+use crate::format::meta::claimed_txid;
 use crate::format::{
     check_ref, decode_header, overflow_value, peek_extent_pages, verify_page, BucketHeader,
     LeafValue, Meta, NodeView, PageHeader, PageRef, PageType, PAGE_HEADER_SIZE,
@@ -380,12 +380,13 @@ impl<'a> Walk<'a> {
         let mut damaged: Vec<(u64, Option<u64>, String)> = Vec::new();
         for slot in 0..2u64 {
             match self.src.read_raw_meta(slot) {
-                Err(e) => self.push(
-                    FindingKind::ReadError,
-                    Some(slot),
-                    &[slot],
+                // Judged like a damaged slot below: an unreadable slot that is not in
+                // use (a crash while the file was created) is a warning.
+                Err(e) => damaged.push((
+                    slot,
+                    None,
                     format!("meta slot {slot} could not be read: {e}"),
-                ),
+                )),
                 Ok(raw) => match Meta::decode(&raw, slot, self.page_size) {
                     Ok(m) => {
                         if let Some(v) = valid.get_mut(slot_index(slot)) {
@@ -393,7 +394,7 @@ impl<'a> Walk<'a> {
                         }
                     }
                     Err(e) => {
-                        let claimed = raw_txid(&raw);
+                        let claimed = claimed_txid(&raw);
                         let claims = claimed
                             .map(|t| format!(" (it claims txid {t})"))
                             .unwrap_or_default();

@@ -146,6 +146,16 @@ pub fn raw_txid(page: &[u8]) -> Option<u64> {
     get_u64(page, 16)
 }
 
+/// The txid a damaged meta page claims, but only if its magic and version are intact:
+/// the txid of a slot that is garbage (e.g. a sector garbled by a crash) means nothing.
+pub fn claimed_txid(page: &[u8]) -> Option<u64> {
+    if has_magic(page) && get_u32(page, OFF_VERSION) == Some(FORMAT_VERSION) {
+        raw_txid(page)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
