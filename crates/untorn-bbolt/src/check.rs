@@ -421,7 +421,10 @@ fn visit(
         }
         Pending::Bucket { root, nesting } => {
             trees.push(None);
-            w.buckets_checked += 1;
+            // The root bucket (nesting 0) is not counted, as in untorn's reports.
+            if nesting > 0 {
+                w.buckets_checked += 1;
+            }
             (root, None, None, 0, trees.len() - 1, nesting)
         }
     };

@@ -288,7 +288,7 @@ pub struct Stats {
     pub corrupt_pages: u64,
     /// Keys (not buckets).
     pub keys: u64,
-    /// Buckets (including the root bucket).
+    /// Buckets (not counting the root bucket).
     pub buckets: u64,
 }
 

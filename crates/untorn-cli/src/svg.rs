@@ -94,7 +94,8 @@ pub fn render(infos: &[PageInfo], report: &Report, columns: u32, title: &str) ->
     let finding_pages: BTreeSet<u64> = report.findings.iter().filter_map(|f| f.page).collect();
     let cols = u64::from(columns.max(1));
     let rows = (infos.len() as u64).div_ceil(cols).max(1);
-    let width = columns * CELL + 2 * CELL;
+    // Wide enough for the grid and for the legend's five columns of labels.
+    let width = (columns * CELL + 2 * CELL).max(CELL + 5 * 130 + 30);
     let grid_h = u32::try_from(rows)
         .unwrap_or(u32::MAX / 2)
         .saturating_mul(CELL);

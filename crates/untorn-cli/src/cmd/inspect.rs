@@ -69,7 +69,7 @@ fn bbolt_stats(f: &BoltFile) -> JsonStats {
         corrupt_pages: s.corrupt_pages,
         tree_depth_max: None,
         // The library counts bbolt's root bucket; untorn's count does not.
-        buckets: s.buckets.saturating_sub(1),
+        buckets: s.buckets,
         keys: s.keys,
         key_bytes: None,
         value_bytes: None,

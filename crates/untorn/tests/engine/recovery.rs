@@ -340,3 +340,41 @@ fn j12_reused_journal_space_never_replays_an_older_generation() {
     assert_eq!(get(&db, "new"), Some(b"1".to_vec()));
     assert!(db.check(Default::default()).unwrap().is_ok());
 }
+
+#[test]
+fn j11_creation_that_wrote_one_meta_slot_is_completed() {
+    // A crash after slot 0 was written, before slot 1: the file is one page long.
+    let (data, journal) = (MemoryStorage::new(), MemoryStorage::new());
+    drop(open(&data, &journal).unwrap());
+    let one_page = data.to_vec()[..4096].to_vec();
+    let d = MemoryStorage::from_bytes(one_page);
+    let db = open(&d, &MemoryStorage::new()).unwrap();
+    put(&db, "a", "1");
+    let report = db.check(Default::default()).unwrap();
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    assert!(d.len().unwrap() >= 2 * 4096);
+}
+
+#[test]
+fn both_metas_destroyed_is_corruption_not_a_foreign_file() {
+    let (data, journal) = (MemoryStorage::new(), MemoryStorage::new());
+    let db = open(&data, &journal).unwrap();
+    for i in 0..100 {
+        put(&db, &format!("k{i:03}"), "v");
+    }
+    drop(db);
+    let mut bytes = data.to_vec();
+    bytes[..2 * 4096].fill(0xAB);
+    let err = open(&MemoryStorage::from_bytes(bytes), &MemoryStorage::new()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Corrupted {
+                kind: CorruptionKind::Meta,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("salvage"), "{err}");
+}
