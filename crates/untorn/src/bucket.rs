@@ -267,27 +267,25 @@ impl<'t> Bucket<'t> {
 
     /// A cursor over keys and nested buckets.
     pub fn cursor(&self) -> Cursor<'t> {
-        Cursor::new(Src::Fixed {
+        Cursor::new(self.src())
+    }
+
+    fn src(&self) -> Src<'t> {
+        Src::Fixed {
             pager: self.pager,
             root: self.root,
-        })
+        }
     }
 
     /// All key/value pairs in key order (nested buckets are skipped).
     pub fn iter(&self) -> Result<Range<'t>> {
-        Ok(Range::new(
-            self.cursor(),
-            self.cursor(),
-            Bound::Unbounded,
-            Bound::Unbounded,
-        ))
+        Ok(Range::over(self.src(), Bound::Unbounded, Bound::Unbounded))
     }
 
     /// Key/value pairs with keys in `r`.
     pub fn range<'a>(&self, r: impl RangeBounds<&'a [u8]>) -> Result<Range<'t>> {
-        Ok(Range::new(
-            self.cursor(),
-            self.cursor(),
+        Ok(Range::over(
+            self.src(),
             owned_bound(r.start_bound()),
             owned_bound(r.end_bound()),
         ))
@@ -296,7 +294,7 @@ impl<'t> Bucket<'t> {
     /// Key/value pairs whose keys start with `p`.
     pub fn prefix(&self, p: impl AsRef<[u8]>) -> Result<Range<'t>> {
         let (lo, hi) = prefix_bounds(p.as_ref());
-        Ok(Range::new(self.cursor(), self.cursor(), lo, hi))
+        Ok(Range::over(self.src(), lo, hi))
     }
 }
 
@@ -478,29 +476,27 @@ impl<'t> BucketMut<'t> {
 
     /// A cursor over keys and nested buckets (supports `delete`).
     pub fn cursor(&self) -> Cursor<'t> {
-        Cursor::new(Src::Tx {
+        Cursor::new(self.src())
+    }
+
+    fn src(&self) -> Src<'t> {
+        Src::Tx {
             inner: self.inner,
             bucket: self.id,
-        })
+        }
     }
 
     /// All key/value pairs in key order (nested buckets are skipped).
     pub fn iter(&self) -> Result<Range<'t>> {
         self.root_child()?;
-        Ok(Range::new(
-            self.cursor(),
-            self.cursor(),
-            Bound::Unbounded,
-            Bound::Unbounded,
-        ))
+        Ok(Range::over(self.src(), Bound::Unbounded, Bound::Unbounded))
     }
 
     /// Key/value pairs with keys in `r`.
     pub fn range<'a>(&self, r: impl RangeBounds<&'a [u8]>) -> Result<Range<'t>> {
         self.root_child()?;
-        Ok(Range::new(
-            self.cursor(),
-            self.cursor(),
+        Ok(Range::over(
+            self.src(),
             owned_bound(r.start_bound()),
             owned_bound(r.end_bound()),
         ))
@@ -510,7 +506,7 @@ impl<'t> BucketMut<'t> {
     pub fn prefix(&self, p: impl AsRef<[u8]>) -> Result<Range<'t>> {
         self.root_child()?;
         let (lo, hi) = prefix_bounds(p.as_ref());
-        Ok(Range::new(self.cursor(), self.cursor(), lo, hi))
+        Ok(Range::over(self.src(), lo, hi))
     }
 }
 
@@ -862,10 +858,10 @@ pub struct Range<'t> {
 }
 
 impl<'t> Range<'t> {
-    fn new(front: Cursor<'t>, back: Cursor<'t>, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>) -> Self {
+    fn over(src: Src<'t>, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>) -> Self {
         Range {
-            front,
-            back,
+            front: Cursor::new(src),
+            back: Cursor::new(src),
             lo,
             hi,
             front_started: false,
