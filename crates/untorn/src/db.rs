@@ -495,10 +495,7 @@ impl Shared {
                 synced_through: meta.txid,
                 commits: 0,
                 allocated: journal_len,
-                keep_bytes_max: opts
-                    .checkpoint_threshold_bytes
-                    .saturating_mul(2)
-                    .max(4 * journal::ALLOCATION_CHUNK_BYTES),
+                keep_bytes_max: 8 * journal::ALLOCATION_CHUNK_BYTES,
             };
             if journal_len > 0 {
                 jw.reset_truncating(meta.txid)?;
@@ -844,6 +841,16 @@ impl Drop for Database {
             tracing::error!(
                 "checkpoint at close failed: {e}; the journal will be replayed at next open"
             );
+            return;
+        }
+        // Nothing is left to replay: give the journal's space back.
+        let txid = w.meta.txid;
+        if let Some(jw) = w.journal.as_mut() {
+            if jw.allocated > 0 {
+                if let Err(e) = jw.reset_truncating(txid) {
+                    tracing::warn!("could not truncate the journal at close: {e}");
+                }
+            }
         }
     }
 }
