@@ -1,7 +1,7 @@
 //! untorn's bbolt check vs bbolt's own `tx.Check()` on the same files.
 //!
 //! ```text
-//! cargo run --release -p untorn-bbolt --example check_bench -- [KEYS] [DIR]
+//! cargo run --release -p untorn-bbolt --example bbolt_check_bench -- [KEYS] [DIR]
 //! ```
 //! KEYS (default 1200000, about 1 GiB) random 24-byte keys with 150-byte values
 //! are loaded with real bbolt (`bboltbench -op load`, reused if DIR already has

@@ -2,7 +2,7 @@
 //! reading the same file sequentially in the same run.
 //!
 //! ```text
-//! cargo run --release -p untorn-cli --example check_bench -- [SIZE_MIB] [PATH]
+//! cargo run --release -p untorn-cli --example native_check_bench -- [SIZE_MIB] [PATH]
 //! ```
 //!
 //! Builds (or reuses, if PATH exists) a database of about SIZE_MIB MiB (default 1024)
