@@ -495,7 +495,12 @@ impl Shared {
                 synced_through: meta.txid,
                 commits: 0,
                 allocated: journal_len,
-                keep_bytes_max: 8 * journal::ALLOCATION_CHUNK_BYTES,
+                // Enough to hold a whole generation, so a steady workload stops
+                // allocating after its first checkpoint; a clean close gives it back.
+                keep_bytes_max: opts
+                    .checkpoint_threshold_bytes
+                    .saturating_mul(2)
+                    .max(8 * journal::ALLOCATION_CHUNK_BYTES),
             };
             if journal_len > 0 {
                 jw.reset_truncating(meta.txid)?;
