@@ -65,6 +65,13 @@ fn many_keys_split_merge_and_cursor_order() {
         Ok(())
     })
     .unwrap();
+    let stats = db.stats().unwrap();
+    assert_eq!(stats.keys, u64::from(n));
+    assert_eq!(stats.buckets, 1);
+    assert!(stats.tree_depth_max >= 2, "5000 keys need a branch level");
+    assert!(stats.leaf_pages > 10 && stats.branch_pages >= 1);
+    let fill = stats.fill_factor();
+    assert!(fill > 0.4 && fill <= 1.0, "fill factor {fill}");
     db.update(|tx| {
         let b = tx.bucket("b")?.unwrap();
         for i in 0..n {
