@@ -347,9 +347,18 @@ fn choose_meta(data: &dyn Storage) -> Result<std::result::Result<MetaChoice, Err
                 ),
             )));
         }
-        return Ok(Err(Error::NotADatabase(
-            "no untorn meta page found (wrong file type?)".into(),
-        )));
+        // bbolt's meta magic 0xED0CDAED sits at byte 16 of page 0.
+        let bbolt = head
+            .as_deref()
+            .and_then(|h| h.get(16..20))
+            .is_some_and(|m| m == 0xED0C_DAEDu32.to_le_bytes());
+        return Ok(Err(Error::NotADatabase(if bbolt {
+            "this is a bbolt (etcd) database, not an untorn one: the `untorn` CLI reads, \
+             checks and salvages it (`untorn salvage SRC DST --to untorn` converts it)"
+                .into()
+        } else {
+            "no untorn meta page found (wrong file type?)".into()
+        })));
     }
     Ok(Err(match first_error {
         Some(e @ Error::UnsupportedVersion(_)) => e,

@@ -155,6 +155,15 @@ fn locked_and_not_a_database() {
     let junk = dir.path().join("junk");
     std::fs::write(&junk, vec![0xabu8; 10000]).unwrap();
     assert!(matches!(Database::open(&junk), Err(Error::NotADatabase(_))));
+    // A bbolt file is named as such.
+    let mut bolt = vec![0u8; 8192];
+    bolt[16..20].copy_from_slice(&0xED0C_DAEDu32.to_le_bytes());
+    let bolt_path = dir.path().join("bolt.db");
+    std::fs::write(&bolt_path, bolt).unwrap();
+    match Database::open(&bolt_path) {
+        Err(Error::NotADatabase(msg)) => assert!(msg.contains("bbolt"), "{msg}"),
+        other => panic!("expected NotADatabase, got {other:?}"),
+    }
 }
 
 #[test]
