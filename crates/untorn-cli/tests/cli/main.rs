@@ -9,4 +9,5 @@ mod dump_load;
 mod exit_codes;
 mod json;
 mod map;
+mod mutated;
 mod salvage;
