@@ -72,3 +72,26 @@ pub fn open_and_read(data: &[u8], journal: &[u8]) -> Option<Result<Vec<Row>>> {
         Err(_) => None,
     }
 }
+
+/// A small deterministic PRNG (xorshift64) for the mutation tests, so they need no
+/// dependency and every failure is reproducible from its seed.
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits. (A zero seed is mapped to a fixed non-zero state.)
+    pub fn next_u64(&mut self) -> u64 {
+        if self.0 == 0 {
+            self.0 = 0x9E37_79B9_7F4A_7C15;
+        }
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next_u64() % n.max(1) as u64).unwrap_or(0)
+    }
+}

@@ -3,21 +3,9 @@
 //! CLI's own handling of whatever they return.)
 
 use std::collections::BTreeMap;
+use untorn::fuzzing::Rng;
 
 use crate::common::{sample, untorn};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 fn bbolt_sample(path: &std::path::Path) {
     let mut root = untorn_bbolt::BucketData::default();
@@ -56,7 +44,7 @@ fn mutate(rng: &mut Rng, data: &[u8]) -> Vec<u8> {
                 let i = rng.below(b.len());
                 let n = 8.min(b.len() - i);
                 for x in &mut b[i..i + n] {
-                    *x = rng.next() as u8;
+                    *x = rng.next_u64() as u8;
                 }
             }
         }

@@ -10,6 +10,7 @@
     clippy::cast_possible_truncation
 )]
 
+use crate::fuzzing::Rng;
 use std::sync::{Arc, Mutex};
 
 use crate::format::{
@@ -833,20 +834,6 @@ fn every_finding_kind_has_a_test_or_is_engine_only() {
     }
 }
 
-/// A small deterministic PRNG (xorshift) so the mutation test needs no dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 #[test]
 fn mutated_images_never_panic() {
     // The same entry point as fuzz/fuzz_targets/check.rs, over deterministic mutations
@@ -884,13 +871,13 @@ fn mutated_images_never_panic() {
                     // Garbage at a header field.
                     let i = (rng.below(12) * PS + rng.below(160)).min(img.len().saturating_sub(8));
                     let i = i.min(img.len());
-                    let v = rng.next().to_le_bytes();
+                    let v = rng.next_u64().to_le_bytes();
                     for (d, s) in img.iter_mut().skip(i).zip(v) {
                         *d = s;
                     }
                 }
                 _ => {
-                    img.extend((0..rng.below(3 * PS)).map(|_| rng.next() as u8));
+                    img.extend((0..rng.below(3 * PS)).map(|_| rng.next_u64() as u8));
                 }
             }
         }
@@ -900,7 +887,7 @@ fn mutated_images_never_panic() {
     // And pure garbage.
     for _ in 0..200 {
         let n = rng.below(20_000);
-        let img: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+        let img: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
         fuzz_entry(&img);
     }
 }

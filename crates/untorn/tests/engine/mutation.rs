@@ -4,23 +4,11 @@
 //! damage is an error, never different bytes.
 
 use std::collections::BTreeSet;
+use untorn::fuzzing::Rng;
 
 use crate::common::MemDb;
 use untorn::fuzzing::{open_and_read, Row};
 use untorn::Database;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 fn sample_db() -> (Vec<u8>, Vec<u8>, Vec<Row>) {
     let m = MemDb::new();
@@ -97,7 +85,7 @@ fn mutated_files_never_panic_or_return_wrong_data() {
                 let i = rng.below(buf.len());
                 let n = rng.below(64).min(buf.len() - i);
                 for b in &mut buf[i..i + n] {
-                    *b = rng.next() as u8;
+                    *b = rng.next_u64() as u8;
                 }
             }
         }
@@ -121,7 +109,7 @@ fn mutated_files_never_panic_or_return_wrong_data() {
     // Pure garbage.
     for _ in 0..300 {
         let n = rng.below(20000);
-        let g: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+        let g: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
         let _ = open_and_read(&g, &[]);
         let _ = open_and_read(&data[..8192.min(data.len())], &g);
     }
