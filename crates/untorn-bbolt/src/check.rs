@@ -26,13 +26,31 @@ const CORRUPT: u8 = 0x08;
 const REPORTED: u8 = 0x10;
 const VISITED: u8 = ON_STACK | DONE;
 
+/// Called with (pages done, pages below the high-water mark) during a check.
+pub type Progress = Box<dyn FnMut(u64, u64) + Send>;
+
 /// Options of a check.
-#[derive(Debug, Clone, Copy)]
 pub struct CheckOptions {
     /// Keep at most this many findings (the rest are counted as truncated).
     pub max_findings: usize,
     /// Per-tree depth bound.
     pub max_depth: usize,
+    /// Check only the subtree rooted at this page: its pages, key order and bounds
+    /// within it, cycles and double references; no meta, freelist or leak accounting.
+    pub from_page: Option<u64>,
+    /// Progress callback, called every few thousand pages and at the end.
+    pub progress: Option<Progress>,
+}
+
+impl std::fmt::Debug for CheckOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckOptions")
+            .field("max_findings", &self.max_findings)
+            .field("max_depth", &self.max_depth)
+            .field("from_page", &self.from_page)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 impl Default for CheckOptions {
@@ -40,9 +58,14 @@ impl Default for CheckOptions {
         CheckOptions {
             max_findings: 1000,
             max_depth: MAX_TREE_DEPTH,
+            from_page: None,
+            progress: None,
         }
     }
 }
+
+/// Pages between two progress calls.
+const PROGRESS_EVERY: u64 = 4096;
 
 /// A pending reference from a frame.
 enum Pending {
@@ -155,7 +178,7 @@ pub fn pages_of(file: &BoltFile) -> Vec<PageInfo> {
         file,
         CheckOptions {
             max_findings: 1,
-            max_depth: MAX_TREE_DEPTH,
+            ..CheckOptions::default()
         },
     );
     pages_from(file, &walk)
@@ -167,7 +190,7 @@ pub(crate) fn pages_and_counts(file: &BoltFile) -> (Vec<PageInfo>, u64, u64) {
         file,
         CheckOptions {
             max_findings: 1,
-            max_depth: MAX_TREE_DEPTH,
+            ..CheckOptions::default()
         },
     );
     (
@@ -218,7 +241,7 @@ fn pages_from(file: &BoltFile, walk: &Walk) -> Vec<PageInfo> {
     out
 }
 
-pub(crate) fn run(file: &BoltFile, opts: CheckOptions) -> Walk {
+pub(crate) fn run(file: &BoltFile, mut opts: CheckOptions) -> Walk {
     let meta = file.meta();
     let hwm = meta.pgid;
     let n = usize::try_from(hwm).unwrap_or(0);
@@ -233,6 +256,23 @@ pub(crate) fn run(file: &BoltFile, opts: CheckOptions) -> Walk {
         buckets_checked: 0,
         freelist_ok: true,
     };
+
+    if let Some(from) = opts.from_page {
+        // A subtree walk: only what hangs below `from`.
+        walk_trees(
+            file,
+            &mut w,
+            Pending::Child {
+                pgid: from,
+                lower: None,
+                upper: None,
+            },
+            hwm,
+            opts.max_depth,
+            &mut opts.progress,
+        );
+        return w;
+    }
 
     // Metas.
     for (i, slot) in file.metas().iter().enumerate() {
@@ -327,7 +367,17 @@ pub(crate) fn run(file: &BoltFile, opts: CheckOptions) -> Walk {
     }
 
     // Trees.
-    walk_trees(file, &mut w, meta.root, hwm, opts.max_depth);
+    walk_trees(
+        file,
+        &mut w,
+        Pending::Bucket {
+            root: meta.root,
+            nesting: 0,
+        },
+        hwm,
+        opts.max_depth,
+        &mut opts.progress,
+    );
 
     // Leaks: pages below the HWM neither reachable nor free. Skipped when the
     // freelist is not synced (unreachable pages are then free by definition) or
@@ -358,23 +408,34 @@ pub(crate) fn run(file: &BoltFile, opts: CheckOptions) -> Walk {
     w
 }
 
-fn walk_trees(file: &BoltFile, w: &mut Walk, root: u64, hwm: u64, max_depth: usize) {
+/// Walks from `start`: the root bucket (a full check) or one page (`--from-page`).
+fn walk_trees(
+    file: &BoltFile,
+    w: &mut Walk,
+    start: Pending,
+    hwm: u64,
+    max_depth: usize,
+    progress: &mut Option<Progress>,
+) {
     let mut stack: Vec<Frame> = Vec::new();
     let mut trees: Vec<Option<usize>> = Vec::new(); // leaf depth per tree
     let mut path: Vec<u64> = Vec::new();
+    if matches!(start, Pending::Child { .. }) {
+        // A subtree walk starts inside tree 0 at depth 1.
+        trees.push(None);
+    }
     // The root bucket is entered like a nested bucket of an empty frame.
     visit(
-        file,
-        w,
-        &mut stack,
-        &mut trees,
-        &mut path,
-        Pending::Bucket { root, nesting: 0 },
-        hwm,
-        max_depth,
-        None,
+        file, w, &mut stack, &mut trees, &mut path, start, hwm, max_depth, None,
     );
+    let mut next_report = PROGRESS_EVERY;
     while let Some(top) = stack.last_mut() {
+        if w.pages_checked >= next_report {
+            next_report = w.pages_checked + PROGRESS_EVERY;
+            if let Some(p) = progress.as_mut() {
+                p(w.pages_checked, hwm);
+            }
+        }
         if top.next >= top.children.len() {
             let id = top.pgid;
             stack.pop();
@@ -399,6 +460,9 @@ fn walk_trees(file: &BoltFile, w: &mut Walk, root: u64, hwm: u64, max_depth: usi
         visit(
             file, w, &mut stack, &mut trees, &mut path, pending, hwm, max_depth, ctx,
         );
+    }
+    if let Some(p) = progress.as_mut() {
+        p(w.pages_checked, hwm);
     }
 }
 

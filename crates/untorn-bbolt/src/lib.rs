@@ -32,7 +32,7 @@ pub mod writer;
 
 use std::path::Path;
 
-pub use check::{check_file, pages_of, CheckOptions};
+pub use check::{check_file, pages_of, CheckOptions, Progress};
 pub use error::{BoltError, Result};
 pub use file::BoltFile;
 pub use inspect::{FreelistInfo, Info, PageBody, PageView, Stats};
@@ -47,14 +47,20 @@ pub use writer::{build_image, write_file, BucketData, Value, WriteOptions, Write
 /// A file with no valid meta yields a report with `MetaInvalid` findings; only an
 /// I/O failure to open the file is an error.
 pub fn check(path: impl AsRef<Path>, max_findings: usize) -> Result<untorn::report::Report> {
+    check_with(
+        path,
+        CheckOptions {
+            max_findings,
+            ..CheckOptions::default()
+        },
+    )
+}
+
+/// Like [`check`], with all options (a subtree walk from one page, progress).
+pub fn check_with(path: impl AsRef<Path>, opts: CheckOptions) -> Result<untorn::report::Report> {
+    let max_findings = opts.max_findings;
     match BoltFile::open(path) {
-        Ok(f) => Ok(check_file(
-            &f,
-            CheckOptions {
-                max_findings,
-                ..CheckOptions::default()
-            },
-        )),
+        Ok(f) => Ok(check_file(&f, opts)),
         Err(BoltError::NoValidMeta { meta0, meta1 }) => {
             let mut sink = untorn::report::FindingSink::new(max_findings);
             for (i, p) in [(0u64, meta0), (1, meta1)] {

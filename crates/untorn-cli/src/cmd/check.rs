@@ -82,22 +82,37 @@ pub fn run(a: CheckArgs) -> Result<ExitCode> {
 /// Checks a bbolt file: one linear walk with a visited set (a cycle is a finding, never
 /// a loop). A file with no valid meta is a report of `meta_invalid` findings.
 fn check_bbolt(cfg: &Config) -> Result<Report> {
-    if cfg.from_page.is_some() {
-        bail!("--from-page is not supported for bbolt files yet");
+    let bar = cfg.progress.then(progress_bar);
+    let opts = untorn_bbolt::CheckOptions {
+        max_findings: cfg.max_findings,
+        from_page: cfg.from_page,
+        progress: bar.clone().map(|bar| {
+            Box::new(move |done: u64, total: u64| {
+                bar.set_length(total);
+                bar.set_position(done);
+            }) as untorn_bbolt::Progress
+        }),
+        ..untorn_bbolt::CheckOptions::default()
+    };
+    let report = untorn_bbolt::check_with(&cfg.file, opts)
+        .with_context(|| format!("cannot check {}", cfg.file.display()));
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
-    untorn_bbolt::check(&cfg.file, cfg.max_findings)
-        .with_context(|| format!("cannot check {}", cfg.file.display()))
+    report
+}
+
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("checking {bar:40} {pos}/{len} pages ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
 }
 
 fn check_native(cfg: &Config) -> Result<(Report, Origin)> {
-    let bar = cfg.progress.then(|| {
-        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template("checking {bar:40} {pos}/{len} pages ({eta})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    });
+    let bar = cfg.progress.then(progress_bar);
     let (report, origin) = check_file(cfg, bar.clone())?;
     if let Some(bar) = bar {
         bar.finish_and_clear();

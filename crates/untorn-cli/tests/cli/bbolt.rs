@@ -297,6 +297,44 @@ fn check_names_the_cycle_quickly_with_the_untorn_schema() {
     let o = untorn(&["dump", s(&db)], None);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("page {ancestor}")));
+    // --from-page works as on untorn files: the subtree at the ancestor holds the cycle;
+    // the subtree at a page outside it is clean and much smaller than the whole file.
+    let sub = json_of(
+        &[
+            "check",
+            s(&db),
+            "--json",
+            "--from-page",
+            &ancestor.to_string(),
+        ],
+        1,
+    );
+    assert!(sub["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["kind"] == "cycle" && f["page"] == ancestor));
+    let full_pages = report["pages_checked"].as_u64().unwrap();
+    let pages = json_of(&["pages", s(&db), "--json"], 0);
+    let clean_leaf = pages
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["type"] == "leaf" && p["state"] == "reachable")
+        .and_then(|p| p["id"].as_u64())
+        .unwrap();
+    let leaf = json_of(
+        &[
+            "check",
+            s(&db),
+            "--json",
+            "--from-page",
+            &clean_leaf.to_string(),
+        ],
+        0,
+    );
+    assert_eq!(leaf["pages_checked"].as_u64().unwrap(), 1);
+    assert!(full_pages > 10);
 }
 
 #[test]
