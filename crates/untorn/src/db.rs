@@ -440,7 +440,7 @@ impl Shared {
             }
         };
         let page_size = choice.meta.page_size as usize;
-        if !opts.read_only && data_len < 2 * page_size as u64 {
+        if !opts.read_only && data.len().map_err(Error::from_io)? < 2 * page_size as u64 {
             // A crash while the file was created left one meta slot: complete it.
             let other = 1 - choice.slot;
             tracing::warn!("completing an interrupted initialisation (meta slot {other} missing)");
