@@ -699,12 +699,33 @@ impl TxState {
         Err(too_deep(0))
     }
 
+    /// Removes the key/value pair `key` from bucket `b` (a sub-bucket under `key` is
+    /// `IncompatibleValue`; use `delete_bucket`). Returns whether it existed.
+    pub(crate) fn delete_value(&mut self, pager: &Pager, b: usize, key: &[u8]) -> Result<bool> {
+        let root = self.bucket(b)?.root;
+        match lookup(pager, Some(self), root, key)? {
+            None => Ok(false),
+            Some((h, i)) if matches!(h.view(Some(self))?.val(i)?, ValRef::Bucket(_)) => {
+                Err(Error::IncompatibleValue {
+                    expected: "value",
+                    found: "bucket",
+                })
+            }
+            Some(_) => Ok(self.remove_present(pager, b, key)?.is_some()),
+        }
+    }
+
     /// Removes `key` from bucket `b`. Returns the removed value, or None if absent.
     pub(crate) fn delete(&mut self, pager: &Pager, b: usize, key: &[u8]) -> Result<Option<NVal>> {
         let root = self.bucket(b)?.root;
         if lookup(pager, Some(self), root, key)?.is_none() {
             return Ok(None);
         }
+        self.remove_present(pager, b, key)
+    }
+
+    /// Removes `key`, known to be present in bucket `b`.
+    fn remove_present(&mut self, pager: &Pager, b: usize, key: &[u8]) -> Result<Option<NVal>> {
         let (path, leaf) = self.descend_mut(pager, b, key, false)?;
         let removed = {
             let n = self.node_mut(leaf)?;

@@ -375,21 +375,10 @@ impl<'t> BucketMut<'t> {
 
     /// Removes `key`; returns whether it existed.
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<bool> {
-        let key = key.as_ref();
         let pager = self.pager();
-        let mut st = self.inner.borrow_mut()?;
-        let root = st.bucket(self.id)?.root;
-        if let Some((h, i)) = lookup(pager, Some(&st), root, key)? {
-            if matches!(h.view(Some(&st))?.val(i)?, ValRef::Bucket(_)) {
-                return Err(Error::IncompatibleValue {
-                    expected: "value",
-                    found: "bucket",
-                });
-            }
-        } else {
-            return Ok(false);
-        }
-        Ok(st.delete(pager, self.id, key)?.is_some())
+        self.inner
+            .borrow_mut()?
+            .delete_value(pager, self.id, key.as_ref())
     }
 
     /// Key/value pairs directly in this bucket (O(1)).

@@ -68,7 +68,6 @@ fn bbolt_stats(f: &BoltFile) -> JsonStats {
         leaked_pages: s.leaked_pages,
         corrupt_pages: s.corrupt_pages,
         tree_depth_max: None,
-        // The library counts bbolt's root bucket; untorn's count does not.
         buckets: s.buckets,
         keys: s.keys,
         key_bytes: None,

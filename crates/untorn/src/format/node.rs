@@ -231,23 +231,8 @@ impl<'a> NodeView<'a> {
     /// Validates element bounds, key sizes, key order and value kinds of a page whose
     /// header already verified, and returns a view. Cost O(page).
     pub fn validate(page: &'a [u8], h: &PageHeader) -> Result<NodeView<'a>> {
-        let leaf = match h.page_type {
-            PageType::Leaf => true,
-            PageType::Branch => false,
-            other => {
-                return Err(Error::corrupted(
-                    h.page_id,
-                    CorruptionKind::PageType,
-                    format!("expected a branch or leaf page, found {}", other.as_str()),
-                ))
-            }
-        };
-        let view = NodeView {
-            page,
-            page_id: h.page_id,
-            leaf,
-            count: usz(h.count),
-        };
+        let view = NodeView::prevalidated(page, h)?;
+        let leaf = view.leaf;
         let bad = |detail: String| Error::corrupted(h.page_id, CorruptionKind::Bounds, detail);
         let elem = if leaf {
             LEAF_ELEM_SIZE
