@@ -16,13 +16,13 @@ use std::sync::Arc;
 
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
-    branch_entry_size, leaf_entry_size, BucketHeader, LeafValue, NodeView, PageRef,
-    BUCKET_HEADER_SIZE, OVERFLOW_VALUE_SIZE, PAGE_HEADER_SIZE,
+    branch_entry_size, leaf_entry_size, BucketHeader, LeafValue, NodeView, PageRef, TxId,
+    VerifiedPage, BUCKET_HEADER_SIZE, OVERFLOW_VALUE_SIZE, PAGE_HEADER_SIZE,
 };
-use crate::pager::{CachedPage, Pager};
+use crate::pager::Pager;
 
-/// Bound on tree height; a deeper walk means the file is damaged.
-pub(crate) const MAX_TREE_DEPTH: usize = 64;
+use crate::limits::MAX_KEY_SIZE;
+pub(crate) use crate::limits::MAX_TREE_DEPTH;
 
 /// A pointer to a child node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +183,39 @@ impl Node {
         self.keys.len()
     }
 
+    /// Asserts what an encoded node must satisfy before it is spilled: one value (leaf)
+    /// or one child (branch) per key, keys non-empty, bounded and strictly ascending, and
+    /// the size estimate is the size the entries encode to.
+    pub(crate) fn assert_sound(&self) -> Result<()> {
+        let per_key = if self.leaf {
+            self.vals.len() == self.keys.len() && self.children.is_empty()
+        } else {
+            self.children.len() == self.keys.len() && self.vals.is_empty() && !self.keys.is_empty()
+        };
+        if !per_key {
+            return Err(internal("node with mismatched keys and entries"));
+        }
+        let ascending = self.keys.windows(2).all(|w| match w {
+            [a, b] => a.as_slice() < b.as_slice(),
+            _ => true,
+        });
+        let bounded = self
+            .keys
+            .iter()
+            .all(|k| !k.as_slice().is_empty() && k.len() <= MAX_KEY_SIZE);
+        if !ascending || !bounded {
+            return Err(internal("node keys empty, too long or not ascending"));
+        }
+        let encoded_size = PAGE_HEADER_SIZE
+            + (0..self.keys.len())
+                .map(|i| self.entry_size(i))
+                .sum::<usize>();
+        if encoded_size != self.size {
+            return Err(internal("node size estimate out of date"));
+        }
+        Ok(())
+    }
+
     /// Splits off entries `at..` into a new node.
     fn split_off(&mut self, at: usize) -> Node {
         let mut right = Node {
@@ -217,7 +250,7 @@ impl Node {
 /// A node to read: a verified page or an arena node.
 #[derive(Debug, Clone)]
 pub(crate) enum Handle {
-    Page(Arc<CachedPage>),
+    Page(Arc<VerifiedPage>),
     Mem(usize),
 }
 
@@ -328,7 +361,7 @@ impl Handle {
     /// Page id for error messages (0 for arena nodes).
     pub(crate) fn page_id(&self) -> u64 {
         match self {
-            Handle::Page(p) => p.header.page_id,
+            Handle::Page(p) => p.page_id().0,
             Handle::Mem(_) => 0,
         }
     }
@@ -402,7 +435,7 @@ pub(crate) struct BucketState {
 
 /// The mutable state of a write transaction.
 pub(crate) struct TxState {
-    pub(crate) txid: u64,
+    pub(crate) txid: TxId,
     pub(crate) page_size: usize,
     pub(crate) nodes: Vec<Node>,
     pub(crate) buckets: Vec<BucketState>,
@@ -419,7 +452,7 @@ pub(crate) fn overflow_threshold(page_size: usize) -> usize {
 }
 
 impl TxState {
-    pub(crate) fn new(txid: u64, page_size: usize, root: PageRef) -> TxState {
+    pub(crate) fn new(txid: TxId, page_size: usize, root: PageRef) -> TxState {
         TxState {
             txid,
             page_size,

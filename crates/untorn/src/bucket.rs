@@ -5,10 +5,10 @@ use std::ops::{Bound, Deref, RangeBounds};
 use std::sync::Arc;
 
 use crate::btree::{load, lookup, Child, Handle, NVal, TxState, ValRef, MAX_TREE_DEPTH};
+use crate::core::TxInner;
 use crate::error::{CorruptionKind, Error, Result};
-use crate::format::{overflow_value, BucketHeader};
-use crate::pager::{CachedPage, Pager};
-use crate::tx::TxInner;
+use crate::format::{overflow_value, BucketHeader, VerifiedPage};
+use crate::pager::Pager;
 
 /// A value read from the database. Dereferences to `&[u8]`; values in a page are not
 /// copied.
@@ -20,7 +20,7 @@ pub struct Value {
 #[derive(Clone)]
 enum ValueInner {
     Page {
-        page: Arc<CachedPage>,
+        page: Arc<VerifiedPage>,
         start: usize,
         end: usize,
     },
@@ -28,8 +28,8 @@ enum ValueInner {
 }
 
 impl Value {
-    fn in_page(page: Arc<CachedPage>, slice: &[u8]) -> Value {
-        let base = page.bytes.as_ptr() as usize;
+    fn in_page(page: Arc<VerifiedPage>, slice: &[u8]) -> Value {
+        let base = page.bytes().as_ptr() as usize;
         let start = (slice.as_ptr() as usize).saturating_sub(base);
         let end = start + slice.len();
         Value {
@@ -46,7 +46,7 @@ impl Value {
     /// The bytes.
     pub fn as_bytes(&self) -> &[u8] {
         match &self.inner {
-            ValueInner::Page { page, start, end } => page.bytes.get(*start..*end).unwrap_or(&[]),
+            ValueInner::Page { page, start, end } => page.bytes().get(*start..*end).unwrap_or(&[]),
             ValueInner::Owned(b) => b,
         }
     }
@@ -114,7 +114,7 @@ fn entry_at(pager: &Pager, st: Option<&TxState>, h: &Handle, i: usize) -> Result
         },
         ValRef::Overflow { extent, len } => {
             let page = pager.read(&extent)?;
-            let slice = overflow_value(&page.bytes, &page.header, len)?;
+            let slice = overflow_value(page.bytes(), page.header(), len)?;
             let value = Value::in_page(Arc::clone(&page), slice);
             Entry::Value(value)
         }

@@ -9,40 +9,48 @@ use crate::btree::{Child, NVal, TxState, MAX_TREE_DEPTH};
 use crate::error::{Error, Result};
 use crate::format::{
     encode_branch, encode_freelist, encode_leaf, encode_overflow, extent_pages_for, freelist_bytes,
-    LeafValue, Meta, PageRef, PAGE_HEADER_SIZE,
+    LeafValue, Meta, PageId, PageRef, TxId, VerifiedPage, PAGE_HEADER_SIZE,
 };
 use crate::freeset::FreeSet;
-use crate::pager::{CachedPage, Pager};
+use crate::pager::Pager;
 
 /// Page allocation during one commit: free runs first, then the high-water mark.
 pub(crate) struct Allocator {
     pub(crate) free: FreeSet,
-    pub(crate) high_water: u64,
+    pub(crate) high_water: PageId,
 }
 
 impl Allocator {
-    pub(crate) fn allocate(&mut self, pages: u64) -> u64 {
+    pub(crate) fn allocate(&mut self, pages: u32) -> Result<PageId> {
+        let pages = u64::from(pages);
         if let Some(start) = self.free.allocate(pages) {
-            return start;
+            return Ok(PageId(start));
         }
         let start = self.high_water;
-        self.high_water += pages;
-        start
+        self.high_water = start
+            .checked_add(pages)
+            .ok_or(Error::Internal("page ids exhausted"))?;
+        Ok(start)
     }
 }
 
-fn page_ref(img: &CachedPage) -> PageRef {
-    PageRef {
-        page_id: img.header.page_id,
-        txid: img.header.txid,
-        checksum: img.header.checksum,
-        extent_pages: img.header.extent_pages,
+/// The one exit of every image this commit writes: asserts the allocation (a data page,
+/// wholly below the high-water mark, written by this commit), then verifies the encoded
+/// bytes exactly as a reader will verify them on the way in.
+fn seal(
+    (bytes, header): (Vec<u8>, crate::format::PageHeader),
+    txid: TxId,
+    high_water: PageId,
+    page_size: usize,
+) -> Result<Arc<VerifiedPage>> {
+    let id = header.page_id;
+    if id < PageId::FIRST_DATA || header.reference().end().is_none_or(|end| end > high_water) {
+        return Err(Error::Internal("spilled a page outside 2..high-water"));
     }
-}
-
-fn seal(bytes: Vec<u8>, id: u64, page_size: usize) -> Result<Arc<CachedPage>> {
-    // Assert on the way out what every reader asserts on the way in.
-    CachedPage::verify(bytes, id, page_size).map(Arc::new)
+    if header.txid != txid {
+        return Err(Error::Internal("spilled a page with another commit's txid"));
+    }
+    VerifiedPage::verify(bytes, id, page_size).map(Arc::new)
 }
 
 /// Encodes the dirty part of the tree at `root` into images; returns the new root ref.
@@ -50,7 +58,7 @@ fn spill_tree(
     st: &mut TxState,
     alloc: &mut Allocator,
     root: Child,
-    images: &mut Vec<Arc<CachedPage>>,
+    images: &mut Vec<Arc<VerifiedPage>>,
 ) -> Result<PageRef> {
     let page_size = st.page_size;
     let txid = st.txid;
@@ -75,48 +83,43 @@ fn spill_tree(
             continue;
         }
         let node = std::mem::take(st.node_mut(n)?);
+        node.assert_sound()?;
         let img = if node.leaf {
-            let mut vals: Vec<NVal> = Vec::with_capacity(node.vals.len());
-            for v in node.vals {
-                vals.push(match v {
+            let mut entries: Vec<(&[u8], LeafValue<'_>)> = Vec::with_capacity(node.keys.len());
+            for (k, v) in node.keys.iter().zip(node.vals.iter()) {
+                let value = match v {
+                    NVal::Inline(b) => LeafValue::Inline(b),
+                    NVal::Overflow { extent, len } => LeafValue::Overflow {
+                        extent: *extent,
+                        len: *len,
+                    },
+                    NVal::Bucket(h) => LeafValue::Bucket(*h),
                     NVal::NewOverflow(bytes) => {
-                        let pages = extent_pages_for(PAGE_HEADER_SIZE + bytes.len(), page_size);
-                        let id = alloc.allocate(pages as u64);
-                        let (raw, _) = encode_overflow(&bytes, id, txid, page_size);
-                        let ov = seal(raw, id, page_size)?;
-                        let extent = page_ref(&ov);
+                        let pages = extent_pages_for(PAGE_HEADER_SIZE + bytes.len(), page_size)
+                            .ok_or(Error::Internal("overflow value larger than an extent"))?;
+                        let id = alloc.allocate(pages)?;
+                        let encoded = encode_overflow(bytes, id, txid, page_size)?;
+                        let ov = seal(encoded, txid, alloc.high_water, page_size)?;
+                        let extent = ov.reference();
                         images.push(ov);
-                        NVal::Overflow {
+                        LeafValue::Overflow {
                             extent,
                             len: bytes.len() as u64,
                         }
                     }
-                    other => other,
-                });
+                };
+                entries.push((k.as_slice(), value));
             }
-            let entries: Vec<(&[u8], LeafValue<'_>)> = node
-                .keys
-                .iter()
-                .zip(vals.iter())
-                .map(|(k, v)| {
-                    let lv = match v {
-                        NVal::Inline(b) => LeafValue::Inline(b),
-                        NVal::Overflow { extent, len } => LeafValue::Overflow {
-                            extent: *extent,
-                            len: *len,
-                        },
-                        NVal::Bucket(h) => LeafValue::Bucket(*h),
-                        // Converted above.
-                        NVal::NewOverflow(_) => LeafValue::Inline(&[]),
-                    };
-                    (k.as_slice(), lv)
-                })
-                .collect();
-            let pages = extent_pages_for(node.size, page_size);
-            let id = alloc.allocate(pages as u64);
-            let (raw, h) = encode_leaf(&entries, id, txid, page_size);
-            debug_assert_eq!(h.extent_pages as usize, pages, "leaf size estimate");
-            seal(raw, id, page_size)?
+            let pages = extent_pages_for(node.size, page_size)
+                .ok_or(Error::Internal("leaf larger than an extent"))?;
+            let id = alloc.allocate(pages)?;
+            let encoded = encode_leaf(&entries, id, txid, page_size)?;
+            if encoded.1.extent_pages != pages {
+                return Err(Error::Internal(
+                    "leaf size estimate differs from its encoding",
+                ));
+            }
+            seal(encoded, txid, alloc.high_water, page_size)?
         } else {
             let mut entries: Vec<(&[u8], PageRef)> = Vec::with_capacity(node.keys.len());
             for (k, c) in node.keys.iter().zip(node.children.iter()) {
@@ -129,13 +132,18 @@ fn spill_tree(
                 };
                 entries.push((k.as_slice(), r));
             }
-            let pages = extent_pages_for(node.size, page_size);
-            let id = alloc.allocate(pages as u64);
-            let (raw, h) = encode_branch(&entries, id, txid, page_size);
-            debug_assert_eq!(h.extent_pages as usize, pages, "branch size estimate");
-            seal(raw, id, page_size)?
+            let pages = extent_pages_for(node.size, page_size)
+                .ok_or(Error::Internal("branch larger than an extent"))?;
+            let id = alloc.allocate(pages)?;
+            let encoded = encode_branch(&entries, id, txid, page_size)?;
+            if encoded.1.extent_pages != pages {
+                return Err(Error::Internal(
+                    "branch size estimate differs from its encoding",
+                ));
+            }
+            seal(encoded, txid, alloc.high_water, page_size)?
         };
-        done.insert(n, page_ref(&img));
+        done.insert(n, img.reference());
         images.push(img);
     }
     done.get(&top)
@@ -146,9 +154,9 @@ fn spill_tree(
 /// The result of preparing a commit: images to journal and the new writer state.
 pub(crate) struct Prepared {
     pub(crate) meta: Meta,
-    pub(crate) images: Vec<Arc<CachedPage>>,
+    pub(crate) images: Vec<Arc<VerifiedPage>>,
     pub(crate) free: FreeSet,
-    pub(crate) pending: BTreeMap<u64, Vec<(u64, u64)>>,
+    pub(crate) pending: BTreeMap<TxId, Vec<(u64, u64)>>,
 }
 
 /// Prepares a commit of `st` on top of `base`. `free`/`pending` are copies of the
@@ -159,14 +167,14 @@ pub(crate) fn prepare(
     mut st: TxState,
     base: &Meta,
     free: FreeSet,
-    mut pending: BTreeMap<u64, Vec<(u64, u64)>>,
-    oldest_reader: Option<u64>,
+    mut pending: BTreeMap<TxId, Vec<(u64, u64)>>,
+    oldest_reader: Option<TxId>,
 ) -> Result<Prepared> {
     let page_size = st.page_size;
     let txid = st.txid;
     // Pages freed by commit F were visible only to snapshots older than F.
     let mut free = free;
-    let releasable: Vec<u64> = pending
+    let releasable: Vec<TxId> = pending
         .keys()
         .copied()
         .filter(|f| oldest_reader.is_none_or(|r| *f <= r))
@@ -221,10 +229,13 @@ pub(crate) fn prepare(
     // Everything this transaction replaced, plus the old freelist, becomes pending.
     let mut freed = FreeSet::new();
     for r in &st.freed {
-        freed.insert(r.page_id, u64::from(r.extent_pages));
+        freed.insert(r.page_id.0, u64::from(r.extent_pages));
     }
     if !base.freelist.is_null() {
-        freed.insert(base.freelist.page_id, u64::from(base.freelist.extent_pages));
+        freed.insert(
+            base.freelist.page_id.0,
+            u64::from(base.freelist.extent_pages),
+        );
     }
     if freed.pages() > 0 {
         pending.insert(txid, freed.runs().collect());
@@ -236,8 +247,9 @@ pub(crate) fn prepare(
         PageRef::NULL
     } else {
         let bound = alloc.free.run_count() + pending_runs + 1;
-        let pages = extent_pages_for(freelist_bytes(bound), page_size);
-        let id = alloc.allocate(pages as u64);
+        let pages = extent_pages_for(freelist_bytes(bound), page_size)
+            .ok_or(Error::Internal("freelist larger than an extent"))?;
+        let id = alloc.allocate(pages)?;
         let merged = FreeSet::from_runs(
             alloc
                 .free
@@ -245,10 +257,9 @@ pub(crate) fn prepare(
                 .chain(pending.values().flat_map(|v| v.iter().copied())),
         );
         let runs: Vec<(u64, u64)> = merged.runs().collect();
-        let extent = u32::try_from(pages).map_err(|_| Error::Internal("freelist too large"))?;
-        let (raw, _) = encode_freelist(&runs, id, txid, page_size, extent);
-        let img = seal(raw, id, page_size)?;
-        let r = page_ref(&img);
+        let encoded = encode_freelist(&runs, id, txid, page_size, pages)?;
+        let img = seal(encoded, txid, alloc.high_water, page_size)?;
+        let r = img.reference();
         images.push(img);
         r
     };

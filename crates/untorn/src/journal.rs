@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
-    decode_header, record_span, Meta, RecordHeader, MAX_EXTENT_PAGES, RECORD_HEADER_SIZE,
+    decode_header, record_span, Meta, RecordHeader, TxId, VerifiedPage, RECORD_HEADER_SIZE,
 };
-use crate::pager::CachedPage;
+use crate::limits::MAX_EXTENT_PAGES;
 use crate::storage::Storage;
 
 /// Bytes written per `write_at` call when appending a record.
@@ -28,8 +28,8 @@ const WRITE_BATCH_BYTES: usize = 1 << 20;
 pub(crate) const ALLOCATION_CHUNK_BYTES: u64 = 1 << 20;
 
 /// Derives the next generation's salt (deterministic, distinct along a chain).
-pub(crate) fn next_salt(prev_salt: u64, base_txid: u64) -> u64 {
-    let mut z = prev_salt ^ base_txid.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5555_AAAA_1234_5678;
+pub(crate) fn next_salt(prev_salt: u64, base_txid: TxId) -> u64 {
+    let mut z = prev_salt ^ base_txid.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5555_AAAA_1234_5678;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -43,7 +43,7 @@ pub(crate) struct JournalWriter {
     pub(crate) salt: u64,
     pub(crate) prev_crc: u32,
     /// Highest txid whose record is known durable.
-    pub(crate) synced_through: u64,
+    pub(crate) synced_through: TxId,
     /// Records since the last reset.
     pub(crate) commits: u64,
     /// Bytes of the journal file holding allocated blocks (zeros or older records).
@@ -59,14 +59,18 @@ impl JournalWriter {
     pub(crate) fn append(
         &mut self,
         meta: &Meta,
-        images: &[Arc<CachedPage>],
+        images: &[Arc<VerifiedPage>],
         sync: bool,
     ) -> Result<()> {
         let mut body_crc = 0u32;
         let mut body_len = 0u64;
         for img in images {
-            body_crc = crc32c::crc32c_append(body_crc, &img.bytes);
-            body_len += img.bytes.len() as u64;
+            // Every image of a commit was written by that commit.
+            if img.header().txid != meta.txid {
+                return Err(Error::Internal("journaling an image of another commit"));
+            }
+            body_crc = crc32c::crc32c_append(body_crc, img.bytes());
+            body_len += img.bytes().len() as u64;
         }
         let header = RecordHeader {
             header_crc: 0,
@@ -74,14 +78,12 @@ impl JournalWriter {
             prev_crc: self.prev_crc,
             body_crc,
             body_len,
-            image_count: crate::format::journal::image_count(images.len()),
+            image_count: u32::try_from(images.len())
+                .map_err(|_| Error::Internal("more images in a commit than a record holds"))?,
             synced_through: self.synced_through,
             meta: *meta,
         };
-        let encoded = header.encode();
-        let header_crc = RecordHeader::decode(&encoded)
-            .map(|h| h.header_crc)
-            .unwrap_or(0);
+        let (encoded, header_crc) = header.encode();
         // One sequential pass in large writes: header then images.
         let mut buf: Vec<u8> = Vec::with_capacity(
             WRITE_BATCH_BYTES
@@ -90,18 +92,18 @@ impl JournalWriter {
         buf.extend_from_slice(&encoded);
         let mut at = self.pos;
         for img in images {
-            if buf.len() + img.bytes.len() > WRITE_BATCH_BYTES && !buf.is_empty() {
+            if buf.len() + img.bytes().len() > WRITE_BATCH_BYTES && !buf.is_empty() {
                 self.storage.write_at(at, &buf).map_err(Error::from_io)?;
                 at += buf.len() as u64;
                 buf.clear();
             }
-            if img.bytes.len() >= WRITE_BATCH_BYTES {
+            if img.bytes().len() >= WRITE_BATCH_BYTES {
                 self.storage
-                    .write_at(at, &img.bytes)
+                    .write_at(at, img.bytes())
                     .map_err(Error::from_io)?;
-                at += img.bytes.len() as u64;
+                at += img.bytes().len() as u64;
             } else {
-                buf.extend_from_slice(&img.bytes);
+                buf.extend_from_slice(img.bytes());
             }
         }
         if !buf.is_empty() {
@@ -114,11 +116,13 @@ impl JournalWriter {
             let zeros = vec![0u8; WRITE_BATCH_BYTES];
             let mut at = end;
             while at < target {
-                let n = usize::try_from(target - at).map_or(zeros.len(), |n| n.min(zeros.len()));
-                self.storage
-                    .write_at(at, zeros.get(..n).unwrap_or(&[]))
-                    .map_err(Error::from_io)?;
-                at += n as u64;
+                let chunk = zeros
+                    .get(..usize::try_from(target - at).map_or(zeros.len(), |n| n.min(zeros.len())))
+                    .ok_or(Error::Internal(
+                        "allocation chunk larger than the zero buffer",
+                    ))?;
+                self.storage.write_at(at, chunk).map_err(Error::from_io)?;
+                at += chunk.len() as u64;
             }
             self.allocated = target;
         }
@@ -139,7 +143,7 @@ impl JournalWriter {
     /// Salts along one handle's chain of generations are distinct (each derives from the
     /// previous one and a strictly larger base txid). Across a crash that guarantee
     /// needs the journal emptied at open, which [`JournalWriter::reset_truncating`] does.
-    pub(crate) fn reset(&mut self, base_txid: u64) -> Result<()> {
+    pub(crate) fn reset(&mut self, base_txid: TxId) -> Result<()> {
         if self.allocated > self.keep_bytes_max {
             return self.reset_truncating(base_txid);
         }
@@ -148,7 +152,7 @@ impl JournalWriter {
     }
 
     /// Starts a new generation in an emptied journal (at open, and when it grew large).
-    pub(crate) fn reset_truncating(&mut self, base_txid: u64) -> Result<()> {
+    pub(crate) fn reset_truncating(&mut self, base_txid: TxId) -> Result<()> {
         self.storage.set_len(0).map_err(Error::from_io)?;
         self.storage.sync().map_err(Error::from_io)?;
         self.allocated = 0;
@@ -156,7 +160,7 @@ impl JournalWriter {
         Ok(())
     }
 
-    fn start_generation(&mut self, base_txid: u64) {
+    fn start_generation(&mut self, base_txid: TxId) {
         self.pos = 0;
         self.salt = next_salt(self.salt, base_txid);
         self.prev_crc = 0;
@@ -168,7 +172,7 @@ impl JournalWriter {
 /// One verified commit record.
 pub(crate) struct Record {
     pub(crate) header: RecordHeader,
-    pub(crate) images: Vec<CachedPage>,
+    pub(crate) images: Vec<VerifiedPage>,
 }
 
 /// What the recovery scan found.
@@ -235,7 +239,7 @@ fn read_record(
         let Some(img) = body.get(off..end) else {
             return Ok(None);
         };
-        match CachedPage::verify(img.to_vec(), h.page_id, page_size) {
+        match VerifiedPage::verify(img.to_vec(), h.page_id, page_size) {
             Ok(p) => images.push(p),
             Err(_) => return Ok(None),
         }
@@ -248,7 +252,7 @@ fn read_record(
 }
 
 /// Scans the journal and returns the records to replay on top of a meta at `base_txid`.
-pub(crate) fn scan(storage: &dyn Storage, page_size: usize, base_txid: u64) -> Result<Scan> {
+pub(crate) fn scan(storage: &dyn Storage, page_size: usize, base_txid: TxId) -> Result<Scan> {
     let len = storage.len().map_err(Error::from_io)?;
     let mut pos = 0u64;
     let mut prev: Option<RecordHeader> = None;
@@ -265,7 +269,7 @@ pub(crate) fn scan(storage: &dyn Storage, page_size: usize, base_txid: u64) -> R
             Some(p) => {
                 h.salt == p.salt
                     && h.prev_crc == p.header_crc
-                    && Some(h.meta.txid) == p.meta.txid.checked_add(1)
+                    && Some(h.meta.txid) == p.meta.txid.next()
             }
         };
         if !chains {
@@ -297,11 +301,12 @@ pub(crate) fn scan(storage: &dyn Storage, page_size: usize, base_txid: u64) -> R
         };
         // A later valid header of this generation whose writer had already synced past
         // the damaged commit proves the damage is not a tail (J6).
-        let damaged_txid = prev.map_or(base_txid + 1, |p| p.meta.txid + 1);
+        let damaged_txid = TxId(prev.map_or(base_txid, |p| p.meta.txid).0.saturating_add(1));
         let mut chunk_start = pos + sector;
         let mut chunk = vec![0u8; 1 << 20];
         while chunk_start + sector <= len {
-            let n = usize::try_from((len - chunk_start).min(chunk.len() as u64)).unwrap_or(0);
+            let n = usize::try_from((len - chunk_start).min(chunk.len() as u64))
+                .map_err(|_| Error::Internal("journal probe longer than its buffer"))?;
             let n = n - n % RECORD_HEADER_SIZE;
             let Some(buf) = chunk.get_mut(..n) else { break };
             storage.read_at(chunk_start, buf).map_err(Error::from_io)?;
@@ -331,15 +336,15 @@ pub(crate) fn scan(storage: &dyn Storage, page_size: usize, base_txid: u64) -> R
         }
     }
     if let Some(first) = records.first() {
-        if first.header.meta.txid != base_txid + 1 {
+        if Some(first.header.meta.txid) != base_txid.next() {
             return Err(journal_corrupt(
                 0,
                 format!(
                     "journal continues at txid {} but the data file's meta is at txid {base_txid}: \
                      commits {}..{} are missing (the newest meta may be damaged or lost)",
                     first.header.meta.txid,
-                    base_txid + 1,
-                    first.header.meta.txid - 1
+                    base_txid.0.saturating_add(1),
+                    first.header.meta.txid.0.saturating_sub(1)
                 ),
             ));
         }

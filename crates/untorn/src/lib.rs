@@ -46,6 +46,7 @@ mod btree;
 mod bucket;
 pub mod check;
 mod commit;
+mod core;
 mod db;
 pub mod error;
 pub mod format;
@@ -53,20 +54,19 @@ mod freeset;
 #[doc(hidden)]
 pub mod fuzzing;
 mod journal;
+pub mod limits;
 mod pager;
+mod recovery;
 pub mod report;
 pub mod storage;
+pub mod superblock;
 mod tx;
 
 pub use bucket::{Bucket, BucketMut, Cursor, Entry, Range, Value};
-pub use db::{journal_path, Builder, Database, Durability, Info, RecoveryReport};
+pub use db::{journal_path, Builder, Database, Durability, Info};
 pub use error::{CorruptionKind, Error, Result};
+pub use format::{PageId, TxId};
+pub use limits::{MAX_BUCKET_DEPTH, MAX_KEY_SIZE, MAX_VALUE_SIZE};
+pub use recovery::RecoveryReport;
 pub use storage::{FileStorage, MemoryStorage, Storage};
 pub use tx::{ReadTx, WriteTx};
-
-/// Largest key (and bucket name) in bytes.
-pub const MAX_KEY_SIZE: usize = format::MAX_KEY_SIZE;
-/// Largest value in bytes.
-pub const MAX_VALUE_SIZE: usize = (1 << 30) - 4096;
-/// Deepest bucket nesting.
-pub const MAX_BUCKET_DEPTH: usize = 256;

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::error::{CorruptionKind, Error, Result};
-use crate::format::{check_ref, verify_page, NodeView, PageHeader, PageRef, PageType};
+use crate::format::{check_ref, PageId, PageRef, VerifiedPage};
 use crate::storage::Storage;
 
 /// Hasher for page ids: a multiplicative mix (page ids are not attacker-chosen keys of
@@ -38,39 +38,7 @@ impl Hasher for PageIdHasher {
     }
 }
 
-pub(crate) type PageMap<V> = HashMap<u64, V, BuildHasherDefault<PageIdHasher>>;
-
-/// A verified page image (a whole extent).
-#[derive(Debug)]
-pub(crate) struct CachedPage {
-    pub(crate) bytes: Box<[u8]>,
-    pub(crate) header: PageHeader,
-}
-
-impl CachedPage {
-    /// Verifies an image that claims to be page `id` and wraps it.
-    pub(crate) fn verify(bytes: Vec<u8>, id: u64, page_size: usize) -> Result<CachedPage> {
-        let header = verify_page(&bytes, id, page_size)?;
-        if matches!(header.page_type, PageType::Branch | PageType::Leaf) {
-            NodeView::validate(&bytes, &header)?;
-        }
-        Ok(CachedPage {
-            bytes: bytes.into_boxed_slice(),
-            header,
-        })
-    }
-
-    /// A node view (the structure was validated when the page was loaded).
-    pub(crate) fn node(&self) -> Result<NodeView<'_>> {
-        NodeView::prevalidated(&self.bytes, &self.header)
-    }
-
-    fn matches(&self, r: &PageRef) -> bool {
-        self.header.txid == r.txid
-            && self.header.checksum == r.checksum
-            && self.header.extent_pages == r.extent_pages
-    }
-}
+pub(crate) type PageMap<V> = HashMap<PageId, V, BuildHasherDefault<PageIdHasher>>;
 
 const SHARDS: usize = 16;
 /// Extents larger than this are not cached (large overflow values).
@@ -78,13 +46,13 @@ const MAX_CACHED_EXTENT_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Default)]
 struct Shard {
-    map: PageMap<Arc<CachedPage>>,
+    map: PageMap<Arc<VerifiedPage>>,
     /// Insertion order for FIFO eviction; may hold ids no longer cached (skipped).
-    fifo: VecDeque<u64>,
+    fifo: VecDeque<PageId>,
     bytes: usize,
 }
 
-/// A sharded page cache with random eviction.
+/// A sharded page cache with FIFO eviction (no bookkeeping on the read path).
 #[derive(Debug)]
 pub(crate) struct PageCache {
     shards: Vec<Mutex<Shard>>,
@@ -99,19 +67,19 @@ impl PageCache {
         }
     }
 
-    fn shard(&self, id: u64) -> Option<std::sync::MutexGuard<'_, Shard>> {
-        let idx = usize::try_from(id % SHARDS as u64).unwrap_or(0);
-        self.shards
-            .get(idx)
+    fn shard(&self, id: PageId) -> Option<std::sync::MutexGuard<'_, Shard>> {
+        usize::try_from(id.0 % SHARDS as u64)
+            .ok()
+            .and_then(|i| self.shards.get(i))
             .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    fn get(&self, id: u64) -> Option<Arc<CachedPage>> {
+    fn get(&self, id: PageId) -> Option<Arc<VerifiedPage>> {
         self.shard(id)?.map.get(&id).cloned()
     }
 
-    pub(crate) fn insert(&self, id: u64, page: Arc<CachedPage>) {
-        let len = page.bytes.len();
+    pub(crate) fn insert(&self, id: PageId, page: Arc<VerifiedPage>) {
+        let len = page.bytes().len();
         if len > MAX_CACHED_EXTENT_BYTES || len > self.shard_capacity_bytes {
             self.remove(id);
             return;
@@ -120,7 +88,7 @@ impl PageCache {
             return;
         };
         match shard.map.insert(id, page) {
-            Some(old) => shard.bytes -= old.bytes.len(),
+            Some(old) => shard.bytes -= old.bytes().len(),
             None => shard.fifo.push_back(id),
         }
         shard.bytes += len;
@@ -137,7 +105,7 @@ impl PageCache {
                 continue;
             }
             if let Some(old) = shard.map.remove(&victim) {
-                shard.bytes -= old.bytes.len();
+                shard.bytes -= old.bytes().len();
             }
         }
         // Drop stale ids so the queue stays proportional to the map.
@@ -148,10 +116,10 @@ impl PageCache {
         }
     }
 
-    pub(crate) fn remove(&self, id: u64) {
+    pub(crate) fn remove(&self, id: PageId) {
         if let Some(mut shard) = self.shard(id) {
             if let Some(old) = shard.map.remove(&id) {
-                shard.bytes -= old.bytes.len();
+                shard.bytes -= old.bytes().len();
             }
         }
     }
@@ -163,7 +131,7 @@ pub(crate) struct Pager {
     pub(crate) page_size: usize,
     pub(crate) cache: PageCache,
     /// Images committed to the journal whose home write is not yet synced.
-    pub(crate) overlay: RwLock<PageMap<Arc<CachedPage>>>,
+    pub(crate) overlay: RwLock<PageMap<Arc<VerifiedPage>>>,
     /// Entries in `overlay` (read without the lock to skip it when empty).
     overlay_entries: AtomicUsize,
 }
@@ -179,7 +147,7 @@ impl Pager {
         }
     }
 
-    fn overlay_get(&self, id: u64) -> Option<Arc<CachedPage>> {
+    fn overlay_get(&self, id: PageId) -> Option<Arc<VerifiedPage>> {
         // Publish/retire update the count under the write lock; a reader that sees 0
         // may skip the overlay because any page it can reach was published before its
         // snapshot (Acquire pairs with the Release below).
@@ -194,53 +162,53 @@ impl Pager {
     }
 
     /// Reads the extent `r` refers to, verified and checked against `r`.
-    pub(crate) fn read(&self, r: &PageRef) -> Result<Arc<CachedPage>> {
-        if r.page_id < 2 {
+    pub(crate) fn read(&self, r: &PageRef) -> Result<Arc<VerifiedPage>> {
+        if r.page_id < PageId::FIRST_DATA {
             return Err(Error::corrupted(
-                r.page_id,
+                r.page_id.0,
                 CorruptionKind::OutOfRange,
                 "reference to a meta page or the null page",
             ));
         }
         if let Some(p) = self.overlay_get(r.page_id) {
-            if p.matches(r) {
+            if p.header().matches(r) {
                 return Ok(p);
             }
         }
         if let Some(p) = self.cache.get(r.page_id) {
-            if p.matches(r) {
+            if p.header().matches(r) {
                 return Ok(p);
             }
             self.cache.remove(r.page_id);
         }
         let page = Arc::new(self.read_from_storage(r.page_id, r.extent_pages)?);
-        check_ref(&page.header, r)?;
+        check_ref(page.header(), r)?;
         self.cache.insert(r.page_id, Arc::clone(&page));
         Ok(page)
     }
 
     /// Reads and verifies an extent from the data file (no overlay, no cache).
-    pub(crate) fn read_from_storage(&self, id: u64, extent_pages: u32) -> Result<CachedPage> {
+    pub(crate) fn read_from_storage(&self, id: PageId, extent_pages: u32) -> Result<VerifiedPage> {
         let bytes = self.read_raw_storage(id, extent_pages)?;
-        CachedPage::verify(bytes, id, self.page_size)
+        VerifiedPage::verify(bytes, id, self.page_size)
     }
 
     /// Raw bytes of an extent from the data file; a read past the end is `Corrupted`.
-    pub(crate) fn read_raw_storage(&self, id: u64, extent_pages: u32) -> Result<Vec<u8>> {
+    pub(crate) fn read_raw_storage(&self, id: PageId, extent_pages: u32) -> Result<Vec<u8>> {
         let len = (extent_pages as usize)
             .checked_mul(self.page_size)
             .filter(|l| *l > 0)
             .ok_or_else(|| {
-                Error::corrupted(id, CorruptionKind::Bounds, "impossible extent length")
+                Error::corrupted(id.0, CorruptionKind::Bounds, "impossible extent length")
             })?;
-        let offset = id
-            .checked_mul(self.page_size as u64)
-            .ok_or_else(|| Error::corrupted(id, CorruptionKind::OutOfRange, "page id overflows"))?;
+        let offset = id.offset(self.page_size).ok_or_else(|| {
+            Error::corrupted(id.0, CorruptionKind::OutOfRange, "page id overflows")
+        })?;
         let mut buf = vec![0u8; len];
         match self.data.read_at(offset, &mut buf) {
             Ok(()) => Ok(buf),
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::corrupted(
-                id,
+                id.0,
                 CorruptionKind::OutOfRange,
                 format!("page {id} (+{extent_pages}) lies beyond the end of the data file"),
             )),
@@ -249,45 +217,51 @@ impl Pager {
     }
 
     /// Raw bytes as a snapshot sees them: overlay image if present, else the data file.
-    pub(crate) fn read_raw_snapshot(&self, id: u64, extent_pages: u32) -> std::io::Result<Vec<u8>> {
+    pub(crate) fn read_raw_snapshot(
+        &self,
+        id: PageId,
+        extent_pages: u32,
+    ) -> std::io::Result<Vec<u8>> {
         if let Some(p) = self.overlay_get(id) {
             let want = (extent_pages as usize).saturating_mul(self.page_size);
-            let mut v = p.bytes.to_vec();
+            let mut v = p.bytes().to_vec();
             v.resize(want, 0);
             return Ok(v);
         }
         let len = (extent_pages as usize).saturating_mul(self.page_size);
+        let offset = id.offset(self.page_size).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "page id overflows")
+        })?;
         let mut buf = vec![0u8; len];
-        self.data
-            .read_at(id.saturating_mul(self.page_size as u64), &mut buf)?;
+        self.data.read_at(offset, &mut buf)?;
         Ok(buf)
     }
 
     /// Publishes committed images: overlay them and drop stale cache entries.
-    pub(crate) fn publish(&self, images: &[Arc<CachedPage>]) {
+    pub(crate) fn publish(&self, images: &[Arc<VerifiedPage>]) {
         let mut overlay = self.overlay.write().unwrap_or_else(|e| e.into_inner());
         for img in images {
-            self.cache.remove(img.header.page_id);
-            overlay.insert(img.header.page_id, Arc::clone(img));
+            self.cache.remove(img.page_id());
+            overlay.insert(img.page_id(), Arc::clone(img));
         }
         self.overlay_entries.store(overlay.len(), Ordering::Release);
     }
 
     /// Snapshot of the overlay in the order images must be written home (for checkpoint).
-    pub(crate) fn overlay_images(&self) -> Vec<Arc<CachedPage>> {
+    pub(crate) fn overlay_images(&self) -> Vec<Arc<VerifiedPage>> {
         let overlay = self.overlay.read().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<Arc<CachedPage>> = overlay.values().cloned().collect();
+        let mut v: Vec<Arc<VerifiedPage>> = overlay.values().cloned().collect();
         // Commit order: a newer multi-page extent must land after any older image of a
         // page it now covers.
-        v.sort_by_key(|p| (p.header.txid, p.header.page_id));
+        v.sort_by_key(|p| (p.header().txid, p.page_id()));
         v
     }
 
     /// After a checkpoint synced `images` home: move them from the overlay to the cache.
-    pub(crate) fn retire_overlay(&self, images: &[Arc<CachedPage>]) {
+    pub(crate) fn retire_overlay(&self, images: &[Arc<VerifiedPage>]) {
         let mut overlay = self.overlay.write().unwrap_or_else(|e| e.into_inner());
         for img in images {
-            let id = img.header.page_id;
+            let id = img.page_id();
             if overlay.get(&id).is_some_and(|cur| Arc::ptr_eq(cur, img)) {
                 overlay.remove(&id);
                 self.cache.insert(id, Arc::clone(img));

@@ -1,15 +1,14 @@
 //! Read and write transactions.
 
 use std::cell::RefCell;
-use std::sync::atomic::Ordering;
 use std::sync::MutexGuard;
 
 use crate::btree::{Child, TxState};
 use crate::bucket::{Bucket, BucketMut};
 use crate::check::CheckSource;
-use crate::db::{Shared, WriterState};
-use crate::error::{Error, Result};
-use crate::format::Meta;
+use crate::core::{Shared, TxInner, WriterState};
+use crate::error::{CorruptionKind, Error, Result};
+use crate::format::{Meta, PageId, PageRef, TxId};
 
 fn check_name(name: &[u8]) -> Result<()> {
     if name.is_empty() {
@@ -36,7 +35,7 @@ impl<'db> ReadTx<'db> {
 
     /// The txid of the snapshot.
     pub fn txid(&self) -> u64 {
-        self.meta.txid
+        self.meta.txid.0
     }
 
     /// Opens a top-level bucket.
@@ -71,8 +70,7 @@ impl CheckSource for ReadTx<'_> {
         self.meta
     }
     fn active_slot(&self) -> Option<u64> {
-        let s = self.shared.active_slot.load(Ordering::Acquire);
-        (s <= 1).then_some(s)
+        Some(self.shared.active_slot().page())
     }
     fn read_raw_meta(&self, slot: u64) -> std::io::Result<Vec<u8>> {
         let ps = self.shared.pager.page_size;
@@ -80,7 +78,7 @@ impl CheckSource for ReadTx<'_> {
         self.shared.pager.data.read_at(slot * ps as u64, &mut buf)?;
         Ok(buf)
     }
-    fn read_raw(&self, page_id: u64, extent_pages: u32) -> std::io::Result<Vec<u8>> {
+    fn read_raw(&self, page_id: PageId, extent_pages: u32) -> std::io::Result<Vec<u8>> {
         self.shared.pager.read_raw_snapshot(page_id, extent_pages)
     }
     fn file_pages(&self) -> u64 {
@@ -92,50 +90,34 @@ impl CheckSource for ReadTx<'_> {
     }
 }
 
-/// The shared part of a write transaction that bucket handles borrow.
-pub(crate) struct TxInner<'db> {
-    pub(crate) shared: &'db Shared,
-    pub(crate) st: RefCell<TxState>,
-}
-
-impl TxInner<'_> {
-    pub(crate) fn borrow(&self) -> Result<std::cell::Ref<'_, TxState>> {
-        self.st
-            .try_borrow()
-            .map_err(|_| Error::Internal("transaction state borrowed mutably"))
-    }
-    pub(crate) fn borrow_mut(&self) -> Result<std::cell::RefMut<'_, TxState>> {
-        self.st
-            .try_borrow_mut()
-            .map_err(|_| Error::Internal("transaction state already borrowed"))
-    }
-}
-
 /// The write transaction. Only one exists at a time; dropping it without `commit`
 /// aborts it. Not `Sync`: use it from one thread.
 pub struct WriteTx<'db> {
     pub(crate) inner: TxInner<'db>,
     guard: MutexGuard<'db, WriterState>,
-    base: Meta,
+    txid: TxId,
 }
 
 impl<'db> WriteTx<'db> {
-    pub(crate) fn new(shared: &'db Shared, guard: MutexGuard<'db, WriterState>) -> Self {
+    pub(crate) fn new(shared: &'db Shared, guard: MutexGuard<'db, WriterState>) -> Result<Self> {
         let base = guard.meta;
-        let st = TxState::new(base.txid + 1, shared.pager.page_size, base.root);
-        WriteTx {
+        let txid = base.txid.next().ok_or_else(|| {
+            Error::corrupted(0, CorruptionKind::Meta, "the txid counter is exhausted")
+        })?;
+        let st = TxState::new(txid, shared.pager.page_size, base.root);
+        Ok(WriteTx {
             inner: TxInner {
                 shared,
                 st: RefCell::new(st),
             },
             guard,
-            base,
-        }
+            txid,
+        })
     }
 
     /// The txid this transaction will have when committed.
     pub fn txid(&self) -> u64 {
-        self.base.txid + 1
+        self.txid.0
     }
 
     /// Opens a top-level bucket for writing.
@@ -168,7 +150,7 @@ impl<'db> WriteTx<'db> {
         let st = self
             .inner
             .st
-            .replace(TxState::new(0, 0, crate::format::PageRef::NULL));
+            .replace(TxState::new(TxId::INITIAL, 0, PageRef::NULL));
         self.inner.shared.commit(&mut self.guard, st)
     }
 

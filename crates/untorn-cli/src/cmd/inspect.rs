@@ -9,8 +9,9 @@ use serde_json::{json, Value};
 use untorn::check::{check_with_pages, page_infos, stats as walk_stats, CheckOptions, CheckSource};
 use untorn::format::{
     decode_freelist, decode_header, peek_extent_pages, verify_page, LeafValue, Meta, NodeView,
-    PageType, MAX_EXTENT_PAGES,
+    PageId, PageType,
 };
+use untorn::limits::MAX_EXTENT_PAGES;
 
 use untorn_bbolt::format::{flags_name, BucketHeader, FLAG_BRANCH, FLAG_LEAF, FLAG_META};
 use untorn_bbolt::{BoltFile, PageBody};
@@ -195,7 +196,7 @@ fn decode_page(src: &dyn CheckSource, id: u64, hex: bool) -> Value {
     let first = if id < 2 {
         src.read_raw_meta(id)
     } else {
-        src.read_raw(id, 1)
+        src.read_raw(PageId(id), 1)
     };
     let first = match first {
         Ok(b) => b,
@@ -203,7 +204,7 @@ fn decode_page(src: &dyn CheckSource, id: u64, hex: bool) -> Value {
     };
     let extent = peek_extent_pages(&first).unwrap_or(1);
     let bytes = if id >= 2 && extent > 1 && extent <= MAX_EXTENT_PAGES {
-        src.read_raw(id, extent).unwrap_or(first)
+        src.read_raw(PageId(id), extent).unwrap_or(first)
     } else {
         first
     };
@@ -216,13 +217,13 @@ fn decode_page(src: &dyn CheckSource, id: u64, hex: bool) -> Value {
         return v;
     };
     v["type"] = json!(h.page_type.as_str());
-    v["page_id"] = json!(h.page_id);
-    v["txid"] = json!(h.txid);
+    v["page_id"] = json!(h.page_id.get());
+    v["txid"] = json!(h.txid.get());
     v["checksum"] = json!(format!("{:#010x}", h.checksum));
     v["extent_pages"] = json!(h.extent_pages);
     v["count"] = json!(h.count);
     v["payload_len"] = json!(h.payload_len);
-    match verify_page(&bytes, id, ps) {
+    match verify_page(&bytes, PageId(id), ps) {
         Ok(_) => v["verify"] = json!("ok"),
         Err(e) => v["verify"] = json!(e.to_string()),
     }
@@ -238,17 +239,19 @@ fn decode_page(src: &dyn CheckSource, id: u64, hex: bool) -> Value {
                                 json!({"key": key, "value": encode(val, true)})
                             }
                             Ok(LeafValue::Overflow { extent, len }) => json!({"key": key,
-                                "overflow": {"page": extent.page_id, "txid": extent.txid,
+                                "overflow": {"page": extent.page_id.get(), "txid": extent.txid.get(),
                                  "extent_pages": extent.extent_pages, "len": len}}),
                             Ok(LeafValue::Bucket(b)) => json!({"key": key,
-                                "bucket": {"root": b.root.page_id, "root_txid": b.root.txid,
+                                "bucket": {"root": b.root.page_id.get(), "root_txid": b.root.txid.get(),
                                  "sequence": b.sequence, "count": b.count}}),
                             Err(e) => json!({"key": key, "error": e.to_string()}),
                         }
                     } else {
                         match view.branch_child(i) {
-                            Ok(c) => json!({"key": key, "child": c.page_id, "txid": c.txid,
-                                "checksum": format!("{:#010x}", c.checksum), "extent_pages": c.extent_pages}),
+                            Ok(c) => {
+                                json!({"key": key, "child": c.page_id.get(), "txid": c.txid.get(),
+                                "checksum": format!("{:#010x}", c.checksum), "extent_pages": c.extent_pages})
+                            }
                             Err(e) => json!({"key": key, "error": e.to_string()}),
                         }
                     };
@@ -257,7 +260,7 @@ fn decode_page(src: &dyn CheckSource, id: u64, hex: bool) -> Value {
             }
             Err(e) => v["elements_error"] = json!(e.to_string()),
         },
-        PageType::Freelist => match decode_freelist(&bytes, &h, u64::MAX) {
+        PageType::Freelist => match decode_freelist(&bytes, &h, PageId(u64::MAX)) {
             Ok(runs) => {
                 for (start, len) in runs {
                     elements.push(json!({"start": start, "len": len}));
@@ -267,9 +270,9 @@ fn decode_page(src: &dyn CheckSource, id: u64, hex: bool) -> Value {
         },
         PageType::Meta => match Meta::decode(&bytes, id, ps) {
             Ok(m) => {
-                v["meta"] = json!({"txid": m.txid, "page_size": m.page_size,
-                    "root": m.root.page_id, "freelist": m.freelist.page_id,
-                    "high_water": m.high_water});
+                v["meta"] = json!({"txid": m.txid.get(), "page_size": m.page_size,
+                    "root": m.root.page_id.get(), "freelist": m.freelist.page_id.get(),
+                    "high_water": m.high_water.get()});
             }
             Err(e) => v["elements_error"] = json!(e.to_string()),
         },

@@ -265,7 +265,8 @@ fn stale_copy_of_a_page_from_an_older_file() {
             let off = p as usize * PS;
             off + PS <= old.len()
                 && old[off..off + PS] != img[off..off + PS]
-                && crate::format::verify_page(&old[off..off + PS], p, PS).is_ok()
+                && crate::format::verify_page(&old[off..off + PS], crate::format::PageId(p), PS)
+                    .is_ok()
         })
         .expect("a page rewritten since the old image");
     let off = victim as usize * PS;
@@ -326,25 +327,22 @@ fn leaked_and_double_freed_pages_in_a_real_file() {
         PS,
         fl.extent_pages
             .max(((runs.len() * 16 + 48).div_ceil(PS)) as u32),
-    );
+    )
+    .unwrap();
     let mut img = img;
-    let off = fl.page_id as usize * PS;
+    let off = fl.page_id.get() as usize * PS;
     if img.len() < off + page.len() {
         img.resize(off + page.len(), 0);
     }
     img[off..off + page.len()].copy_from_slice(&page);
     let new_meta = crate::format::Meta {
-        freelist: crate::format::PageRef {
-            page_id: h.page_id,
-            txid: h.txid,
-            checksum: h.checksum,
-            extent_pages: h.extent_pages,
-        },
-        txid: meta.txid + 1,
+        freelist: h.reference(),
+        txid: meta.txid.next().unwrap(),
         ..meta
     };
     let slot = 1 - src.active_slot_for_tests();
-    img[slot as usize * PS..(slot as usize + 1) * PS].copy_from_slice(&new_meta.encode(slot));
+    img[slot as usize * PS..(slot as usize + 1) * PS]
+        .copy_from_slice(&new_meta.encode(slot).unwrap());
     f.set_image(img);
     let r = f.raw_check();
     expect_kinds(&r, &[K::ReachableFreed, K::Unreachable]);
@@ -474,7 +472,7 @@ enum Entries {
 }
 
 fn read_node(img: &[u8], r: PageRef) -> Entries {
-    let off = r.page_id as usize * PS;
+    let off = r.page_id.get() as usize * PS;
     let bytes = &img[off..off + r.extent_pages as usize * PS];
     let h = verify_page(bytes, r.page_id, PS).unwrap();
     let v = NodeView::validate(bytes, &h).unwrap();
@@ -500,7 +498,12 @@ fn read_node(img: &[u8], r: PageRef) -> Entries {
     }
 }
 
-fn write_node(img: &mut [u8], id: u64, txid: u64, e: &Entries) -> PageRef {
+fn write_node(
+    img: &mut [u8],
+    id: crate::format::PageId,
+    txid: crate::format::TxId,
+    e: &Entries,
+) -> PageRef {
     let (page, h): (Vec<u8>, PageHeader) = match e {
         Entries::Leaf(items) => {
             let items: Vec<(&[u8], LeafValue)> = items
@@ -517,22 +520,17 @@ fn write_node(img: &mut [u8], id: u64, txid: u64, e: &Entries) -> PageRef {
                     (k.as_slice(), lv)
                 })
                 .collect();
-            encode_leaf(&items, id, txid, PS)
+            encode_leaf(&items, id, txid, PS).unwrap()
         }
         Entries::Branch(items) => {
             let items: Vec<(&[u8], PageRef)> =
                 items.iter().map(|(k, r)| (k.as_slice(), *r)).collect();
-            encode_branch(&items, id, txid, PS)
+            encode_branch(&items, id, txid, PS).unwrap()
         }
     };
-    let off = id as usize * PS;
+    let off = id.get() as usize * PS;
     img[off..off + page.len()].copy_from_slice(&page);
-    PageRef {
-        page_id: id,
-        txid,
-        checksum: h.checksum,
-        extent_pages: h.extent_pages,
-    }
+    h.reference()
 }
 
 /// The chain of references from the meta's root to a page of bucket `alpha`'s tree:
@@ -566,7 +564,7 @@ fn rewrite_chain(
     let mut img = f.image();
     let src = RawSource::open(Arc::new(MemoryStorage::from_bytes(img.clone()))).unwrap();
     let meta = super::CheckSource::meta(&src);
-    let txid = meta.txid + 1;
+    let txid = meta.txid.next().unwrap();
     let chain = alpha_chain(&img, &meta, depth);
     let last = *chain.last().unwrap();
     let mut e = read_node(&img, last);
@@ -599,7 +597,7 @@ fn rewrite_chain(
         root: new_ref,
         ..meta
     };
-    img[slot as usize * PS..(slot as usize + 1) * PS].copy_from_slice(&m.encode(slot));
+    img[slot as usize * PS..(slot as usize + 1) * PS].copy_from_slice(&m.encode(slot).unwrap());
     f.set_image(img);
     chain
 }
@@ -619,9 +617,9 @@ fn real_branch_pointing_at_its_ancestor_is_a_cycle() {
     let r = f.raw_check();
     expect_kinds(&r, &[K::Cycle]);
     let c = r.findings.iter().find(|x| x.kind == K::Cycle).unwrap();
-    let root = chain[1].page_id;
+    let root = chain[1].page_id.get();
     assert_eq!(c.page, Some(root));
-    assert_eq!(c.path, vec![chain[0].page_id, root, root]);
+    assert_eq!(c.path, vec![chain[0].page_id.get(), root, root]);
     // The engine refuses to walk it: reading alpha fails, never loops.
     let e = read_alpha(&f).unwrap_err();
     assert!(e.is_corruption(), "{e}");
@@ -638,7 +636,10 @@ fn real_leaf_with_keys_out_of_order_and_out_of_bounds() {
     });
     let r = f.raw_check();
     expect_kinds(&r, &[K::KeyOrder]);
-    assert_eq!(r.findings[0].page, Some(chain.last().unwrap().page_id));
+    assert_eq!(
+        r.findings[0].page,
+        Some(chain.last().unwrap().page_id.get())
+    );
     assert!(matches!(read_alpha(&f), Err(e) if e.is_corruption()));
 
     let f = build();
@@ -652,10 +653,9 @@ fn real_leaf_with_keys_out_of_order_and_out_of_bounds() {
     });
     let r = f.raw_check();
     expect_kinds(&r, &[K::KeyOutOfBounds, K::BucketHeader]);
-    assert!(r
-        .findings
-        .iter()
-        .any(|x| x.kind == K::KeyOutOfBounds && x.page == Some(chain.last().unwrap().page_id)));
+    assert!(r.findings.iter().any(
+        |x| x.kind == K::KeyOutOfBounds && x.page == Some(chain.last().unwrap().page_id.get())
+    ));
 }
 
 #[test]

@@ -22,7 +22,4 @@ pub use options::{CheckOptions, CheckProgress};
 pub use raw::{check_storage, fuzz_entry, RawSource};
 pub use source::CheckSource;
 pub use stats::Stats;
-pub use walk::{
-    check, check_with_pages, page_infos, stats, MAX_BUCKET_NESTING, MAX_PAGES_BEYOND_FILE,
-    MAX_STACK_FRAMES, MAX_TREE_DEPTH,
-};
+pub use walk::{check, check_with_pages, page_infos, stats};

@@ -6,7 +6,7 @@
 
 use std::io;
 
-use crate::format::Meta;
+use crate::format::{Meta, PageId};
 
 /// A read-only view of one snapshot of an untorn database, as raw bytes.
 pub trait CheckSource {
@@ -21,7 +21,7 @@ pub trait CheckSource {
     fn read_raw_meta(&self, slot: u64) -> io::Result<Vec<u8>>;
     /// Raw bytes of `extent_pages` pages starting at `page_id` as the snapshot sees them
     /// (journal images not yet checkpointed first, then the data file). Not verified.
-    fn read_raw(&self, page_id: u64, extent_pages: u32) -> io::Result<Vec<u8>>;
+    fn read_raw(&self, page_id: PageId, extent_pages: u32) -> io::Result<Vec<u8>>;
     /// Length of the data file in pages (pages beyond it may still live in the journal).
     fn file_pages(&self) -> u64;
 }

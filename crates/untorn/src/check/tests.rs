@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::format::{
     decode_header, encode_branch, encode_freelist, encode_leaf, encode_overflow, seal_page,
-    BucketHeader, LeafValue, Meta, PageRef,
+    BucketHeader, LeafValue, Meta, PageId, PageRef, TxId,
 };
 use crate::report::{FindingKind as K, PageKind, PageState, Report};
 use crate::storage::{MemoryStorage, Storage};
@@ -26,7 +26,7 @@ use super::{
 };
 
 const PS: usize = 4096;
-const TXID: u64 = 7;
+const TXID: TxId = TxId(7);
 
 /// A database image under construction, page by page.
 struct Img {
@@ -34,12 +34,7 @@ struct Img {
 }
 
 fn rf(h: &crate::format::PageHeader) -> PageRef {
-    PageRef {
-        page_id: h.page_id,
-        txid: h.txid,
-        checksum: h.checksum,
-        extent_pages: h.extent_pages,
-    }
+    h.reference()
 }
 
 impl Img {
@@ -62,25 +57,25 @@ impl Img {
     }
 
     fn leaf(&mut self, id: u64, entries: &[(&[u8], LeafValue<'_>)]) -> PageRef {
-        let (p, h) = encode_leaf(entries, id, TXID, PS);
+        let (p, h) = encode_leaf(entries, PageId(id), TXID, PS).unwrap();
         self.put(id, &p);
         rf(&h)
     }
 
     fn branch(&mut self, id: u64, entries: &[(&[u8], PageRef)]) -> PageRef {
-        let (p, h) = encode_branch(entries, id, TXID, PS);
+        let (p, h) = encode_branch(entries, PageId(id), TXID, PS).unwrap();
         self.put(id, &p);
         rf(&h)
     }
 
     fn overflow(&mut self, id: u64, value: &[u8]) -> PageRef {
-        let (p, h) = encode_overflow(value, id, TXID, PS);
+        let (p, h) = encode_overflow(value, PageId(id), TXID, PS).unwrap();
         self.put(id, &p);
         rf(&h)
     }
 
     fn freelist(&mut self, id: u64, runs: &[(u64, u64)]) -> PageRef {
-        let (p, h) = encode_freelist(runs, id, TXID, PS, 1);
+        let (p, h) = encode_freelist(runs, PageId(id), TXID, PS, 1).unwrap();
         self.put(id, &p);
         rf(&h)
     }
@@ -89,13 +84,13 @@ impl Img {
     fn metas(&mut self, root: PageRef, freelist: PageRef, high_water: u64) {
         for slot in 0..2u64 {
             let m = Meta {
-                txid: TXID - 1 + slot,
+                txid: TxId(TXID.0 - 1 + slot),
                 page_size: PS as u32,
                 root,
                 freelist,
-                high_water,
+                high_water: PageId(high_water),
             };
-            self.put(slot, &m.encode(slot));
+            self.put(slot, &m.encode(slot).unwrap());
         }
     }
 
@@ -104,7 +99,7 @@ impl Img {
         let mut page = self.page(id);
         let mut h = decode_header(&page).unwrap();
         f(&mut h);
-        h.checksum = seal_page(&mut page, &h);
+        h.checksum = seal_page(&mut page, &h).unwrap();
         self.put(id, &page);
         rf(&h)
     }
@@ -274,7 +269,7 @@ fn clean_image_has_no_findings_and_counts_everything() {
     assert!(r.is_ok());
     assert_eq!(r.keys_checked, 5, "k1 k2 k5 k6 x");
     assert_eq!(r.buckets_checked, 3, "a, b, a/sub");
-    assert_eq!(r.txid, TXID);
+    assert_eq!(r.txid, TXID.get());
     assert_eq!(r.high_water_mark, 12);
 
     let src = RawSource::open(s.img.storage()).unwrap();
@@ -461,7 +456,7 @@ fn branch_pointing_at_its_ancestor_is_a_cycle_with_its_path() {
     let mut img = Img::new(8);
     let leaf = img.leaf(6, &[(b"a", LeafValue::Inline(b"1"))]);
     let back = PageRef {
-        page_id: 4,
+        page_id: PageId(4),
         txid: TXID,
         checksum: 0x1234,
         extent_pages: 1,
@@ -484,7 +479,7 @@ fn bucket_root_pointing_at_an_ancestor_is_a_cycle() {
     let mut img = Img::new(4);
     // The root bucket's leaf names itself as the root of bucket "t".
     let me = PageRef {
-        page_id: 2,
+        page_id: PageId(2),
         txid: TXID,
         checksum: 1,
         extent_pages: 1,
@@ -498,7 +493,7 @@ fn bucket_root_pointing_at_an_ancestor_is_a_cycle() {
 fn child_beyond_the_high_water_mark() {
     let s = standard(Knobs {
         branch_child1: Some(PageRef {
-            page_id: 40,
+            page_id: PageId(40),
             txid: TXID,
             checksum: 0,
             extent_pages: 1,
@@ -668,7 +663,7 @@ fn not_a_database() {
 
 #[test]
 fn tree_deeper_than_the_bound() {
-    let n = super::MAX_TREE_DEPTH as u64 + 4;
+    let n = crate::limits::MAX_TREE_DEPTH as u64 + 4;
     let mut img = Img::new(n + 4);
     let mut child = img.leaf(3, &[(b"a", LeafValue::Inline(b"1"))]);
     for id in 4..4 + n {
@@ -705,7 +700,7 @@ fn findings_are_capped() {
     let root = img.leaf(2, &[(b"b", bucket(PageRef::NULL, 0))]);
     let hwm = 4011;
     let runs: Vec<(u64, u64)> = (0..2000).map(|i| (11 + 2 * i, 1)).collect();
-    let (p, h) = encode_freelist(&runs, 3, TXID, PS, 8);
+    let (p, h) = encode_freelist(&runs, PageId(3), TXID, PS, 8).unwrap();
     img.put(3, &p);
     let fl = rf(&h);
     img.metas(root, fl, hwm);

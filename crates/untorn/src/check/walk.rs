@@ -25,7 +25,10 @@ use crate::error::{CorruptionKind, Error, Result};
 use crate::format::meta::claimed_txid;
 use crate::format::{
     check_ref, decode_header, overflow_value, peek_extent_pages, verify_page, BucketHeader,
-    LeafValue, Meta, NodeView, PageHeader, PageRef, PageType, PAGE_HEADER_SIZE,
+    LeafValue, Meta, NodeView, PageHeader, PageId, PageRef, PageType, TxId, PAGE_HEADER_SIZE,
+};
+use crate::limits::{
+    MAX_BUCKET_DEPTH, MAX_EXTENT_BYTES, MAX_PAGES_BEYOND_FILE, MAX_STACK_FRAMES, MAX_TREE_DEPTH,
 };
 use crate::report::{FindingKind, FindingSink, PageInfo, PageKind, PageState, Report};
 
@@ -33,18 +36,6 @@ use super::options::{CheckOptions, CheckProgress};
 use super::source::CheckSource;
 use super::stats::Stats;
 
-/// Deepest B+tree the walk descends (levels below a bucket's root). With a fan-out of at
-/// least two this is far beyond any real file.
-pub const MAX_TREE_DEPTH: u32 = 64;
-/// Deepest bucket nesting the walk follows (the root bucket plus 256 levels).
-pub const MAX_BUCKET_NESTING: usize = 257;
-/// Most node frames on the walk's stack at once (bounds memory on adversarial input).
-pub const MAX_STACK_FRAMES: usize = 16 * 1024;
-/// How far the high-water mark may run past the end of the data file (pages that still
-/// live only in the journal) before the checker refuses it as absurd.
-pub const MAX_PAGES_BEYOND_FILE: u64 = 1 << 24;
-/// Largest extent the checker reads: a maximal value (1 GiB) plus headroom.
-const MAX_EXTENT_BYTES: u64 = (1 << 30) + (1 << 17);
 /// Progress callback interval.
 const PROGRESS_EVERY_PAGES: u64 = 512;
 
@@ -206,7 +197,7 @@ impl<'a> Walk<'a> {
         let file_pages = src.file_pages();
         let mut sink = FindingSink::new(opts.max_findings);
         let limit = file_pages.saturating_add(MAX_PAGES_BEYOND_FILE).max(2);
-        let mut high_water = meta.high_water.max(2);
+        let mut high_water = meta.high_water.get().max(2);
         if high_water > limit {
             sink.push(
                 FindingKind::OutOfBounds,
@@ -234,15 +225,15 @@ impl<'a> Walk<'a> {
             trees: Vec::new(),
             stats: Stats {
                 page_size,
-                txid: meta.txid,
-                high_water: meta.high_water,
+                txid: meta.txid.get(),
+                high_water: meta.high_water.get(),
                 file_pages,
                 meta_pages: 2,
                 ..Stats::default()
             },
             report: Report {
-                high_water_mark: meta.high_water,
-                txid: meta.txid,
+                high_water_mark: meta.high_water.get(),
+                txid: meta.txid.get(),
                 ..Report::default()
             },
             progress: opts.progress,
@@ -394,7 +385,7 @@ impl<'a> Walk<'a> {
                         }
                     }
                     Err(e) => {
-                        let claimed = claimed_txid(&raw);
+                        let claimed = claimed_txid(&raw).map(TxId::get);
                         let claims = claimed
                             .map(|t| format!(" (it claims txid {t})"))
                             .unwrap_or_default();
@@ -435,7 +426,7 @@ impl<'a> Walk<'a> {
         // anything readable (commits may be lost), is an error.
         let active = self.src.active_slot().filter(|&s| s < 2);
         let in_use = active.and_then(|a| valid.get(slot_index(a)).copied().flatten());
-        let snapshot_txid = self.meta.txid;
+        let snapshot_txid = self.meta.txid.get();
         for (slot, claimed, msg) in damaged {
             match (active, in_use) {
                 (Some(a), Some(m)) if a != slot && claimed.is_none_or(|t| t <= snapshot_txid) => {
@@ -491,14 +482,13 @@ impl<'a> Walk<'a> {
     /// Checks a reference before its page is read and marks its pages reachable.
     /// Returns false if the page must not be read (out of bounds, cycle, reached twice).
     fn claim(&mut self, r: PageRef, kind: RefKind, via: &[u64]) -> bool {
-        let id = r.page_id;
-        let end = id.checked_add(u64::from(r.extent_pages));
+        let id = r.page_id.get();
         let extent_bytes = u64::from(r.extent_pages).saturating_mul(self.page_size as u64);
-        if id < 2
-            || r.extent_pages == 0
-            || end.is_none_or(|e| e > self.high_water)
-            || extent_bytes > MAX_EXTENT_BYTES
-        {
+        let end = id
+            .checked_add(u64::from(r.extent_pages))
+            .filter(|e| *e <= self.high_water)
+            .filter(|_| id >= 2 && r.extent_pages != 0 && extent_bytes <= MAX_EXTENT_BYTES);
+        let Some(end) = end else {
             let fk = match kind {
                 RefKind::Node => FindingKind::OutOfBounds,
                 RefKind::Overflow => FindingKind::OverflowBounds,
@@ -517,8 +507,7 @@ impl<'a> Walk<'a> {
             );
             self.mark_damaged();
             return false;
-        }
-        let end = end.unwrap_or(id);
+        };
         let mut path = via.to_vec();
         path.push(id);
         if self.flag(id) & ON_STACK != 0 {
@@ -580,10 +569,10 @@ impl<'a> Walk<'a> {
 
     /// Reads and verifies a claimed extent against its parent's reference.
     fn read_verified(&mut self, r: PageRef, via: &[u64]) -> Option<(Vec<u8>, PageHeader)> {
-        let id = r.page_id;
+        let id = r.page_id.get();
         let mut path = via.to_vec();
         path.push(id);
-        let bytes = match self.src.read_raw(id, r.extent_pages) {
+        let bytes = match self.src.read_raw(r.page_id, r.extent_pages) {
             Ok(b) => b,
             Err(e) => {
                 self.push(
@@ -596,7 +585,7 @@ impl<'a> Walk<'a> {
                 return None;
             }
         };
-        match verify_page(&bytes, id, self.page_size) {
+        match verify_page(&bytes, r.page_id, self.page_size) {
             Ok(h) => {
                 if let Err(e) = check_ref(&h, &r) {
                     self.push(
@@ -638,7 +627,7 @@ impl<'a> Walk<'a> {
         if own == r.extent_pages || own == 0 {
             return None;
         }
-        let end = r.page_id.checked_add(u64::from(own))?;
+        let end = r.page_id.get().checked_add(u64::from(own))?;
         let own_bytes = u64::from(own).saturating_mul(self.page_size as u64);
         if end > self.high_water || own_bytes > MAX_EXTENT_BYTES {
             return None;
@@ -664,7 +653,7 @@ impl<'a> Walk<'a> {
             self.account_leaks = false;
             return;
         };
-        let id = r.page_id;
+        let id = r.page_id.get();
         if h.page_type != PageType::Freelist {
             self.push(
                 FindingKind::InvalidType,
@@ -762,7 +751,7 @@ impl<'a> Walk<'a> {
             )));
         }
         // No parent vouches for this page: take the reference from its own header.
-        let first = self.src.read_raw(id, 1).map_err(Error::from_io)?;
+        let first = self.src.read_raw(PageId(id), 1).map_err(Error::from_io)?;
         let extent = peek_extent_pages(&first).unwrap_or(1).max(1);
         let h = match decode_header(&first) {
             Some(h) => h,
@@ -770,8 +759,8 @@ impl<'a> Walk<'a> {
                 self.trees.push(Tree::new(Vec::new(), false, None, None));
                 self.stack.push(Frame::EndTree);
                 let r = PageRef {
-                    page_id: id,
-                    txid: 0,
+                    page_id: PageId(id),
+                    txid: TxId(0),
                     checksum: 0,
                     extent_pages: extent,
                 };
@@ -782,7 +771,7 @@ impl<'a> Walk<'a> {
             }
         };
         let r = PageRef {
-            page_id: id,
+            page_id: PageId(id),
             txid: h.txid,
             checksum: h.checksum,
             extent_pages: extent,
@@ -864,13 +853,14 @@ impl<'a> Walk<'a> {
 
     fn enter_bucket(&mut self, name: Vec<u8>, header: BucketHeader) -> Result<()> {
         let holder = self.path_with(&[]).last().copied();
-        if self.trees.len() >= MAX_BUCKET_NESTING {
+        // `trees` holds the root bucket's tree and one per level of nesting.
+        if self.trees.len() > MAX_BUCKET_DEPTH {
             self.push(
                 FindingKind::TooDeep,
                 holder,
                 &[],
                 format!(
-                    "bucket {:?} is nested deeper than {MAX_BUCKET_NESTING} levels; not walked",
+                    "bucket {:?} is nested deeper than {MAX_BUCKET_DEPTH} levels; not walked",
                     short_name(&name)
                 ),
             );
@@ -908,8 +898,8 @@ impl<'a> Walk<'a> {
         hi: Option<Vec<u8>>,
         depth: u32,
     ) -> Result<()> {
-        let id = r.page_id;
-        if depth >= MAX_TREE_DEPTH || self.stack.len() >= MAX_STACK_FRAMES {
+        let id = r.page_id.get();
+        if depth as usize >= MAX_TREE_DEPTH || self.stack.len() >= MAX_STACK_FRAMES {
             self.push(
                 FindingKind::TooDeep,
                 Some(id),
@@ -976,7 +966,7 @@ impl<'a> Walk<'a> {
     }
 
     fn check_key_bounds(&mut self, view: &NodeView<'_>, lo: Option<&[u8]>, hi: Option<&[u8]>) {
-        let id = view.page_id();
+        let id = view.page_id().get();
         let n = view.len();
         if n == 0 {
             return;
@@ -1027,7 +1017,7 @@ impl<'a> Walk<'a> {
 
     /// Counts a leaf's values, checks its overflow extents now and returns its buckets.
     fn leaf_children(&mut self, view: &NodeView<'_>) -> Result<Vec<Child>> {
-        let id = view.page_id();
+        let id = view.page_id().get();
         let is_root_bucket = self.trees.last().is_some_and(|t| t.is_root_bucket);
         let mut children = Vec::new();
         let mut root_value_reported = false;
@@ -1077,7 +1067,7 @@ impl<'a> Walk<'a> {
         if !self.claim(extent, RefKind::Overflow, &[leaf]) {
             return;
         }
-        let id = extent.page_id;
+        let id = extent.page_id.get();
         let Some((bytes, h)) = self.read_verified(extent, &[leaf]) else {
             return;
         };
@@ -1174,7 +1164,7 @@ impl<'a> Walk<'a> {
                 // Leaked or unverifiable: describe what the header claims, unverified.
                 match self
                     .src
-                    .read_raw(id, 1)
+                    .read_raw(PageId(id), 1)
                     .ok()
                     .as_deref()
                     .and_then(decode_header)

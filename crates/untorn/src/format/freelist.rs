@@ -4,7 +4,8 @@
 //! 16 bytes each: `start` (u64) and `len` (u64, >= 1). The list includes pages that were
 //! pending release when it was written: at open no reader exists, so they are free.
 
-use super::bytes::{get_u64, put_u64, u32_of};
+use super::bytes::{get_u64, put_u64, u32_from, usize_from};
+use super::ids::{PageId, TxId};
 use super::page::{seal_page, PageHeader, PageType, PAGE_HEADER_SIZE};
 use crate::error::{CorruptionKind, Error, Result};
 
@@ -19,16 +20,19 @@ pub fn freelist_bytes(runs: usize) -> usize {
 /// Encodes runs (must be sorted, disjoint) into an extent of `extent_pages` pages.
 pub fn encode_freelist(
     runs: &[(u64, u64)],
-    page_id: u64,
-    txid: u64,
+    page_id: PageId,
+    txid: TxId,
     page_size: usize,
     extent_pages: u32,
-) -> (Vec<u8>, PageHeader) {
-    let mut page = vec![0u8; extent_pages as usize * page_size];
+) -> Result<(Vec<u8>, PageHeader)> {
+    let mut page = vec![0u8; usize_from(extent_pages) * page_size];
+    let mut written = true;
     for (i, (start, len)) in runs.iter().enumerate() {
         let off = PAGE_HEADER_SIZE + i * RUN_SIZE;
-        put_u64(&mut page, off, *start);
-        put_u64(&mut page, off + 8, *len);
+        written &= put_u64(&mut page, off, *start) && put_u64(&mut page, off + 8, *len);
+    }
+    if !written {
+        return Err(Error::Internal("freelist runs exceed the freelist extent"));
     }
     let mut h = PageHeader {
         checksum: 0,
@@ -36,51 +40,38 @@ pub fn encode_freelist(
         page_id,
         txid,
         extent_pages,
-        count: u32_of(runs.len()),
+        count: u32_from(runs.len()).ok_or(Error::Internal("freelist run count"))?,
         payload_len: (runs.len() * RUN_SIZE) as u64,
     };
-    h.checksum = seal_page(&mut page, &h);
-    (page, h)
+    h.checksum = seal_page(&mut page, &h)?;
+    Ok((page, h))
 }
 
 /// Decodes and validates the runs of a verified freelist extent: every run inside
 /// `2..high_water`, sorted, disjoint. Cost O(runs).
-pub fn decode_freelist(page: &[u8], h: &PageHeader, high_water: u64) -> Result<Vec<(u64, u64)>> {
-    let bad = |kind, detail: String| Error::corrupted(h.page_id, kind, detail);
+pub fn decode_freelist(page: &[u8], h: &PageHeader, high_water: PageId) -> Result<Vec<(u64, u64)>> {
+    let bad = |kind, detail: String| Error::corrupted(h.page_id.0, kind, detail);
     if h.page_type != PageType::Freelist {
         return Err(bad(
             CorruptionKind::PageType,
             format!("expected the freelist, found {}", h.page_type.as_str()),
         ));
     }
-    let count = h.count as usize;
-    if (count as u64).saturating_mul(RUN_SIZE as u64) != h.payload_len {
-        return Err(bad(
-            CorruptionKind::Bounds,
-            format!("{count} runs do not match payload {}", h.payload_len),
-        ));
-    }
-    let mut runs = Vec::with_capacity(count.min(page.len() / RUN_SIZE));
-    let mut prev_end = 2u64;
-    for i in 0..count {
-        let off = PAGE_HEADER_SIZE + i * RUN_SIZE;
-        let (Some(start), Some(len)) = (get_u64(page, off), get_u64(page, off + 8)) else {
-            return Err(bad(
-                CorruptionKind::Bounds,
-                format!("run {i} outside the extent"),
-            ));
-        };
-        let end = start.checked_add(len);
-        if len == 0 || start < prev_end || end.is_none_or(|e| e > high_water) {
-            return Err(bad(
-                CorruptionKind::Invalid,
-                format!(
+    let runs = freelist_runs_unchecked(page, h).map_err(|m| bad(CorruptionKind::Bounds, m))?;
+    let mut prev_end = PageId::FIRST_DATA.0;
+    for (i, &(start, len)) in runs.iter().enumerate() {
+        let end = start.checked_add(len).filter(|e| *e <= high_water.0);
+        match end {
+            Some(end) if len > 0 && start >= prev_end => prev_end = end,
+            _ => {
+                return Err(bad(
+                    CorruptionKind::Invalid,
+                    format!(
                     "run {i} ({start}+{len}) overlaps, is unsorted or lies outside 2..{high_water}"
                 ),
-            ));
+                ))
+            }
         }
-        prev_end = end.unwrap_or(u64::MAX);
-        runs.push((start, len));
     }
     Ok(runs)
 }
@@ -92,7 +83,7 @@ pub fn freelist_runs_unchecked(
     page: &[u8],
     h: &PageHeader,
 ) -> std::result::Result<Vec<(u64, u64)>, String> {
-    let count = h.count as usize;
+    let count = usize_from(h.count);
     if (count as u64).saturating_mul(RUN_SIZE as u64) != h.payload_len {
         return Err(format!(
             "{count} runs do not match the payload of {} bytes",
@@ -118,12 +109,19 @@ mod tests {
     #[test]
     fn freelist_round_trip_and_rejects_overlap() {
         let runs = vec![(2, 3), (10, 1)];
-        let (page, h) = encode_freelist(&runs, 4, 9, 4096, 1);
-        let v = verify_page(&page, 4, 4096).expect("verify");
+        let (page, h) = encode_freelist(&runs, PageId(4), TxId(9), 4096, 1).expect("encode");
+        let v = verify_page(&page, PageId(4), 4096).expect("verify");
         assert_eq!(v, h);
-        assert_eq!(decode_freelist(&page, &h, 20).expect("decode"), runs);
-        assert!(decode_freelist(&page, &h, 10).is_err(), "beyond hwm");
-        let (page, h) = encode_freelist(&[(2, 3), (4, 1)], 4, 9, 4096, 1);
-        assert!(decode_freelist(&page, &h, 20).is_err(), "overlap");
+        assert_eq!(
+            decode_freelist(&page, &h, PageId(20)).expect("decode"),
+            runs
+        );
+        assert!(
+            decode_freelist(&page, &h, PageId(10)).is_err(),
+            "beyond hwm"
+        );
+        let (page, h) =
+            encode_freelist(&[(2, 3), (4, 1)], PageId(4), TxId(9), 4096, 1).expect("encode");
+        assert!(decode_freelist(&page, &h, PageId(20)).is_err(), "overlap");
     }
 }

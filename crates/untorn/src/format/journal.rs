@@ -24,7 +24,8 @@
 //! | 112    | 8    | meta.high_water  |                                                      |
 //! | 120    | 392  | reserved         | 0                                                    |
 
-use super::bytes::{get_u32, get_u64, put_bytes, put_u32, put_u64, u32_of};
+use super::bytes::{get_u32, get_u64, put_bytes, put_u32, put_u64};
+use super::ids::{PageId, TxId};
 use super::meta::Meta;
 use super::page::PageRef;
 
@@ -51,31 +52,35 @@ pub struct RecordHeader {
     /// Page images in the body.
     pub image_count: u32,
     /// Highest txid known durable when this record was written.
-    pub synced_through: u64,
+    pub synced_through: TxId,
     /// The commit's meta (txid included).
     pub meta: Meta,
 }
 
 impl RecordHeader {
-    /// Encodes and seals the header.
-    pub fn encode(&self) -> [u8; RECORD_HEADER_SIZE] {
+    /// Encodes and seals the header (`header_crc` is ignored): the sealed bytes and
+    /// their checksum, which the next record chains to.
+    pub fn encode(&self) -> ([u8; RECORD_HEADER_SIZE], u32) {
         let mut b = [0u8; RECORD_HEADER_SIZE];
-        put_u32(&mut b, 4, JOURNAL_VERSION);
-        put_bytes(&mut b, 8, JOURNAL_MAGIC);
-        put_u64(&mut b, 16, self.salt);
-        put_u64(&mut b, 24, self.meta.txid);
-        put_u32(&mut b, 32, self.prev_crc);
-        put_u32(&mut b, 36, self.body_crc);
-        put_u64(&mut b, 40, self.body_len);
-        put_u32(&mut b, 48, self.image_count);
-        put_u32(&mut b, 52, self.meta.page_size);
-        put_u64(&mut b, 56, self.synced_through);
-        self.meta.root.encode(&mut b, 64);
-        self.meta.freelist.encode(&mut b, 88);
-        put_u64(&mut b, 112, self.meta.high_water);
-        let crc = crc32c::crc32c(b.get(4..).unwrap_or(&[]));
-        put_u32(&mut b, 0, crc);
-        b
+        let written = put_u32(&mut b, 4, JOURNAL_VERSION)
+            && put_bytes(&mut b, 8, JOURNAL_MAGIC)
+            && put_u64(&mut b, 16, self.salt)
+            && put_u64(&mut b, 24, self.meta.txid.0)
+            && put_u32(&mut b, 32, self.prev_crc)
+            && put_u32(&mut b, 36, self.body_crc)
+            && put_u64(&mut b, 40, self.body_len)
+            && put_u32(&mut b, 48, self.image_count)
+            && put_u32(&mut b, 52, self.meta.page_size)
+            && put_u64(&mut b, 56, self.synced_through.0)
+            && self.meta.root.encode(&mut b, 64)
+            && self.meta.freelist.encode(&mut b, 88)
+            && put_u64(&mut b, 112, self.meta.high_water.0);
+        let [_, _, _, _, checksummed @ ..] = &b;
+        let crc = crc32c::crc32c(checksummed);
+        let sealed = put_u32(&mut b, 0, crc);
+        // Every field lies inside the fixed-size header above.
+        debug_assert!(written && sealed, "record header fields exceed the header");
+        (b, crc)
     }
 
     /// Decodes a header, returning `None` unless magic, version and checksum are right.
@@ -95,13 +100,13 @@ impl RecordHeader {
             body_crc: get_u32(b, 36)?,
             body_len: get_u64(b, 40)?,
             image_count: get_u32(b, 48)?,
-            synced_through: get_u64(b, 56)?,
+            synced_through: TxId(get_u64(b, 56)?),
             meta: Meta {
-                txid: get_u64(b, 24)?,
+                txid: TxId(get_u64(b, 24)?),
                 page_size: get_u32(b, 52)?,
                 root: PageRef::decode(b, 64)?,
                 freelist: PageRef::decode(b, 88)?,
-                high_water: get_u64(b, 112)?,
+                high_water: PageId(get_u64(b, 112)?),
             },
         })
     }
@@ -111,11 +116,6 @@ impl RecordHeader {
 pub fn record_span(body_len: u64) -> u64 {
     (RECORD_HEADER_SIZE as u64 + body_len).div_ceil(RECORD_HEADER_SIZE as u64)
         * RECORD_HEADER_SIZE as u64
-}
-
-/// `u32` image count helper for encoders.
-pub fn image_count(n: usize) -> u32 {
-    u32_of(n)
 }
 
 #[cfg(test)]
@@ -131,22 +131,23 @@ mod tests {
             body_crc: 6,
             body_len: 8192,
             image_count: 2,
-            synced_through: 3,
+            synced_through: TxId(3),
             meta: Meta {
-                txid: 4,
+                txid: TxId(4),
                 page_size: 4096,
                 root: PageRef {
-                    page_id: 2,
-                    txid: 4,
+                    page_id: PageId(2),
+                    txid: TxId(4),
                     checksum: 1,
                     extent_pages: 1,
                 },
                 freelist: PageRef::NULL,
-                high_water: 3,
+                high_water: PageId(3),
             },
         };
-        let enc = h.encode();
+        let (enc, crc) = h.encode();
         let dec = RecordHeader::decode(&enc).expect("decode");
+        assert_eq!(dec.header_crc, crc);
         assert_eq!(dec.meta, h.meta);
         assert_eq!(dec.salt, 77);
         let mut bad = enc;

@@ -14,8 +14,10 @@
 //! The checksum in the header covers the whole page, so a torn meta write is detected.
 
 use super::bytes::{get_u32, get_u64, put_bytes, put_u32, put_u64};
+use super::ids::{PageId, TxId};
 use super::page::{
-    is_valid_page_size, seal_page, verify_page, PageHeader, PageRef, PageType, PAGE_HEADER_SIZE,
+    is_valid_page_size, peek_txid, seal_page, verify_page, PageHeader, PageRef, PageType,
+    PAGE_HEADER_SIZE,
 };
 use crate::error::{CorruptionKind, Error, Result};
 
@@ -33,11 +35,15 @@ const OFF_ROOT: usize = PAGE_HEADER_SIZE + 16;
 const OFF_FREELIST: usize = PAGE_HEADER_SIZE + 40;
 const OFF_HWM: usize = PAGE_HEADER_SIZE + 64;
 
+/// Bytes at the start of a file that hold everything needed to recognise it and find its
+/// page size: the header, the magic and the page-size field of meta slot 0.
+pub const SNIFF_BYTES: usize = 128;
+
 /// The decoded contents of a meta page (or of a journal commit record's meta).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Meta {
     /// The commit this meta describes.
-    pub txid: u64,
+    pub txid: TxId,
     /// Page size of the file.
     pub page_size: u32,
     /// Root of the root bucket's tree.
@@ -45,48 +51,65 @@ pub struct Meta {
     /// The freelist extent.
     pub freelist: PageRef,
     /// Page ids below this are part of the file.
-    pub high_water: u64,
+    pub high_water: PageId,
 }
 
 impl Meta {
+    /// The meta of a database that has never committed.
+    pub fn initial(page_size: u32) -> Meta {
+        Meta {
+            txid: TxId::INITIAL,
+            page_size,
+            root: PageRef::NULL,
+            freelist: PageRef::NULL,
+            high_water: PageId::FIRST_DATA,
+        }
+    }
+
     /// Encodes the meta into a full page for slot `slot` (0 or 1).
-    pub fn encode(&self, slot: u64) -> Vec<u8> {
+    pub fn encode(&self, slot: u64) -> Result<Vec<u8>> {
+        debug_assert!(slot < 2, "meta slot {slot}");
         let ps = self.page_size as usize;
         let mut page = vec![0u8; ps];
-        put_bytes(&mut page, OFF_MAGIC, MAGIC);
-        put_u32(&mut page, OFF_VERSION, FORMAT_VERSION);
-        put_u32(&mut page, OFF_PAGE_SIZE, self.page_size);
-        self.root.encode(&mut page, OFF_ROOT);
-        self.freelist.encode(&mut page, OFF_FREELIST);
-        put_u64(&mut page, OFF_HWM, self.high_water);
+        let written = put_bytes(&mut page, OFF_MAGIC, MAGIC)
+            && put_u32(&mut page, OFF_VERSION, FORMAT_VERSION)
+            && put_u32(&mut page, OFF_PAGE_SIZE, self.page_size)
+            && self.root.encode(&mut page, OFF_ROOT)
+            && self.freelist.encode(&mut page, OFF_FREELIST)
+            && put_u64(&mut page, OFF_HWM, self.high_water.0);
+        if !written {
+            return Err(Error::Internal("meta page smaller than the meta"));
+        }
         let h = PageHeader {
             checksum: 0,
             page_type: PageType::Meta,
-            page_id: slot,
+            page_id: PageId(slot),
             txid: self.txid,
             extent_pages: 1,
             count: 0,
             payload_len: META_BODY_SIZE as u64,
         };
-        seal_page(&mut page, &h);
-        page
+        seal_page(&mut page, &h)?;
+        Ok(page)
     }
 
     /// Decodes and verifies a meta page read from `slot` assuming `page_size`.
     pub fn decode(page: &[u8], slot: u64, page_size: usize) -> Result<Meta> {
         let meta_err = |detail: String| Error::corrupted(slot, CorruptionKind::Meta, detail);
-        if page.get(OFF_MAGIC..OFF_MAGIC + 8) != Some(MAGIC.as_slice()) {
+        if !has_magic(page) {
             return Err(meta_err("magic is not UNTORNDB".into()));
         }
-        let h = verify_page(page, slot, page_size)?;
+        let h = verify_page(page, PageId(slot), page_size)?;
         if h.page_type != PageType::Meta {
             return Err(meta_err(format!("page type is {}", h.page_type.as_str())));
         }
-        let version = get_u32(page, OFF_VERSION).unwrap_or(0);
-        if version != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion(version));
+        let Some(fields) = MetaFields::decode(page) else {
+            return Err(meta_err("meta page shorter than the meta".into()));
+        };
+        if fields.version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion(fields.version));
         }
-        let ps = get_u32(page, OFF_PAGE_SIZE).unwrap_or(0);
+        let ps = fields.page_size;
         if ps as usize != page_size || !is_valid_page_size(u64::from(ps)) {
             return Err(meta_err(format!(
                 "page size field {ps} does not match {page_size}"
@@ -95,9 +118,9 @@ impl Meta {
         let meta = Meta {
             txid: h.txid,
             page_size: ps,
-            root: PageRef::decode(page, OFF_ROOT).unwrap_or_default(),
-            freelist: PageRef::decode(page, OFF_FREELIST).unwrap_or_default(),
-            high_water: get_u64(page, OFF_HWM).unwrap_or(0),
+            root: fields.root,
+            freelist: fields.freelist,
+            high_water: fields.high_water,
         };
         meta.validate(slot)?;
         Ok(meta)
@@ -106,31 +129,52 @@ impl Meta {
     /// Checks the fields are mutually consistent.
     pub fn validate(&self, at: u64) -> Result<()> {
         let meta_err = |detail: String| Error::corrupted(at, CorruptionKind::Meta, detail);
-        if self.high_water < 2 {
+        if self.high_water < PageId::FIRST_DATA {
             return Err(meta_err(format!(
                 "high-water mark {} below 2",
                 self.high_water
             )));
         }
         for (name, r) in [("root", self.root), ("freelist", self.freelist)] {
-            if !r.is_null() {
-                let end = r.page_id.checked_add(u64::from(r.extent_pages));
-                if r.page_id < 2 || r.extent_pages == 0 || end.is_none_or(|e| e > self.high_water) {
-                    return Err(meta_err(format!(
-                        "{name} reference to page {} (+{}) outside 2..{}",
-                        r.page_id, r.extent_pages, self.high_water
-                    )));
-                }
+            let outside = r.page_id < PageId::FIRST_DATA
+                || r.extent_pages == 0
+                || r.end().is_none_or(|e| e > self.high_water);
+            if !r.is_null() && outside {
+                return Err(meta_err(format!(
+                    "{name} reference to page {} (+{}) outside 2..{}",
+                    r.page_id, r.extent_pages, self.high_water
+                )));
             }
         }
         Ok(())
     }
 }
 
+/// The meta body's fields, decoded without judging them.
+struct MetaFields {
+    version: u32,
+    page_size: u32,
+    root: PageRef,
+    freelist: PageRef,
+    high_water: PageId,
+}
+
+impl MetaFields {
+    fn decode(page: &[u8]) -> Option<MetaFields> {
+        Some(MetaFields {
+            version: get_u32(page, OFF_VERSION)?,
+            page_size: get_u32(page, OFF_PAGE_SIZE)?,
+            root: PageRef::decode(page, OFF_ROOT)?,
+            freelist: PageRef::decode(page, OFF_FREELIST)?,
+            high_water: PageId(get_u64(page, OFF_HWM)?),
+        })
+    }
+}
+
 /// Reads the page-size field of a would-be meta page without verifying it, if the magic
 /// is present (used to find the page size before the checksum can be checked).
 pub fn sniff_page_size(first_bytes: &[u8]) -> Option<u32> {
-    if first_bytes.get(OFF_MAGIC..OFF_MAGIC + 8) != Some(MAGIC.as_slice()) {
+    if !has_magic(first_bytes) {
         return None;
     }
     get_u32(first_bytes, OFF_PAGE_SIZE)
@@ -138,19 +182,14 @@ pub fn sniff_page_size(first_bytes: &[u8]) -> Option<u32> {
 
 /// Whether the bytes carry the untorn magic at the meta offset.
 pub fn has_magic(first_bytes: &[u8]) -> bool {
-    first_bytes.get(OFF_MAGIC..OFF_MAGIC + 8) == Some(MAGIC.as_slice())
-}
-
-/// Reads the raw txid of a meta page without verifying (for reports on damaged metas).
-pub fn raw_txid(page: &[u8]) -> Option<u64> {
-    get_u64(page, 16)
+    first_bytes.get(OFF_MAGIC..OFF_MAGIC + MAGIC.len()) == Some(MAGIC.as_slice())
 }
 
 /// The txid a damaged meta page claims, but only if its magic and version are intact:
 /// the txid of a slot that is garbage (e.g. a sector garbled by a crash) means nothing.
-pub fn claimed_txid(page: &[u8]) -> Option<u64> {
+pub fn claimed_txid(page: &[u8]) -> Option<TxId> {
     if has_magic(page) && get_u32(page, OFF_VERSION) == Some(FORMAT_VERSION) {
-        raw_txid(page)
+        peek_txid(page)
     } else {
         None
     }
@@ -163,27 +202,30 @@ mod tests {
     #[test]
     fn meta_round_trip_and_rejects_damage() {
         let m = Meta {
-            txid: 42,
+            txid: TxId(42),
             page_size: 8192,
             root: PageRef {
-                page_id: 5,
-                txid: 40,
+                page_id: PageId(5),
+                txid: TxId(40),
                 checksum: 1,
                 extent_pages: 1,
             },
             freelist: PageRef::NULL,
-            high_water: 10,
+            high_water: PageId(10),
         };
-        let page = m.encode(1);
+        let page = m.encode(1).expect("encode");
         assert_eq!(Meta::decode(&page, 1, 8192).expect("decode"), m);
         assert_eq!(sniff_page_size(&page), Some(8192));
         let mut torn = page.clone();
         torn[5000] ^= 0xff;
         assert!(Meta::decode(&torn, 1, 8192).is_err());
         assert!(Meta::decode(&page, 0, 8192).is_err(), "slot mismatch");
-        let bad = Meta { high_water: 4, ..m };
+        let bad = Meta {
+            high_water: PageId(4),
+            ..m
+        };
         assert!(
-            Meta::decode(&bad.encode(0), 0, 8192).is_err(),
+            Meta::decode(&bad.encode(0).expect("encode"), 0, 8192).is_err(),
             "root beyond hwm"
         );
     }

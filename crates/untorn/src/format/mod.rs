@@ -2,25 +2,28 @@
 //! module works with the decoded types re-exported here. Layouts are documented in the
 //! header comment of each file and in `docs/file_format.md`.
 
-mod bytes;
+pub mod bytes;
 pub mod freelist;
+pub mod ids;
 pub mod journal;
 pub mod meta;
 pub mod node;
 pub mod page;
+pub mod verified;
 
 pub use freelist::{
     decode_freelist, encode_freelist, freelist_bytes, freelist_runs_unchecked, RUN_SIZE,
 };
+pub use ids::{PageId, TxId};
 pub use journal::{record_span, RecordHeader, RECORD_HEADER_SIZE};
 pub use meta::{Meta, FORMAT_VERSION, MAGIC};
 pub use node::{
     branch_entry_size, encode_branch, encode_leaf, encode_overflow, leaf_entry_size,
-    overflow_value, BucketHeader, LeafValue, NodeView, BUCKET_HEADER_SIZE, MAX_KEY_SIZE,
-    OVERFLOW_VALUE_SIZE,
+    overflow_value, BucketHeader, LeafValue, NodeView, BUCKET_HEADER_SIZE, OVERFLOW_VALUE_SIZE,
 };
 pub use page::{
-    check_ref, decode_header, extent_pages_for, is_valid_page_size, page_checksum,
-    peek_extent_pages, seal_page, verify_page, PageHeader, PageRef, PageType, DEFAULT_PAGE_SIZE,
-    MAX_EXTENT_PAGES, MAX_PAGE_SIZE, MIN_PAGE_SIZE, PAGE_HEADER_SIZE, PAGE_REF_SIZE,
+    check_ref, decode_header, extent_pages_for, is_valid_page_size, page_checksum, page_sizes,
+    peek_extent_pages, peek_txid, seal_page, verify_page, PageHeader, PageRef, PageType,
+    DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE, PAGE_HEADER_SIZE, PAGE_REF_SIZE,
 };
+pub use verified::VerifiedPage;

@@ -27,11 +27,15 @@
 //! An overflow value stores 32 bytes: the extent's [`PageRef`] then the value length
 //! (u64). A bucket stores its 48-byte [`BucketHeader`].
 
-use super::bytes::{get_u32, get_u64, get_u8, put_bytes, put_u32, put_u64, put_u8, u32_of, usz};
+use super::bytes::{
+    get_u32, get_u64, get_u8, put_bytes, put_u32, put_u64, put_u8, u32_from, usize_from,
+};
+use super::ids::{PageId, TxId};
 use super::page::{
-    seal_page, PageHeader, PageRef, PageType, MAX_EXTENT_PAGES, PAGE_HEADER_SIZE, PAGE_REF_SIZE,
+    extent_pages_for, seal_page, PageHeader, PageRef, PageType, PAGE_HEADER_SIZE, PAGE_REF_SIZE,
 };
 use crate::error::{CorruptionKind, Error, Result};
+use crate::limits::{MAX_EXTENT_PAGES, MAX_KEY_SIZE};
 
 /// Size of a branch element header.
 pub const BRANCH_ELEM_SIZE: usize = 32;
@@ -41,8 +45,6 @@ pub const LEAF_ELEM_SIZE: usize = 16;
 pub const OVERFLOW_VALUE_SIZE: usize = PAGE_REF_SIZE + 8;
 /// Stored size of a bucket header.
 pub const BUCKET_HEADER_SIZE: usize = 48;
-/// Largest key.
-pub const MAX_KEY_SIZE: usize = 32 * 1024;
 
 const KIND_INLINE: u8 = 0;
 const KIND_OVERFLOW: u8 = 1;
@@ -82,9 +84,11 @@ impl BucketHeader {
     /// Encodes into 48 bytes.
     pub fn encode(&self) -> [u8; BUCKET_HEADER_SIZE] {
         let mut b = [0u8; BUCKET_HEADER_SIZE];
-        self.root.encode(&mut b, 0);
-        put_u64(&mut b, 24, self.sequence);
-        put_u64(&mut b, 32, self.count);
+        let written = self.root.encode(&mut b, 0)
+            && put_u64(&mut b, 24, self.sequence)
+            && put_u64(&mut b, 32, self.count);
+        // The fields are laid out inside the fixed-size array above.
+        debug_assert!(written, "bucket header fields exceed its size");
         b
     }
 }
@@ -126,24 +130,44 @@ pub fn branch_entry_size(key_len: usize) -> usize {
     BRANCH_ELEM_SIZE + key_len
 }
 
-fn extent_for(bytes: usize, page_size: usize) -> u32 {
-    u32_of(bytes.div_ceil(page_size).max(1))
+/// An all-zero extent large enough for a header and `payload` bytes: its page count and
+/// its bytes.
+fn new_extent(payload: usize, page_size: usize) -> Result<(u32, Vec<u8>)> {
+    let extent_pages = PAGE_HEADER_SIZE
+        .checked_add(payload)
+        .and_then(|used| extent_pages_for(used, page_size))
+        .filter(|n| *n <= MAX_EXTENT_PAGES)
+        .ok_or(Error::Internal("extent larger than the largest extent"))?;
+    let len = usize_from(extent_pages)
+        .checked_mul(page_size)
+        .ok_or(Error::Internal("extent larger than the address space"))?;
+    Ok((extent_pages, vec![0u8; len]))
 }
 
-/// Encodes a leaf extent. `entries` must be sorted and non-empty keys.
+/// Seals an encoded extent whose fields were all written (`written`).
+fn seal(mut page: Vec<u8>, mut h: PageHeader, written: bool) -> Result<(Vec<u8>, PageHeader)> {
+    if !written {
+        return Err(Error::Internal("an encoder wrote outside its extent"));
+    }
+    h.checksum = seal_page(&mut page, &h)?;
+    Ok((page, h))
+}
+
+/// Encodes a leaf extent. `entries` should be sorted, non-empty keys: the encoder
+/// writes what it is given (tests build damaged pages with it); the engine asserts its
+/// nodes are sound before it encodes them, and verifies every image after.
 pub fn encode_leaf(
     entries: &[(&[u8], LeafValue<'_>)],
-    page_id: u64,
-    txid: u64,
+    page_id: PageId,
+    txid: TxId,
     page_size: usize,
-) -> (Vec<u8>, PageHeader) {
+) -> Result<(Vec<u8>, PageHeader)> {
     let body: usize = entries
         .iter()
         .map(|(k, v)| leaf_entry_size(k.len(), v.stored_len()))
         .sum();
-    let used = PAGE_HEADER_SIZE + body;
-    let extent_pages = extent_for(used, page_size);
-    let mut page = vec![0u8; usz(extent_pages) * page_size];
+    let (extent_pages, mut page) = new_extent(body, page_size)?;
+    let mut written = true;
     let mut data_off = PAGE_HEADER_SIZE + entries.len() * LEAF_ELEM_SIZE;
     for (i, (k, v)) in entries.iter().enumerate() {
         let e = PAGE_HEADER_SIZE + i * LEAF_ELEM_SIZE;
@@ -152,69 +176,73 @@ pub fn encode_leaf(
             LeafValue::Overflow { .. } => (KIND_OVERFLOW, OVERFLOW_VALUE_SIZE),
             LeafValue::Bucket(_) => (KIND_BUCKET, BUCKET_HEADER_SIZE),
         };
-        put_u8(&mut page, e, kind);
-        put_u32(&mut page, e + 4, u32_of(k.len()));
-        put_u32(&mut page, e + 8, u32_of(vlen));
-        put_u32(&mut page, e + 12, u32_of(data_off));
-        put_bytes(&mut page, data_off, k);
+        let (Some(klen), Some(vlen32), Some(off)) =
+            (u32_from(k.len()), u32_from(vlen), u32_from(data_off))
+        else {
+            return Err(Error::Internal("leaf entry larger than a u32 offset"));
+        };
+        written &= put_u8(&mut page, e, kind)
+            && put_u32(&mut page, e + 4, klen)
+            && put_u32(&mut page, e + 8, vlen32)
+            && put_u32(&mut page, e + 12, off)
+            && put_bytes(&mut page, data_off, k);
         let voff = data_off + k.len();
-        match v {
+        written &= match v {
             LeafValue::Inline(b) => put_bytes(&mut page, voff, b),
             LeafValue::Overflow { extent, len } => {
-                extent.encode(&mut page, voff);
-                put_u64(&mut page, voff + PAGE_REF_SIZE, *len);
+                extent.encode(&mut page, voff) && put_u64(&mut page, voff + PAGE_REF_SIZE, *len)
             }
             LeafValue::Bucket(h) => put_bytes(&mut page, voff, &h.encode()),
-        }
+        };
         data_off = voff + vlen;
     }
-    let mut h = PageHeader {
+    let h = PageHeader {
         checksum: 0,
         page_type: PageType::Leaf,
         page_id,
         txid,
         extent_pages,
-        count: u32_of(entries.len()),
+        count: u32_from(entries.len()).ok_or(Error::Internal("leaf entry count"))?,
         payload_len: body as u64,
     };
-    h.checksum = seal_page(&mut page, &h);
-    (page, h)
+    seal(page, h, written)
 }
 
 /// Encodes a branch extent. `entries` are (separator key, child) in key order.
 pub fn encode_branch(
     entries: &[(&[u8], PageRef)],
-    page_id: u64,
-    txid: u64,
+    page_id: PageId,
+    txid: TxId,
     page_size: usize,
-) -> (Vec<u8>, PageHeader) {
+) -> Result<(Vec<u8>, PageHeader)> {
     let body: usize = entries
         .iter()
         .map(|(k, _)| branch_entry_size(k.len()))
         .sum();
-    let used = PAGE_HEADER_SIZE + body;
-    let extent_pages = extent_for(used, page_size);
-    let mut page = vec![0u8; usz(extent_pages) * page_size];
+    let (extent_pages, mut page) = new_extent(body, page_size)?;
+    let mut written = true;
     let mut data_off = PAGE_HEADER_SIZE + entries.len() * BRANCH_ELEM_SIZE;
     for (i, (k, child)) in entries.iter().enumerate() {
         let e = PAGE_HEADER_SIZE + i * BRANCH_ELEM_SIZE;
-        child.encode(&mut page, e);
-        put_u32(&mut page, e + 24, u32_of(data_off));
-        put_u32(&mut page, e + 28, u32_of(k.len()));
-        put_bytes(&mut page, data_off, k);
+        let (Some(off), Some(klen)) = (u32_from(data_off), u32_from(k.len())) else {
+            return Err(Error::Internal("branch entry larger than a u32 offset"));
+        };
+        written &= child.encode(&mut page, e)
+            && put_u32(&mut page, e + 24, off)
+            && put_u32(&mut page, e + 28, klen)
+            && put_bytes(&mut page, data_off, k);
         data_off += k.len();
     }
-    let mut h = PageHeader {
+    let h = PageHeader {
         checksum: 0,
         page_type: PageType::Branch,
         page_id,
         txid,
         extent_pages,
-        count: u32_of(entries.len()),
+        count: u32_from(entries.len()).ok_or(Error::Internal("branch entry count"))?,
         payload_len: body as u64,
     };
-    h.checksum = seal_page(&mut page, &h);
-    (page, h)
+    seal(page, h, written)
 }
 
 /// A read view over a verified branch or leaf page whose elements were validated by
@@ -222,7 +250,7 @@ pub fn encode_branch(
 #[derive(Debug, Clone, Copy)]
 pub struct NodeView<'a> {
     page: &'a [u8],
-    page_id: u64,
+    page_id: PageId,
     leaf: bool,
     count: usize,
 }
@@ -233,7 +261,7 @@ impl<'a> NodeView<'a> {
     pub fn validate(page: &'a [u8], h: &PageHeader) -> Result<NodeView<'a>> {
         let view = NodeView::prevalidated(page, h)?;
         let leaf = view.leaf;
-        let bad = |detail: String| Error::corrupted(h.page_id, CorruptionKind::Bounds, detail);
+        let bad = |detail: String| Error::corrupted(h.page_id.0, CorruptionKind::Bounds, detail);
         let elem = if leaf {
             LEAF_ELEM_SIZE
         } else {
@@ -244,14 +272,16 @@ impl<'a> NodeView<'a> {
             .checked_mul(elem)
             .and_then(|n| n.checked_add(PAGE_HEADER_SIZE))
             .ok_or_else(|| bad(format!("element count {} overflows", h.count)))?;
-        let heap_end =
-            PAGE_HEADER_SIZE.saturating_add(usize::try_from(h.payload_len).unwrap_or(usize::MAX));
-        if heap_start > heap_end || heap_end > page.len() {
-            return Err(bad(format!(
-                "{} elements do not fit in a payload of {} bytes",
-                h.count, h.payload_len
-            )));
-        }
+        let heap_end = usize::try_from(h.payload_len)
+            .ok()
+            .and_then(|n| n.checked_add(PAGE_HEADER_SIZE))
+            .filter(|end| heap_start <= *end && *end <= page.len())
+            .ok_or_else(|| {
+                bad(format!(
+                    "{} elements do not fit in a payload of {} bytes",
+                    h.count, h.payload_len
+                ))
+            })?;
         if !leaf && view.count == 0 {
             return Err(bad("branch page with no children".into()));
         }
@@ -268,7 +298,7 @@ impl<'a> NodeView<'a> {
                 )));
             }
             if leaf {
-                let kind = get_u8(page, PAGE_HEADER_SIZE + i * LEAF_ELEM_SIZE).unwrap_or(255);
+                let kind = view.leaf_kind(i)?;
                 let ok = match kind {
                     KIND_INLINE => true,
                     KIND_OVERFLOW => vlen == OVERFLOW_VALUE_SIZE,
@@ -277,19 +307,19 @@ impl<'a> NodeView<'a> {
                 };
                 if !ok {
                     return Err(Error::corrupted(
-                        h.page_id,
+                        h.page_id.0,
                         CorruptionKind::Invalid,
                         format!("element {i}: invalid value kind {kind} with length {vlen}"),
                     ));
                 }
             } else {
                 let child = view.branch_child(i)?;
-                if child.page_id < 2
+                if child.page_id < PageId::FIRST_DATA
                     || child.extent_pages == 0
                     || child.extent_pages > MAX_EXTENT_PAGES
                 {
                     return Err(Error::corrupted(
-                        h.page_id,
+                        h.page_id.0,
                         CorruptionKind::OutOfRange,
                         format!(
                             "element {i}: child reference to page {} with extent {} is impossible",
@@ -302,7 +332,7 @@ impl<'a> NodeView<'a> {
             if let Some(p) = prev {
                 if p >= key {
                     return Err(Error::corrupted(
-                        h.page_id,
+                        h.page_id.0,
                         CorruptionKind::KeyOrder,
                         format!("element {i}: key is not greater than the key before it"),
                     ));
@@ -322,7 +352,7 @@ impl<'a> NodeView<'a> {
             PageType::Branch => false,
             other => {
                 return Err(Error::corrupted(
-                    h.page_id,
+                    h.page_id.0,
                     CorruptionKind::PageType,
                     format!("expected a branch or leaf page, found {}", other.as_str()),
                 ))
@@ -332,13 +362,13 @@ impl<'a> NodeView<'a> {
             page,
             page_id: h.page_id,
             leaf,
-            count: usz(h.count),
+            count: usize_from(h.count),
         })
     }
 
     fn bounds(&self, what: &str) -> Error {
         Error::corrupted(
-            self.page_id,
+            self.page_id.0,
             CorruptionKind::Bounds,
             format!("{what} out of bounds"),
         )
@@ -354,13 +384,22 @@ impl<'a> NodeView<'a> {
             let klen = get_u32(self.page, e + 4).ok_or_else(|| self.bounds("element"))?;
             let vlen = get_u32(self.page, e + 8).ok_or_else(|| self.bounds("element"))?;
             let off = get_u32(self.page, e + 12).ok_or_else(|| self.bounds("element"))?;
-            Ok((usz(off), usz(klen), usz(vlen)))
+            Ok((usize_from(off), usize_from(klen), usize_from(vlen)))
         } else {
             let e = PAGE_HEADER_SIZE + i * BRANCH_ELEM_SIZE;
             let off = get_u32(self.page, e + 24).ok_or_else(|| self.bounds("element"))?;
             let klen = get_u32(self.page, e + 28).ok_or_else(|| self.bounds("element"))?;
-            Ok((usz(off), usz(klen), 0))
+            Ok((usize_from(off), usize_from(klen), 0))
         }
+    }
+
+    /// The value kind byte of leaf element `i`.
+    fn leaf_kind(&self, i: usize) -> Result<u8> {
+        if !self.leaf || i >= self.count {
+            return Err(self.bounds("leaf element"));
+        }
+        get_u8(self.page, PAGE_HEADER_SIZE + i * LEAF_ELEM_SIZE)
+            .ok_or_else(|| self.bounds("leaf element"))
     }
 
     /// Whether this is a leaf.
@@ -369,7 +408,7 @@ impl<'a> NodeView<'a> {
     }
 
     /// The page id.
-    pub fn page_id(&self) -> u64 {
+    pub fn page_id(&self) -> PageId {
         self.page_id
     }
 
@@ -411,8 +450,7 @@ impl<'a> NodeView<'a> {
             .page
             .get(voff..voff.saturating_add(vlen))
             .ok_or_else(|| self.bounds("value"))?;
-        let kind = get_u8(self.page, PAGE_HEADER_SIZE + i * LEAF_ELEM_SIZE).unwrap_or(255);
-        match kind {
+        match self.leaf_kind(i)? {
             KIND_INLINE => Ok(LeafValue::Inline(v)),
             KIND_OVERFLOW => {
                 let extent = PageRef::decode(v, 0).ok_or_else(|| self.bounds("overflow ref"))?;
@@ -423,7 +461,7 @@ impl<'a> NodeView<'a> {
                 .map(LeafValue::Bucket)
                 .ok_or_else(|| self.bounds("bucket header")),
             k => Err(Error::corrupted(
-                self.page_id,
+                self.page_id.0,
                 CorruptionKind::Invalid,
                 format!("invalid value kind {k}"),
             )),
@@ -458,14 +496,13 @@ impl<'a> NodeView<'a> {
 /// Encodes an overflow extent holding `value`.
 pub fn encode_overflow(
     value: &[u8],
-    page_id: u64,
-    txid: u64,
+    page_id: PageId,
+    txid: TxId,
     page_size: usize,
-) -> (Vec<u8>, PageHeader) {
-    let extent_pages = extent_for(PAGE_HEADER_SIZE + value.len(), page_size);
-    let mut page = vec![0u8; usz(extent_pages) * page_size];
-    put_bytes(&mut page, PAGE_HEADER_SIZE, value);
-    let mut h = PageHeader {
+) -> Result<(Vec<u8>, PageHeader)> {
+    let (extent_pages, mut page) = new_extent(value.len(), page_size)?;
+    let written = put_bytes(&mut page, PAGE_HEADER_SIZE, value);
+    let h = PageHeader {
         checksum: 0,
         page_type: PageType::Overflow,
         page_id,
@@ -474,15 +511,14 @@ pub fn encode_overflow(
         count: 0,
         payload_len: value.len() as u64,
     };
-    h.checksum = seal_page(&mut page, &h);
-    (page, h)
+    seal(page, h, written)
 }
 
 /// The value bytes of a verified overflow extent, checked against the expected length.
 pub fn overflow_value<'a>(page: &'a [u8], h: &PageHeader, expected_len: u64) -> Result<&'a [u8]> {
     if h.page_type != PageType::Overflow {
         return Err(Error::corrupted(
-            h.page_id,
+            h.page_id.0,
             CorruptionKind::PageType,
             format!(
                 "expected an overflow extent, found {}",
@@ -492,7 +528,7 @@ pub fn overflow_value<'a>(page: &'a [u8], h: &PageHeader, expected_len: u64) -> 
     }
     if h.payload_len != expected_len {
         return Err(Error::corrupted(
-            h.page_id,
+            h.page_id.0,
             CorruptionKind::Bounds,
             format!(
                 "overflow holds {} bytes, leaf says {}",
@@ -506,7 +542,7 @@ pub fn overflow_value<'a>(page: &'a [u8], h: &PageHeader, expected_len: u64) -> 
     end.and_then(|e| page.get(PAGE_HEADER_SIZE..e))
         .ok_or_else(|| {
             Error::corrupted(
-                h.page_id,
+                h.page_id.0,
                 CorruptionKind::Bounds,
                 "overflow payload outside extent",
             )
@@ -532,8 +568,8 @@ mod tests {
                 b"c",
                 LeafValue::Overflow {
                     extent: PageRef {
-                        page_id: 5,
-                        txid: 1,
+                        page_id: PageId(5),
+                        txid: TxId(1),
                         checksum: 2,
                         extent_pages: 3,
                     },
@@ -541,8 +577,8 @@ mod tests {
                 },
             ),
         ];
-        let (page, h) = encode_leaf(&entries, 7, 1, 4096);
-        let h2 = verify_page(&page, 7, 4096).expect("verify");
+        let (page, h) = encode_leaf(&entries, PageId(7), TxId(1), 4096).expect("encode");
+        let h2 = verify_page(&page, PageId(7), 4096).expect("verify");
         assert_eq!(h, h2);
         let v = NodeView::validate(&page, &h2).expect("valid");
         assert_eq!(v.len(), 3);
@@ -557,13 +593,13 @@ mod tests {
     #[test]
     fn branch_round_trip_and_child_index() {
         let child = |id| PageRef {
-            page_id: id,
-            txid: 1,
+            page_id: PageId(id),
+            txid: TxId(1),
             checksum: 0,
             extent_pages: 1,
         };
         let entries: Vec<(&[u8], PageRef)> = vec![(b"b", child(2)), (b"m", child(3))];
-        let (page, h) = encode_branch(&entries, 4, 1, 4096);
+        let (page, h) = encode_branch(&entries, PageId(4), TxId(1), 4096).expect("encode");
         let v = NodeView::validate(&page, &h).expect("valid");
         assert_eq!(v.child_index(b"a").expect("ci"), 0);
         assert_eq!(v.child_index(b"m").expect("ci"), 1);
@@ -577,7 +613,7 @@ mod tests {
             (b"b", LeafValue::Inline(b"1")),
             (b"a", LeafValue::Inline(b"2")),
         ];
-        let (page, h) = encode_leaf(&entries, 7, 1, 4096);
+        let (page, h) = encode_leaf(&entries, PageId(7), TxId(1), 4096).expect("encode");
         let e = NodeView::validate(&page, &h).expect_err("order");
         assert!(matches!(
             e,
@@ -588,8 +624,8 @@ mod tests {
         ));
 
         let entries: Vec<(&[u8], LeafValue)> = vec![(b"a", LeafValue::Inline(b"1"))];
-        let (mut page, h) = encode_leaf(&entries, 7, 1, 4096);
-        put_u32(&mut page, PAGE_HEADER_SIZE + 12, 4000);
+        let (mut page, h) = encode_leaf(&entries, PageId(7), TxId(1), 4096).expect("encode");
+        assert!(put_u32(&mut page, PAGE_HEADER_SIZE + 12, 4000));
         let e = NodeView::validate(&page, &h).expect_err("offset");
         assert!(matches!(
             e,
@@ -604,9 +640,9 @@ mod tests {
     fn large_key_spans_extent() {
         let key = vec![7u8; MAX_KEY_SIZE];
         let entries: Vec<(&[u8], LeafValue)> = vec![(&key, LeafValue::Inline(b"v"))];
-        let (page, h) = encode_leaf(&entries, 10, 1, 4096);
+        let (page, h) = encode_leaf(&entries, PageId(10), TxId(1), 4096).expect("encode");
         assert_eq!(h.extent_pages, 9);
-        let h2 = verify_page(&page, 10, 4096).expect("verify");
+        let h2 = verify_page(&page, PageId(10), 4096).expect("verify");
         NodeView::validate(&page, &h2).expect("valid");
     }
 }

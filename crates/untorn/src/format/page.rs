@@ -26,7 +26,9 @@
 //! | 20     | 4    | extent_pages |
 
 use super::bytes::{get_u32, get_u64, get_u8, put_u32, put_u64, put_u8};
+use super::ids::{PageId, TxId};
 use crate::error::{CorruptionKind, Error, Result};
+use crate::limits::MAX_EXTENT_PAGES;
 
 /// Size of the page header in bytes.
 pub const PAGE_HEADER_SIZE: usize = 48;
@@ -38,10 +40,10 @@ pub const MIN_PAGE_SIZE: usize = 4096;
 pub const MAX_PAGE_SIZE: usize = 65536;
 /// Default page size.
 pub const DEFAULT_PAGE_SIZE: usize = 4096;
-/// Bound on a single extent (multi-page node or overflow value): 1 GiB of 4 KiB pages.
-pub const MAX_EXTENT_PAGES: u32 = 1 << 18;
 
 const OFF_CHECKSUM: usize = 0;
+/// The checksum covers everything after its own field.
+const CHECKSUMMED_FROM: usize = 4;
 const OFF_TYPE: usize = 4;
 const OFF_FLAGS: usize = 5;
 const OFF_PAGE_ID: usize = 8;
@@ -53,6 +55,12 @@ const OFF_PAYLOAD_LEN: usize = 32;
 /// Whether `n` is a valid page size.
 pub fn is_valid_page_size(n: u64) -> bool {
     n.is_power_of_two() && n >= MIN_PAGE_SIZE as u64 && n <= MAX_PAGE_SIZE as u64
+}
+
+/// Every page size a file may have, smallest first.
+pub fn page_sizes() -> impl Iterator<Item = usize> {
+    std::iter::successors(Some(MIN_PAGE_SIZE), |ps| ps.checked_mul(2))
+        .take_while(|ps| *ps <= MAX_PAGE_SIZE)
 }
 
 /// The type byte of a page.
@@ -103,9 +111,9 @@ pub struct PageHeader {
     /// Page type.
     pub page_type: PageType,
     /// The page's own id.
-    pub page_id: u64,
+    pub page_id: PageId,
     /// Txid that wrote the image.
-    pub txid: u64,
+    pub txid: TxId,
     /// Pages in the extent.
     pub extent_pages: u32,
     /// Element count.
@@ -114,13 +122,31 @@ pub struct PageHeader {
     pub payload_len: u64,
 }
 
+impl PageHeader {
+    /// The reference a parent holds to this page (how a parent vouches for a child).
+    pub fn reference(&self) -> PageRef {
+        PageRef {
+            page_id: self.page_id,
+            txid: self.txid,
+            checksum: self.checksum,
+            extent_pages: self.extent_pages,
+        }
+    }
+
+    /// Whether this is the version of the page that `r` refers to (the page id is the
+    /// caller's to match: it is where the page was read from).
+    pub fn matches(&self, r: &PageRef) -> bool {
+        self.txid == r.txid && self.checksum == r.checksum && self.extent_pages == r.extent_pages
+    }
+}
+
 /// A parent's reference to a child page: id, writing txid, checksum and extent length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct PageRef {
     /// Child page id; 0 means "no page" (an empty tree).
-    pub page_id: u64,
+    pub page_id: PageId,
     /// Txid that wrote the child.
-    pub txid: u64,
+    pub txid: TxId,
     /// The child's CRC32C.
     pub checksum: u32,
     /// Pages in the child's extent.
@@ -130,54 +156,72 @@ pub struct PageRef {
 impl PageRef {
     /// The null reference (empty tree / no freelist).
     pub const NULL: PageRef = PageRef {
-        page_id: 0,
-        txid: 0,
+        page_id: PageId(0),
+        txid: TxId(0),
         checksum: 0,
         extent_pages: 0,
     };
 
     /// Whether this is the null reference.
     pub fn is_null(&self) -> bool {
-        self.page_id == 0
+        self.page_id == PageId(0)
+    }
+
+    /// The id after the last page of the extent, or `None` on overflow.
+    pub fn end(&self) -> Option<PageId> {
+        self.page_id.checked_add(u64::from(self.extent_pages))
     }
 
     /// Decodes from `b[off..off+24]`.
     pub fn decode(b: &[u8], off: usize) -> Option<PageRef> {
         Some(PageRef {
-            page_id: get_u64(b, off)?,
-            txid: get_u64(b, off.checked_add(8)?)?,
+            page_id: PageId(get_u64(b, off)?),
+            txid: TxId(get_u64(b, off.checked_add(8)?)?),
             checksum: get_u32(b, off.checked_add(16)?)?,
             extent_pages: get_u32(b, off.checked_add(20)?)?,
         })
     }
 
-    /// Encodes into `b[off..off+24]`.
-    pub fn encode(&self, b: &mut [u8], off: usize) {
-        put_u64(b, off, self.page_id);
-        put_u64(b, off + 8, self.txid);
-        put_u32(b, off + 16, self.checksum);
-        put_u32(b, off + 20, self.extent_pages);
+    /// Encodes into `b[off..off+24]`; `false` if it does not fit.
+    #[must_use]
+    pub fn encode(&self, b: &mut [u8], off: usize) -> bool {
+        put_u64(b, off, self.page_id.0)
+            && put_u64(b, off + 8, self.txid.0)
+            && put_u32(b, off + 16, self.checksum)
+            && put_u32(b, off + 20, self.extent_pages)
     }
 }
 
-/// Computes the page checksum of an encoded extent (everything but the checksum field).
-pub fn page_checksum(page: &[u8]) -> u32 {
-    crc32c::crc32c(page.get(4..).unwrap_or(&[]))
+/// Computes the page checksum of an encoded extent (everything but the checksum field);
+/// `None` if the bytes are shorter than a page header.
+pub fn page_checksum(page: &[u8]) -> Option<u32> {
+    if page.len() < PAGE_HEADER_SIZE {
+        return None;
+    }
+    page.get(CHECKSUMMED_FROM..).map(crc32c::crc32c)
 }
 
 /// Writes a header into `page` (whose length is the whole extent) and seals it with the
 /// checksum. Returns the checksum. Call after the payload is in place.
-pub fn seal_page(page: &mut [u8], h: &PageHeader) -> u32 {
-    put_u8(page, OFF_TYPE, h.page_type as u8);
-    put_u8(page, OFF_FLAGS, 0);
-    put_u64(page, OFF_PAGE_ID, h.page_id);
-    put_u64(page, OFF_TXID, h.txid);
-    put_u32(page, OFF_EXTENT, h.extent_pages);
-    put_u32(page, OFF_COUNT, h.count);
-    put_u64(page, OFF_PAYLOAD_LEN, h.payload_len);
-    let crc = page_checksum(page);
-    put_u32(page, OFF_CHECKSUM, crc);
-    crc
+pub fn seal_page(page: &mut [u8], h: &PageHeader) -> Result<u32> {
+    debug_assert!(
+        h.extent_pages >= 1 && h.payload_len <= page.len().saturating_sub(PAGE_HEADER_SIZE) as u64,
+        "sealing a header that does not describe its buffer"
+    );
+    let written = put_u8(page, OFF_TYPE, h.page_type as u8)
+        && put_u8(page, OFF_FLAGS, 0)
+        && put_u64(page, OFF_PAGE_ID, h.page_id.0)
+        && put_u64(page, OFF_TXID, h.txid.0)
+        && put_u32(page, OFF_EXTENT, h.extent_pages)
+        && put_u32(page, OFF_COUNT, h.count)
+        && put_u64(page, OFF_PAYLOAD_LEN, h.payload_len);
+    let crc = page_checksum(page)
+        .filter(|_| written)
+        .ok_or(Error::Internal("page buffer shorter than its header"))?;
+    if !put_u32(page, OFF_CHECKSUM, crc) {
+        return Err(Error::Internal("page buffer shorter than its header"));
+    }
+    Ok(crc)
 }
 
 /// Decodes the header fields without verifying anything but their presence and type.
@@ -185,8 +229,8 @@ pub fn decode_header(page: &[u8]) -> Option<PageHeader> {
     Some(PageHeader {
         checksum: get_u32(page, OFF_CHECKSUM)?,
         page_type: PageType::from_u8(get_u8(page, OFF_TYPE)?)?,
-        page_id: get_u64(page, OFF_PAGE_ID)?,
-        txid: get_u64(page, OFF_TXID)?,
+        page_id: PageId(get_u64(page, OFF_PAGE_ID)?),
+        txid: TxId(get_u64(page, OFF_TXID)?),
         extent_pages: get_u32(page, OFF_EXTENT)?,
         count: get_u32(page, OFF_COUNT)?,
         payload_len: get_u64(page, OFF_PAYLOAD_LEN)?,
@@ -199,22 +243,27 @@ pub fn peek_extent_pages(page: &[u8]) -> Option<u32> {
     get_u32(page, OFF_EXTENT)
 }
 
+/// Reads only the txid field of a page's header, unverified (for reports on damaged
+/// pages). `None` if the bytes are too short.
+pub fn peek_txid(page: &[u8]) -> Option<TxId> {
+    get_u64(page, OFF_TXID).map(TxId)
+}
+
 /// Verifies a page image read from `expected_id`: not zeroed, checksum, self id, extent
 /// length, payload bound. `page.len()` must be `extent_pages * page_size` as the caller
 /// believes it to be. Returns the header.
-pub fn verify_page(page: &[u8], expected_id: u64, page_size: usize) -> Result<PageHeader> {
-    let corrupt = |kind, detail: String| Error::corrupted(expected_id, kind, detail);
-    if page.len() < PAGE_HEADER_SIZE {
+pub fn verify_page(page: &[u8], expected_id: PageId, page_size: usize) -> Result<PageHeader> {
+    let corrupt = |kind, detail: String| Error::corrupted(expected_id.0, kind, detail);
+    // A page shorter than its header has neither a stored nor a computable checksum.
+    let (Some(stored), Some(computed)) = (get_u32(page, OFF_CHECKSUM), page_checksum(page)) else {
         return Err(corrupt(
             CorruptionKind::Bounds,
             "page shorter than its header".into(),
         ));
-    }
+    };
     if page.iter().all(|&b| b == 0) {
         return Err(corrupt(CorruptionKind::Zeroed, "page is all zeros".into()));
     }
-    let stored = get_u32(page, OFF_CHECKSUM).unwrap_or(0);
-    let computed = page_checksum(page);
     if stored != computed {
         return Err(corrupt(
             CorruptionKind::Checksum,
@@ -223,13 +272,14 @@ pub fn verify_page(page: &[u8], expected_id: u64, page_size: usize) -> Result<Pa
             ),
         ));
     }
-    let type_byte = get_u8(page, OFF_TYPE).unwrap_or(0);
-    let h = decode_header(page).ok_or_else(|| {
-        corrupt(
+    let Some(h) = decode_header(page) else {
+        // The header is present (the checksum was read), so only its type can be wrong.
+        let type_byte = get_u8(page, OFF_TYPE).map_or_else(String::new, |b| b.to_string());
+        return Err(corrupt(
             CorruptionKind::PageType,
             format!("unknown page type byte {type_byte}"),
-        )
-    })?;
+        ));
+    };
     if h.page_id != expected_id {
         return Err(corrupt(
             CorruptionKind::PageId,
@@ -259,9 +309,9 @@ pub fn verify_page(page: &[u8], expected_id: u64, page_size: usize) -> Result<Pa
 
 /// Checks a verified page against the reference its parent holds.
 pub fn check_ref(h: &PageHeader, r: &PageRef) -> Result<()> {
-    if h.txid != r.txid || h.checksum != r.checksum || h.extent_pages != r.extent_pages {
+    if !h.matches(r) {
         return Err(Error::corrupted(
-            r.page_id,
+            r.page_id.0,
             CorruptionKind::ParentMismatch,
             format!(
                 "parent expects txid {} checksum {:#010x} extent {}, page has txid {} checksum {:#010x} extent {} (stale or lost write)",
@@ -272,9 +322,15 @@ pub fn check_ref(h: &PageHeader, r: &PageRef) -> Result<()> {
     Ok(())
 }
 
-/// Pages needed for an extent whose header plus payload is `bytes` long.
-pub fn extent_pages_for(bytes: usize, page_size: usize) -> usize {
-    bytes.div_ceil(page_size).max(1)
+/// Pages needed for an extent whose header plus payload is `bytes` long (at least one);
+/// `None` for a zero page size or a count beyond `u32`.
+pub fn extent_pages_for(bytes: usize, page_size: usize) -> Option<u32> {
+    if page_size == 0 {
+        return None;
+    }
+    u32::try_from(bytes.div_ceil(page_size))
+        .ok()
+        .map(|n| n.max(1))
 }
 
 #[cfg(test)]
@@ -287,24 +343,24 @@ mod tests {
         let h = PageHeader {
             checksum: 0,
             page_type: PageType::Leaf,
-            page_id: 9,
-            txid: 3,
+            page_id: PageId(9),
+            txid: TxId(3),
             extent_pages: 1,
             count: 0,
             payload_len: 1,
         };
-        seal_page(&mut p, &h);
+        seal_page(&mut p, &h).expect("seal");
         p
     }
 
     #[test]
     fn sealed_page_verifies_and_detects_damage() {
         let p = sample(4096);
-        let h = verify_page(&p, 9, 4096).expect("valid");
-        assert_eq!(h.txid, 3);
+        let h = verify_page(&p, PageId(9), 4096).expect("valid");
+        assert_eq!(h.txid, TxId(3));
         let r = PageRef {
-            page_id: 9,
-            txid: 3,
+            page_id: PageId(9),
+            txid: TxId(3),
             checksum: h.checksum,
             extent_pages: 1,
         };
@@ -312,7 +368,7 @@ mod tests {
 
         let mut flipped = p.clone();
         flipped[100] ^= 1;
-        let e = verify_page(&flipped, 9, 4096).expect_err("flip");
+        let e = verify_page(&flipped, PageId(9), 4096).expect_err("flip");
         assert!(matches!(
             e,
             Error::Corrupted {
@@ -321,7 +377,7 @@ mod tests {
             }
         ));
 
-        let e = verify_page(&p, 10, 4096).expect_err("misdirected");
+        let e = verify_page(&p, PageId(10), 4096).expect_err("misdirected");
         assert!(matches!(
             e,
             Error::Corrupted {
@@ -330,7 +386,7 @@ mod tests {
             }
         ));
 
-        let e = verify_page(&vec![0u8; 4096], 9, 4096).expect_err("zero");
+        let e = verify_page(&vec![0u8; 4096], PageId(9), 4096).expect_err("zero");
         assert!(matches!(
             e,
             Error::Corrupted {
@@ -339,7 +395,7 @@ mod tests {
             }
         ));
 
-        let stale = PageRef { txid: 2, ..r };
+        let stale = PageRef { txid: TxId(2), ..r };
         let e = check_ref(&h, &stale).expect_err("stale");
         assert!(matches!(
             e,
@@ -353,13 +409,13 @@ mod tests {
     #[test]
     fn page_ref_round_trips() {
         let r = PageRef {
-            page_id: u64::MAX - 1,
-            txid: 5,
+            page_id: PageId(u64::MAX - 1),
+            txid: TxId(5),
             checksum: 0xdead_beef,
             extent_pages: 3,
         };
         let mut b = [0u8; 30];
-        r.encode(&mut b, 3);
+        assert!(r.encode(&mut b, 3));
         assert_eq!(PageRef::decode(&b, 3), Some(r));
         assert_eq!(PageRef::decode(&b, 10), None);
     }

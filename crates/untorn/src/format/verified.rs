@@ -1,0 +1,57 @@
+//! [`VerifiedPage`]: a page image (a whole extent) that passed verification. It is the
+//! only form in which the pager, the journal and the B+tree hold pages, so every page
+//! they use was checked once, right after it was read or encoded.
+
+use super::ids::PageId;
+use super::node::NodeView;
+use super::page::{verify_page, PageHeader, PageRef, PageType};
+use crate::error::Result;
+
+/// A verified page image: checksum, self id, extent length and payload bound hold, and
+/// a branch or leaf also passed [`NodeView::validate`]. Only [`VerifiedPage::verify`]
+/// makes one.
+#[derive(Debug)]
+pub struct VerifiedPage {
+    bytes: Box<[u8]>,
+    header: PageHeader,
+}
+
+impl VerifiedPage {
+    /// Verifies an image that claims to be page `id` (read from disk or the journal, or
+    /// just encoded) and wraps it.
+    pub fn verify(bytes: Vec<u8>, id: PageId, page_size: usize) -> Result<VerifiedPage> {
+        let header = verify_page(&bytes, id, page_size)?;
+        if matches!(header.page_type, PageType::Branch | PageType::Leaf) {
+            NodeView::validate(&bytes, &header)?;
+        }
+        Ok(VerifiedPage {
+            bytes: bytes.into_boxed_slice(),
+            header,
+        })
+    }
+
+    /// The whole extent.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The decoded header.
+    pub fn header(&self) -> &PageHeader {
+        &self.header
+    }
+
+    /// The page's own id.
+    pub fn page_id(&self) -> PageId {
+        self.header.page_id
+    }
+
+    /// The reference a parent holds to this page.
+    pub fn reference(&self) -> PageRef {
+        self.header.reference()
+    }
+
+    /// A node view (the structure was validated when the page was verified).
+    pub fn node(&self) -> Result<NodeView<'_>> {
+        NodeView::prevalidated(&self.bytes, &self.header)
+    }
+}
