@@ -5,13 +5,14 @@
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 
-use crate::btree::{Child, NVal, TxState, MAX_TREE_DEPTH};
+use crate::btree::{BucketId, Child, NodeValue, TxState};
 use crate::error::{Error, Result};
 use crate::format::{
     encode_branch, encode_freelist, encode_leaf, encode_overflow, extent_pages_for, freelist_bytes,
     LeafValue, Meta, PageId, PageRef, TxId, VerifiedPage, PAGE_HEADER_SIZE,
 };
 use crate::freeset::FreeSet;
+use crate::limits::MAX_TREE_DEPTH;
 use crate::pager::Pager;
 
 /// Page allocation during one commit: free runs first, then the high-water mark.
@@ -88,13 +89,13 @@ fn spill_tree(
             let mut entries: Vec<(&[u8], LeafValue<'_>)> = Vec::with_capacity(node.keys.len());
             for (k, v) in node.keys.iter().zip(node.vals.iter()) {
                 let value = match v {
-                    NVal::Inline(b) => LeafValue::Inline(b),
-                    NVal::Overflow { extent, len } => LeafValue::Overflow {
+                    NodeValue::Inline(b) => LeafValue::Inline(b),
+                    NodeValue::Overflow { extent, len } => LeafValue::Overflow {
                         extent: *extent,
                         len: *len,
                     },
-                    NVal::Bucket(h) => LeafValue::Bucket(*h),
-                    NVal::NewOverflow(bytes) => {
+                    NodeValue::Bucket(h) => LeafValue::Bucket(*h),
+                    NodeValue::NewOverflow(bytes) => {
                         let pages = extent_pages_for(PAGE_HEADER_SIZE + bytes.len(), page_size)
                             .ok_or(Error::Internal("overflow value larger than an extent"))?;
                         let id = alloc.allocate(pages)?;
@@ -194,36 +195,27 @@ pub(crate) fn prepare(
 
     // Buckets deepest first: each spilled bucket's header goes into its parent, which
     // may make the parent dirty in turn.
-    let mut heap: BinaryHeap<(usize, usize)> = st
-        .dirty_buckets_deepest_first()
-        .into_iter()
-        .filter_map(|b| st.buckets.get(b).map(|s| (s.depth, b)))
-        .collect();
-    let mut guard = 0usize;
-    while let Some((_, b)) = heap.pop() {
-        guard += 1;
-        if guard > st.buckets.len() * 2 + 16 {
+    let mut heap: BinaryHeap<(usize, BucketId)> =
+        st.dirty_buckets_deepest_first().into_iter().collect();
+    let mut spilled = 0usize;
+    while let Some((_, bucket)) = heap.pop() {
+        spilled += 1;
+        if spilled > st.buckets.len() * 2 + 16 {
             return Err(Error::Internal("bucket spill did not converge"));
         }
-        let Some(state) = st.buckets.get(b) else {
+        let Some(state) = st.bucket_state(bucket).filter(|s| s.dirty && !s.deleted) else {
             continue;
         };
-        if state.deleted || !state.dirty {
-            continue;
-        }
-        let parent = state.parent;
         let root = state.root;
         let root_ref = spill_tree(&mut st, &mut alloc, root, &mut images)?;
-        st.store_bucket_header(pager, b, root_ref)?;
-        if parent != 0 {
-            if let Some(p) = st.buckets.get(parent) {
-                if p.dirty && !p.deleted {
-                    heap.push((p.depth, parent));
-                }
+        let parent = st.store_bucket_header(pager, bucket, root_ref)?;
+        if parent != BucketId::ROOT {
+            if let Some(p) = st.bucket_state(parent).filter(|p| p.dirty && !p.deleted) {
+                heap.push((p.depth, parent));
             }
         }
     }
-    let root_child = st.bucket(0)?.root;
+    let root_child = st.bucket(BucketId::ROOT)?.root;
     let root = spill_tree(&mut st, &mut alloc, root_child, &mut images)?;
 
     // Everything this transaction replaced, plus the old freelist, becomes pending.

@@ -4,6 +4,8 @@
 //! The user-facing limits ([`MAX_KEY_SIZE`], [`MAX_VALUE_SIZE`], [`MAX_BUCKET_DEPTH`])
 //! are re-exported at the crate root; the walk bounds are for the engine and the checker.
 
+use crate::error::{Error, Result};
+
 /// Largest key (and bucket name) in bytes. A key must also fit a leaf extent, which it
 /// does: an extent may span many pages.
 pub const MAX_KEY_SIZE: usize = 32 * 1024;
@@ -42,3 +44,15 @@ pub const MAX_TREE_PAGES: usize = 1 << 32;
 
 /// Most nested buckets one bucket delete frees.
 pub const MAX_BUCKETS_PER_DELETE: usize = 1 << 24;
+
+/// Checks a key (or bucket name) against the key limits: at least one byte, at most
+/// [`MAX_KEY_SIZE`].
+pub(crate) fn check_key(key: &[u8]) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::KeyEmpty);
+    }
+    if key.len() > MAX_KEY_SIZE {
+        return Err(Error::KeyTooLarge(key.len()));
+    }
+    Ok(())
+}

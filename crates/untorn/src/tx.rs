@@ -7,18 +7,10 @@ use crate::btree::{Child, TxState};
 use crate::bucket::{Bucket, BucketMut};
 use crate::check::CheckSource;
 use crate::core::{Shared, TxInner, WriterState};
+use crate::cursor::bucket_names;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{Meta, PageId, PageRef, TxId};
-
-fn check_name(name: &[u8]) -> Result<()> {
-    if name.is_empty() {
-        return Err(Error::KeyEmpty);
-    }
-    if name.len() > crate::MAX_KEY_SIZE {
-        return Err(Error::KeyTooLarge(name.len()));
-    }
-    Ok(())
-}
+use crate::limits::check_key;
 
 /// A read transaction: one committed snapshot, isolated from later commits. Holding it
 /// keeps the pages of its snapshot from being reused; it never blocks the writer.
@@ -41,13 +33,13 @@ impl<'db> ReadTx<'db> {
     /// Opens a top-level bucket.
     pub fn bucket(&self, name: impl AsRef<[u8]>) -> Result<Option<Bucket<'_>>> {
         let name = name.as_ref();
-        check_name(name)?;
+        check_key(name)?;
         Bucket::open_child(&self.shared.pager, Child::from_ref(self.meta.root), name, 0)
     }
 
     /// Names of the top-level buckets, sorted.
     pub fn buckets(&self) -> Result<Vec<Vec<u8>>> {
-        crate::bucket::bucket_names(&self.shared.pager, None, Child::from_ref(self.meta.root))
+        bucket_names(&self.shared.pager, None, Child::from_ref(self.meta.root))
     }
 
     /// A view of this snapshot for the integrity checker.

@@ -19,11 +19,12 @@ pub use journal::{record_span, RecordHeader, RECORD_HEADER_SIZE};
 pub use meta::{Meta, FORMAT_VERSION, MAGIC};
 pub use node::{
     branch_entry_size, encode_branch, encode_leaf, encode_overflow, leaf_entry_size,
-    overflow_value, BucketHeader, LeafValue, NodeView, BUCKET_HEADER_SIZE, OVERFLOW_VALUE_SIZE,
+    overflow_value, overflow_value_range, BucketHeader, LeafValue, NodeView, BUCKET_HEADER_SIZE,
+    OVERFLOW_VALUE_SIZE,
 };
 pub use page::{
     check_ref, decode_header, extent_pages_for, is_valid_page_size, page_checksum, page_sizes,
     peek_extent_pages, peek_txid, seal_page, verify_page, PageHeader, PageRef, PageType,
     DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE, PAGE_HEADER_SIZE, PAGE_REF_SIZE,
 };
-pub use verified::VerifiedPage;
+pub use verified::{PageSlice, VerifiedPage};

@@ -27,6 +27,8 @@
 //! An overflow value stores 32 bytes: the extent's [`PageRef`] then the value length
 //! (u64). A bucket stores its 48-byte [`BucketHeader`].
 
+use std::ops::Range;
+
 use super::bytes::{
     get_u32, get_u64, get_u8, put_bytes, put_u32, put_u64, put_u8, u32_from, usize_from,
 };
@@ -439,16 +441,26 @@ impl<'a> NodeView<'a> {
             .ok_or_else(|| self.bounds("child reference"))
     }
 
-    /// Value of leaf element `i`.
-    pub fn leaf_value(&self, i: usize) -> Result<LeafValue<'a>> {
+    /// Where the stored value of leaf element `i` lies in the page (the value bytes of
+    /// an inline value; the stored reference of an overflow value or bucket).
+    pub fn value_range(&self, i: usize) -> Result<Range<usize>> {
         if !self.leaf {
             return Err(self.bounds("leaf element"));
         }
         let (off, klen, vlen) = self.raw_elem(i)?;
-        let voff = off.saturating_add(klen);
+        let start = off.saturating_add(klen);
+        let range = start..start.saturating_add(vlen);
+        match self.page.get(range.clone()) {
+            Some(_) => Ok(range),
+            None => Err(self.bounds("value")),
+        }
+    }
+
+    /// Value of leaf element `i`.
+    pub fn leaf_value(&self, i: usize) -> Result<LeafValue<'a>> {
         let v = self
             .page
-            .get(voff..voff.saturating_add(vlen))
+            .get(self.value_range(i)?)
             .ok_or_else(|| self.bounds("value"))?;
         match self.leaf_kind(i)? {
             KIND_INLINE => Ok(LeafValue::Inline(v)),
@@ -514,8 +526,13 @@ pub fn encode_overflow(
     seal(page, h, written)
 }
 
-/// The value bytes of a verified overflow extent, checked against the expected length.
-pub fn overflow_value<'a>(page: &'a [u8], h: &PageHeader, expected_len: u64) -> Result<&'a [u8]> {
+/// Where the value of a verified overflow extent lies in it, checked against the
+/// length the leaf expects.
+pub fn overflow_value_range(
+    page: &[u8],
+    h: &PageHeader,
+    expected_len: u64,
+) -> Result<Range<usize>> {
     if h.page_type != PageType::Overflow {
         return Err(Error::corrupted(
             h.page_id.0,
@@ -536,10 +553,11 @@ pub fn overflow_value<'a>(page: &'a [u8], h: &PageHeader, expected_len: u64) -> 
             ),
         ));
     }
-    let end = usize::try_from(h.payload_len)
+    usize::try_from(h.payload_len)
         .ok()
-        .and_then(|n| n.checked_add(PAGE_HEADER_SIZE));
-    end.and_then(|e| page.get(PAGE_HEADER_SIZE..e))
+        .and_then(|n| n.checked_add(PAGE_HEADER_SIZE))
+        .map(|end| PAGE_HEADER_SIZE..end)
+        .filter(|r| page.get(r.clone()).is_some())
         .ok_or_else(|| {
             Error::corrupted(
                 h.page_id.0,
@@ -547,6 +565,18 @@ pub fn overflow_value<'a>(page: &'a [u8], h: &PageHeader, expected_len: u64) -> 
                 "overflow payload outside extent",
             )
         })
+}
+
+/// The value bytes of a verified overflow extent, checked against the expected length.
+pub fn overflow_value<'a>(page: &'a [u8], h: &PageHeader, expected_len: u64) -> Result<&'a [u8]> {
+    let range = overflow_value_range(page, h, expected_len)?;
+    page.get(range).ok_or_else(|| {
+        Error::corrupted(
+            h.page_id.0,
+            CorruptionKind::Bounds,
+            "overflow payload outside extent",
+        )
+    })
 }
 
 #[cfg(test)]

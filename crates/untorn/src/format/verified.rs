@@ -2,6 +2,9 @@
 //! only form in which the pager, the journal and the B+tree hold pages, so every page
 //! they use was checked once, right after it was read or encoded.
 
+use std::ops::Range;
+use std::sync::Arc;
+
 use super::ids::PageId;
 use super::node::NodeView;
 use super::page::{verify_page, PageHeader, PageRef, PageType};
@@ -53,5 +56,30 @@ impl VerifiedPage {
     /// A node view (the structure was validated when the page was verified).
     pub fn node(&self) -> Result<NodeView<'_>> {
         NodeView::prevalidated(&self.bytes, &self.header)
+    }
+}
+
+/// A byte range of a shared verified page, checked against the page when it was made:
+/// how a value read from a page is handed out without copying it.
+#[derive(Debug, Clone)]
+pub struct PageSlice {
+    page: Arc<VerifiedPage>,
+    range: Range<usize>,
+}
+
+impl PageSlice {
+    /// The bytes `range` of `page`; `None` if the range does not lie inside it.
+    pub fn new(page: Arc<VerifiedPage>, range: Range<usize>) -> Option<PageSlice> {
+        page.bytes().get(range.clone())?;
+        Some(PageSlice { page, range })
+    }
+
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // The range was checked against this very page, whose bytes never change.
+        self.page
+            .bytes()
+            .get(self.range.clone())
+            .expect("a PageSlice's range lies inside its page")
     }
 }

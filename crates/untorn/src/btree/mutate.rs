@@ -1,0 +1,428 @@
+//! Keys and values in the write transaction's trees: descending with copy-on-write,
+//! puts with eager splits, deletes with merges.
+
+use crate::error::{Error, Result};
+use crate::format::{leaf_entry_size, PAGE_HEADER_SIZE};
+use crate::limits::MAX_TREE_DEPTH;
+use crate::pager::Pager;
+
+use super::node::{internal, Child, Node, NodeKey, NodeValue};
+use super::read::{lookup, too_deep, ValRef};
+use super::state::{BucketId, TxState};
+
+/// Values longer than this go to an overflow extent.
+pub(crate) fn overflow_threshold(page_size: usize) -> usize {
+    page_size / 4
+}
+
+impl TxState {
+    /// Makes `child` an arena node, recording its page as freed. Returns the arena index.
+    pub(super) fn materialize(&mut self, pager: &Pager, child: Child) -> Result<usize> {
+        match child {
+            Child::Dirty(i) => Ok(i),
+            Child::Null => Err(internal("materialize null child")),
+            Child::Clean(r) => {
+                let page = pager.read(&r)?;
+                let node = Node::from_view(&page.node()?)?;
+                self.freed.push(r);
+                self.nodes.push(node);
+                Ok(self.nodes.len() - 1)
+            }
+        }
+    }
+
+    /// Descends to the leaf for `key`, materializing the path. Returns the path of
+    /// (branch, child index) pairs and the leaf's arena index. With `lower_first`, first
+    /// separators are lowered to `key` on the way (keeps the separator invariant for inserts).
+    fn descend_mut(
+        &mut self,
+        pager: &Pager,
+        bucket: BucketId,
+        key: &[u8],
+        lower_first: bool,
+    ) -> Result<(Vec<(usize, usize)>, usize)> {
+        let root = self.bucket(bucket)?.root;
+        let mut cur = match root {
+            Child::Null => {
+                self.nodes.push(Node::new_leaf());
+                self.nodes.len() - 1
+            }
+            other => self.materialize(pager, other)?,
+        };
+        self.bucket_mut(bucket)?.root = Child::Dirty(cur);
+        let mut path = Vec::new();
+        for _ in 0..MAX_TREE_DEPTH {
+            let (idx, child) = {
+                let n = self.node_mut(cur)?;
+                if n.leaf {
+                    return Ok((path, cur));
+                }
+                let idx = n.child_index(key);
+                if lower_first && idx == 0 {
+                    if let Some(first) = n.keys.first_mut() {
+                        if key < first.as_slice() {
+                            *first = NodeKey::new(key);
+                            n.recompute_size();
+                        }
+                    }
+                }
+                let child = *n.children.get(idx).ok_or_else(|| internal("child index"))?;
+                (idx, child)
+            };
+            let c = self.materialize(pager, child)?;
+            if let Some(slot) = self.node_mut(cur)?.children.get_mut(idx) {
+                *slot = Child::Dirty(c);
+            }
+            path.push((cur, idx));
+            cur = c;
+        }
+        Err(too_deep(0))
+    }
+
+    /// Inserts or replaces `key` in bucket `b`. Returns the previous value.
+    pub(crate) fn put(
+        &mut self,
+        pager: &Pager,
+        bucket: BucketId,
+        key: &[u8],
+        val: NodeValue,
+    ) -> Result<Option<NodeValue>> {
+        let (path, leaf) = self.descend_mut(pager, bucket, key, true)?;
+        let is_bucket = val.is_bucket();
+        let old = {
+            let n = self.node_mut(leaf)?;
+            match n.search(key) {
+                Ok(i) => {
+                    let slot = n.vals.get_mut(i).ok_or_else(|| internal("leaf value"))?;
+                    if slot.is_bucket() != is_bucket {
+                        return Err(if is_bucket {
+                            Error::IncompatibleValue {
+                                expected: "bucket",
+                                found: "value",
+                            }
+                        } else {
+                            Error::IncompatibleValue {
+                                expected: "value",
+                                found: "bucket",
+                            }
+                        });
+                    }
+                    let new_len = val.stored_len();
+                    let old = std::mem::replace(slot, val);
+                    n.size = n.size + new_len - old.stored_len();
+                    Some(old)
+                }
+                Err(i) => {
+                    n.size += leaf_entry_size(key.len(), val.stored_len());
+                    n.keys.insert(i, NodeKey::new(key));
+                    n.vals.insert(i, val);
+                    None
+                }
+            }
+        };
+        debug_assert_eq!(
+            self.node(leaf).map(|n| n.size).ok(),
+            self.node(leaf).ok().map(|n| {
+                let mut c = n.clone();
+                c.recompute_size();
+                c.size
+            }),
+            "incremental leaf size"
+        );
+        if let Some(NodeValue::Overflow { extent, .. }) = &old {
+            self.freed.push(*extent);
+        }
+        let was_bucket = old.as_ref().is_some_and(NodeValue::is_bucket);
+        let st = self.bucket_mut(bucket)?;
+        match (old.is_some(), was_bucket, is_bucket) {
+            (false, _, false) => st.count += 1,
+            (true, true, false) => st.count += 1,
+            (true, false, true) => st.count = st.count.saturating_sub(1),
+            _ => {}
+        }
+        st.dirty = true;
+        self.mod_count += 1;
+        self.split(bucket, path, leaf)?;
+        Ok(old)
+    }
+
+    /// Stores a key/value pair (not a bucket) in bucket `b`.
+    pub(crate) fn put_value(
+        &mut self,
+        pager: &Pager,
+        bucket: BucketId,
+        key: &[u8],
+        val: NodeValue,
+    ) -> Result<()> {
+        self.put(pager, bucket, key, val).map(|_| ())
+    }
+
+    /// Splits `node` (and ancestors) while they exceed a page.
+    fn split(
+        &mut self,
+        bucket: BucketId,
+        mut path: Vec<(usize, usize)>,
+        node: usize,
+    ) -> Result<()> {
+        let page_size = self.page_size;
+        let mut cur = node;
+        for _ in 0..=MAX_TREE_DEPTH {
+            let pieces = {
+                let n = self.node_mut(cur)?;
+                let min_entries = if n.leaf { 1 } else { 2 };
+                if n.size <= page_size || n.len() < 2 * min_entries {
+                    return Ok(());
+                }
+                // Cut into the fewest pieces that fit a page each, of even size (a
+                // piece whose single entry is larger than a page becomes a multi-page
+                // extent).
+                let usable = page_size - PAGE_HEADER_SIZE;
+                let body = n.size - PAGE_HEADER_SIZE;
+                let piece_count = body.div_ceil(usable).max(2);
+                let target = body / piece_count;
+                let mut cuts = Vec::new();
+                let mut acc = 0usize;
+                let mut start = 0usize;
+                for i in 0..n.len() {
+                    acc += n.entry_size(i);
+                    let piece_len = i + 1 - start;
+                    let remaining = n.len() - (i + 1);
+                    if acc >= target
+                        && piece_len >= min_entries
+                        && remaining >= min_entries
+                        && cuts.len() + 1 < piece_count
+                    {
+                        cuts.push(i + 1);
+                        start = i + 1;
+                        acc = 0;
+                    }
+                }
+                let mut pieces = Vec::new();
+                for at in cuts.into_iter().rev() {
+                    pieces.push(n.split_off(at));
+                }
+                pieces.reverse();
+                pieces
+            };
+            if pieces.is_empty() {
+                return Ok(());
+            }
+            let mut new_entries = Vec::with_capacity(pieces.len());
+            for p in pieces {
+                let sep = p
+                    .keys
+                    .first()
+                    .cloned()
+                    .ok_or_else(|| internal("empty split piece"))?;
+                self.nodes.push(p);
+                new_entries.push((sep, Child::Dirty(self.nodes.len() - 1)));
+            }
+            let parent = match path.pop() {
+                Some((parent, idx)) => {
+                    let pn = self.node_mut(parent)?;
+                    for (k, (sep, child)) in new_entries.into_iter().enumerate() {
+                        pn.keys.insert(idx + 1 + k, sep);
+                        pn.children.insert(idx + 1 + k, child);
+                    }
+                    pn.recompute_size();
+                    parent
+                }
+                None => {
+                    let first = self
+                        .node(cur)?
+                        .keys
+                        .first()
+                        .cloned()
+                        .ok_or_else(|| internal("empty root"))?;
+                    let mut root = Node {
+                        leaf: false,
+                        keys: vec![first],
+                        children: vec![Child::Dirty(cur)],
+                        ..Node::default()
+                    };
+                    for (sep, child) in new_entries {
+                        root.keys.push(sep);
+                        root.children.push(child);
+                    }
+                    root.recompute_size();
+                    self.nodes.push(root);
+                    let r = self.nodes.len() - 1;
+                    self.bucket_mut(bucket)?.root = Child::Dirty(r);
+                    r
+                }
+            };
+            cur = parent;
+        }
+        Err(too_deep(0))
+    }
+
+    /// Removes the key/value pair `key` from bucket `b` (a sub-bucket under `key` is
+    /// `IncompatibleValue`; use `delete_bucket`). Returns whether it existed.
+    pub(crate) fn delete_value(
+        &mut self,
+        pager: &Pager,
+        bucket: BucketId,
+        key: &[u8],
+    ) -> Result<bool> {
+        let root = self.bucket(bucket)?.root;
+        match lookup(pager, Some(self), root, key)? {
+            None => Ok(false),
+            Some((h, i)) if matches!(h.view(Some(self))?.val(i)?, ValRef::Bucket(_)) => {
+                Err(Error::IncompatibleValue {
+                    expected: "value",
+                    found: "bucket",
+                })
+            }
+            Some(_) => Ok(self.remove_present(pager, bucket, key)?.is_some()),
+        }
+    }
+
+    /// Removes `key` from bucket `b`. Returns the removed value, or None if absent.
+    pub(crate) fn delete(
+        &mut self,
+        pager: &Pager,
+        bucket: BucketId,
+        key: &[u8],
+    ) -> Result<Option<NodeValue>> {
+        let root = self.bucket(bucket)?.root;
+        if lookup(pager, Some(self), root, key)?.is_none() {
+            return Ok(None);
+        }
+        self.remove_present(pager, bucket, key)
+    }
+
+    /// Removes `key`, known to be present in bucket `b`.
+    fn remove_present(
+        &mut self,
+        pager: &Pager,
+        bucket: BucketId,
+        key: &[u8],
+    ) -> Result<Option<NodeValue>> {
+        let (path, leaf) = self.descend_mut(pager, bucket, key, false)?;
+        let removed = {
+            let n = self.node_mut(leaf)?;
+            match n.search(key) {
+                Ok(i) => {
+                    let k = n.keys.remove(i);
+                    let v = n.vals.remove(i);
+                    n.size -= leaf_entry_size(k.len(), v.stored_len());
+                    v
+                }
+                Err(_) => return Err(internal("key vanished during delete")),
+            }
+        };
+        if let NodeValue::Overflow { extent, .. } = &removed {
+            self.freed.push(*extent);
+        }
+        let st = self.bucket_mut(bucket)?;
+        if !removed.is_bucket() {
+            st.count = st.count.saturating_sub(1);
+        }
+        st.dirty = true;
+        self.mod_count += 1;
+        self.rebalance(pager, bucket, path, leaf)?;
+        Ok(Some(removed))
+    }
+
+    /// Merges underfull nodes upward after a delete; collapses the root.
+    fn rebalance(
+        &mut self,
+        pager: &Pager,
+        bucket: BucketId,
+        mut path: Vec<(usize, usize)>,
+        node: usize,
+    ) -> Result<()> {
+        let page_size = self.page_size;
+        let mut cur = node;
+        for _ in 0..=MAX_TREE_DEPTH {
+            let (len, size, leaf) = {
+                let n = self.node(cur)?;
+                (n.len(), n.size, n.leaf)
+            };
+            let Some((parent, idx)) = path.pop() else {
+                // Root: collapse a single-child branch, empty a leaf.
+                let mut root = cur;
+                for _ in 0..MAX_TREE_DEPTH {
+                    let n = self.node(root)?;
+                    if n.leaf || n.len() != 1 {
+                        break;
+                    }
+                    let child = *n.children.first().ok_or_else(|| internal("root child"))?;
+                    root = self.materialize(pager, child)?;
+                }
+                let n = self.node(root)?;
+                let new_root = if n.leaf && n.len() == 0 {
+                    Child::Null
+                } else {
+                    Child::Dirty(root)
+                };
+                self.bucket_mut(bucket)?.root = new_root;
+                return Ok(());
+            };
+            if len == 0 {
+                let pn = self.node_mut(parent)?;
+                pn.keys.remove(idx);
+                pn.children.remove(idx);
+                pn.recompute_size();
+                cur = parent;
+                continue;
+            }
+            let min_entries = if leaf { 1 } else { 2 };
+            if size >= page_size / 4 && len >= min_entries {
+                return Ok(());
+            }
+            let parent_len = self.node(parent)?.len();
+            if parent_len < 2 {
+                cur = parent;
+                continue;
+            }
+            let (left_idx, right_idx) = if idx > 0 {
+                (idx - 1, idx)
+            } else {
+                (idx, idx + 1)
+            };
+            let (lc, rc) = {
+                let pn = self.node(parent)?;
+                (
+                    *pn.children
+                        .get(left_idx)
+                        .ok_or_else(|| internal("left sibling"))?,
+                    *pn.children
+                        .get(right_idx)
+                        .ok_or_else(|| internal("right sibling"))?,
+                )
+            };
+            let l = self.materialize(pager, lc)?;
+            let r = self.materialize(pager, rc)?;
+            let combined = self.node(l)?.size + self.node(r)?.size - PAGE_HEADER_SIZE;
+            if combined > page_size || self.node(l)?.leaf != self.node(r)?.leaf {
+                // Keep both; they are dirty now, so record them in the parent.
+                let pn = self.node_mut(parent)?;
+                if let Some(s) = pn.children.get_mut(left_idx) {
+                    *s = Child::Dirty(l);
+                }
+                if let Some(s) = pn.children.get_mut(right_idx) {
+                    *s = Child::Dirty(r);
+                }
+                return Ok(());
+            }
+            let right = std::mem::take(self.node_mut(r)?);
+            {
+                let ln = self.node_mut(l)?;
+                ln.keys.extend(right.keys);
+                ln.vals.extend(right.vals);
+                ln.children.extend(right.children);
+                ln.recompute_size();
+            }
+            let pn = self.node_mut(parent)?;
+            if let Some(s) = pn.children.get_mut(left_idx) {
+                *s = Child::Dirty(l);
+            }
+            pn.keys.remove(right_idx);
+            pn.children.remove(right_idx);
+            pn.recompute_size();
+            cur = parent;
+        }
+        Err(too_deep(0))
+    }
+}
