@@ -73,12 +73,8 @@ impl CheckSource for ReadTx<'_> {
     fn read_raw(&self, page_id: PageId, extent_pages: u32) -> std::io::Result<Vec<u8>> {
         self.shared.pager.read_raw_snapshot(page_id, extent_pages)
     }
-    fn file_pages(&self) -> u64 {
-        self.shared
-            .pager
-            .data
-            .len()
-            .map_or(0, |l| l / self.shared.pager.page_size as u64)
+    fn file_pages(&self) -> std::io::Result<u64> {
+        Ok(self.shared.pager.data.len()? / self.shared.pager.page_size as u64)
     }
 }
 

@@ -183,8 +183,8 @@ impl TxState {
                 let mut cuts = Vec::new();
                 let mut acc = 0usize;
                 let mut start = 0usize;
-                for i in 0..n.len() {
-                    acc += n.entry_size(i);
+                for (i, size) in n.entry_sizes().into_iter().enumerate() {
+                    acc += size;
                     let piece_len = i + 1 - start;
                     let remaining = n.len() - (i + 1);
                     if acc >= target

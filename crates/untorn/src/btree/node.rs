@@ -131,20 +131,29 @@ impl Node {
         }
     }
 
-    pub(super) fn entry_size(&self, i: usize) -> usize {
-        let klen = self.keys.get(i).map_or(0, NodeKey::len);
+    /// The encoded size of each entry, in order. (A leaf pairs keys with values; the
+    /// two have the same length, which `assert_sound` checks before a node is encoded.)
+    pub(super) fn entry_sizes(&self) -> Vec<usize> {
         if self.leaf {
-            leaf_entry_size(klen, self.vals.get(i).map_or(0, NodeValue::stored_len))
+            self.keys
+                .iter()
+                .zip(&self.vals)
+                .map(|(k, v)| leaf_entry_size(k.len(), v.stored_len()))
+                .collect()
         } else {
-            branch_entry_size(klen)
+            self.keys
+                .iter()
+                .map(|k| branch_entry_size(k.len()))
+                .collect()
         }
     }
 
+    fn encoded_size(&self) -> usize {
+        PAGE_HEADER_SIZE + self.entry_sizes().iter().sum::<usize>()
+    }
+
     pub(super) fn recompute_size(&mut self) {
-        self.size = PAGE_HEADER_SIZE
-            + (0..self.keys.len())
-                .map(|i| self.entry_size(i))
-                .sum::<usize>();
+        self.size = self.encoded_size();
     }
 
     pub(super) fn from_view(v: &NodeView<'_>) -> Result<Node> {
@@ -192,11 +201,7 @@ impl Node {
         if !ascending || !bounded {
             return Err(internal("node keys empty, too long or not ascending"));
         }
-        let encoded_size = PAGE_HEADER_SIZE
-            + (0..self.keys.len())
-                .map(|i| self.entry_size(i))
-                .sum::<usize>();
-        if encoded_size != self.size {
+        if self.encoded_size() != self.size {
             return Err(internal("node size estimate out of date"));
         }
         Ok(())

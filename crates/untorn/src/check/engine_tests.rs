@@ -1,6 +1,10 @@
 //! The checker on real databases written by the engine: a clean file checks clean, and
 //! each kind of damage done to the file's bytes is reported at the right page, while the
 //! engine's reads of the damaged data return an error, never different bytes.
+//!
+//! Longer than the engine's ~600-line guide on purpose: one file per boundary, every
+//! scenario through the same builders and `expect_kinds`; split, the table of cases
+//! would be scattered over files that share all their helpers.
 
 #![allow(
     clippy::unwrap_used,

@@ -7,10 +7,14 @@
 //! by the (bounded) high-water mark, and bounds tree depth, bucket nesting, stack size
 //! and extent sizes; damaged input yields findings, never a panic or a loop.
 
+mod freelist;
+mod metas;
 mod options;
+mod pages;
 mod raw;
 mod source;
 mod stats;
+mod tree;
 mod walk;
 
 #[cfg(test)]

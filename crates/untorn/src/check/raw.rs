@@ -111,8 +111,8 @@ impl CheckSource for RawSource {
         }
     }
 
-    fn file_pages(&self) -> u64 {
-        self.file_pages
+    fn file_pages(&self) -> io::Result<u64> {
+        Ok(self.file_pages)
     }
 }
 

@@ -23,5 +23,5 @@ pub trait CheckSource {
     /// (journal images not yet checkpointed first, then the data file). Not verified.
     fn read_raw(&self, page_id: PageId, extent_pages: u32) -> io::Result<Vec<u8>>;
     /// Length of the data file in pages (pages beyond it may still live in the journal).
-    fn file_pages(&self) -> u64;
+    fn file_pages(&self) -> io::Result<u64>;
 }

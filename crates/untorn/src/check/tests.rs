@@ -2,6 +2,10 @@
 //!
 //! Every test builds a small database image, damages it in one way and runs it through
 //! one helper, [`expect`], which asserts the exact set of (kind, page) findings.
+//!
+//! Longer than the engine's ~600-line guide on purpose: the corruption matrix is one
+//! table of cases through one helper; split, it would be scattered over files that
+//! share the image builder.
 
 #![allow(
     clippy::unwrap_used,

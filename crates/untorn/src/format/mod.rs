@@ -8,6 +8,7 @@ pub mod ids;
 pub mod journal;
 pub mod meta;
 pub mod node;
+pub mod overflow;
 pub mod page;
 pub mod verified;
 
@@ -18,10 +19,10 @@ pub use ids::{PageId, TxId};
 pub use journal::{record_span, RecordHeader, RECORD_HEADER_SIZE};
 pub use meta::{Meta, FORMAT_VERSION, MAGIC};
 pub use node::{
-    branch_entry_size, encode_branch, encode_leaf, encode_overflow, leaf_entry_size,
-    overflow_value, overflow_value_range, BucketHeader, LeafValue, NodeView, BUCKET_HEADER_SIZE,
-    OVERFLOW_VALUE_SIZE,
+    branch_entry_size, encode_branch, encode_leaf, leaf_entry_size, BucketHeader, LeafValue,
+    NodeView, BUCKET_HEADER_SIZE, OVERFLOW_VALUE_SIZE,
 };
+pub use overflow::{encode_overflow, overflow_value, overflow_value_range};
 pub use page::{
     check_ref, decode_header, extent_pages_for, is_valid_page_size, page_checksum, page_sizes,
     peek_extent_pages, peek_txid, seal_page, verify_page, PageHeader, PageRef, PageType,

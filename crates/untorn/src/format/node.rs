@@ -34,7 +34,7 @@ use super::bytes::{
 };
 use super::ids::{PageId, TxId};
 use super::page::{
-    extent_pages_for, seal_page, PageHeader, PageRef, PageType, PAGE_HEADER_SIZE, PAGE_REF_SIZE,
+    new_extent, seal, PageHeader, PageRef, PageType, PAGE_HEADER_SIZE, PAGE_REF_SIZE,
 };
 use crate::error::{CorruptionKind, Error, Result};
 use crate::limits::{MAX_EXTENT_PAGES, MAX_KEY_SIZE};
@@ -130,29 +130,6 @@ pub fn leaf_entry_size(key_len: usize, stored_value_len: usize) -> usize {
 /// Encoded size of a branch entry.
 pub fn branch_entry_size(key_len: usize) -> usize {
     BRANCH_ELEM_SIZE + key_len
-}
-
-/// An all-zero extent large enough for a header and `payload` bytes: its page count and
-/// its bytes.
-fn new_extent(payload: usize, page_size: usize) -> Result<(u32, Vec<u8>)> {
-    let extent_pages = PAGE_HEADER_SIZE
-        .checked_add(payload)
-        .and_then(|used| extent_pages_for(used, page_size))
-        .filter(|n| *n <= MAX_EXTENT_PAGES)
-        .ok_or(Error::Internal("extent larger than the largest extent"))?;
-    let len = usize_from(extent_pages)
-        .checked_mul(page_size)
-        .ok_or(Error::Internal("extent larger than the address space"))?;
-    Ok((extent_pages, vec![0u8; len]))
-}
-
-/// Seals an encoded extent whose fields were all written (`written`).
-fn seal(mut page: Vec<u8>, mut h: PageHeader, written: bool) -> Result<(Vec<u8>, PageHeader)> {
-    if !written {
-        return Err(Error::Internal("an encoder wrote outside its extent"));
-    }
-    h.checksum = seal_page(&mut page, &h)?;
-    Ok((page, h))
 }
 
 /// Encodes a leaf extent. `entries` should be sorted, non-empty keys: the encoder
@@ -503,80 +480,6 @@ impl<'a> NodeView<'a> {
             Err(i) => i - 1,
         })
     }
-}
-
-/// Encodes an overflow extent holding `value`.
-pub fn encode_overflow(
-    value: &[u8],
-    page_id: PageId,
-    txid: TxId,
-    page_size: usize,
-) -> Result<(Vec<u8>, PageHeader)> {
-    let (extent_pages, mut page) = new_extent(value.len(), page_size)?;
-    let written = put_bytes(&mut page, PAGE_HEADER_SIZE, value);
-    let h = PageHeader {
-        checksum: 0,
-        page_type: PageType::Overflow,
-        page_id,
-        txid,
-        extent_pages,
-        count: 0,
-        payload_len: value.len() as u64,
-    };
-    seal(page, h, written)
-}
-
-/// Where the value of a verified overflow extent lies in it, checked against the
-/// length the leaf expects.
-pub fn overflow_value_range(
-    page: &[u8],
-    h: &PageHeader,
-    expected_len: u64,
-) -> Result<Range<usize>> {
-    if h.page_type != PageType::Overflow {
-        return Err(Error::corrupted(
-            h.page_id.0,
-            CorruptionKind::PageType,
-            format!(
-                "expected an overflow extent, found {}",
-                h.page_type.as_str()
-            ),
-        ));
-    }
-    if h.payload_len != expected_len {
-        return Err(Error::corrupted(
-            h.page_id.0,
-            CorruptionKind::Bounds,
-            format!(
-                "overflow holds {} bytes, leaf says {}",
-                h.payload_len, expected_len
-            ),
-        ));
-    }
-    usize::try_from(h.payload_len)
-        .ok()
-        .and_then(|n| n.checked_add(PAGE_HEADER_SIZE))
-        .map(|end| PAGE_HEADER_SIZE..end)
-        .filter(|r| page.get(r.clone()).is_some())
-        .ok_or_else(|| {
-            Error::corrupted(
-                h.page_id.0,
-                CorruptionKind::Bounds,
-                "overflow payload outside extent",
-            )
-        })
-}
-
-/// The value bytes of a verified overflow extent, checked against the expected length.
-pub fn overflow_value<'a>(page: &'a [u8], h: &PageHeader, expected_len: u64) -> Result<&'a [u8]> {
-    let range = overflow_value_range(page, h, expected_len)?;
-    page.get(range).ok_or_else(|| {
-        Error::corrupted(
-            h.page_id.0,
-            CorruptionKind::Bounds,
-            "overflow payload outside extent",
-        )
-    })
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@
 //! | 16     | 4    | checksum     |
 //! | 20     | 4    | extent_pages |
 
-use super::bytes::{get_u32, get_u64, get_u8, put_u32, put_u64, put_u8};
+use super::bytes::{get_u32, get_u64, get_u8, put_u32, put_u64, put_u8, usize_from};
 use super::ids::{PageId, TxId};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::limits::MAX_EXTENT_PAGES;
@@ -331,6 +331,33 @@ pub fn extent_pages_for(bytes: usize, page_size: usize) -> Option<u32> {
     u32::try_from(bytes.div_ceil(page_size))
         .ok()
         .map(|n| n.max(1))
+}
+
+/// An all-zero extent large enough for a header and `payload` bytes: its page count and
+/// its bytes.
+pub(super) fn new_extent(payload: usize, page_size: usize) -> Result<(u32, Vec<u8>)> {
+    let extent_pages = PAGE_HEADER_SIZE
+        .checked_add(payload)
+        .and_then(|used| extent_pages_for(used, page_size))
+        .filter(|n| *n <= MAX_EXTENT_PAGES)
+        .ok_or(Error::Internal("extent larger than the largest extent"))?;
+    let len = usize_from(extent_pages)
+        .checked_mul(page_size)
+        .ok_or(Error::Internal("extent larger than the address space"))?;
+    Ok((extent_pages, vec![0u8; len]))
+}
+
+/// Seals an encoded extent whose fields were all written (`written`).
+pub(super) fn seal(
+    mut page: Vec<u8>,
+    mut h: PageHeader,
+    written: bool,
+) -> Result<(Vec<u8>, PageHeader)> {
+    if !written {
+        return Err(Error::Internal("an encoder wrote outside its extent"));
+    }
+    h.checksum = seal_page(&mut page, &h)?;
+    Ok((page, h))
 }
 
 #[cfg(test)]
