@@ -11,7 +11,9 @@
 use untorn::report::{FindingKind, FindingSink, PageInfo, PageKind, PageState, Report};
 
 use crate::file::BoltFile;
-use crate::format::{BucketHeader, Node, NodeKind, PageProblem, BUCKET_HEADER_SIZE};
+use crate::format::{
+    BucketHeader, Node, NodeKind, PageProblem, BUCKET_HEADER_SIZE, ELEMENT_SIZE, PAGE_HEADER_SIZE,
+};
 
 /// Deepest tree (in levels, per bucket) the walk descends. bbolt trees with
 /// 512-byte pages and a billion keys stay far below this.
@@ -99,6 +101,23 @@ pub(crate) struct Walk {
     pub keys_checked: u64,
     pub buckets_checked: u64,
     pub freelist_ok: bool,
+    /// The shape of what the walk read, for `stats`.
+    pub shape: Shape,
+}
+
+/// What a walk measures of the trees' shape (the same quantities as untorn's stats).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Shape {
+    /// Deepest tree, in levels (a single leaf is depth 1).
+    pub tree_depth_max: u32,
+    /// Bytes of keys of key/value pairs.
+    pub key_bytes: u64,
+    /// Bytes of values of key/value pairs.
+    pub value_bytes: u64,
+    /// Header, element and key/value bytes of the branch and leaf pages read.
+    pub node_bytes_used: u64,
+    /// Bytes of the branch and leaf pages read (their overflow pages included).
+    pub node_bytes_available: u64,
 }
 
 impl Walk {
@@ -184,20 +203,12 @@ pub fn pages_of(file: &BoltFile) -> Vec<PageInfo> {
     pages_from(file, &walk)
 }
 
-/// The page table and the counters of one walk (for `stats`).
-pub(crate) fn pages_and_counts(file: &BoltFile) -> (Vec<PageInfo>, u64, u64) {
-    let walk = run(
-        file,
-        CheckOptions {
-            max_findings: 1,
-            ..CheckOptions::default()
-        },
-    );
-    (
-        pages_from(file, &walk),
-        walk.keys_checked,
-        walk.buckets_checked,
-    )
+/// The page table, the counters and the findings of one walk (for `stats`).
+pub(crate) fn walk_for_stats(file: &BoltFile) -> (Vec<PageInfo>, Walk, u64) {
+    let walk = run(file, CheckOptions::default());
+    let pages = pages_from(file, &walk);
+    let findings = walk.sink.findings().len() as u64;
+    (pages, walk, findings)
 }
 
 fn pages_from(file: &BoltFile, walk: &Walk) -> Vec<PageInfo> {
@@ -218,13 +229,7 @@ fn pages_from(file: &BoltFile, walk: &Walk) -> Vec<PageInfo> {
         } else {
             // A leaked page: say what its header claims.
             if let Ok(h) = file.read_header(id) {
-                kind = match h.flags {
-                    crate::format::FLAG_BRANCH => PageKind::Branch,
-                    crate::format::FLAG_LEAF => PageKind::Leaf,
-                    crate::format::FLAG_META => PageKind::Meta,
-                    crate::format::FLAG_FREELIST => PageKind::Freelist,
-                    _ => PageKind::Unknown,
-                };
+                kind = crate::format::page_kind(h.flags);
                 items = u64::from(h.count);
                 overflow = u64::from(h.overflow);
             }
@@ -255,6 +260,7 @@ pub(crate) fn run(file: &BoltFile, mut opts: CheckOptions) -> Walk {
         keys_checked: 0,
         buckets_checked: 0,
         freelist_ok: true,
+        shape: Shape::default(),
     };
 
     if let Some(from) = opts.from_page {
@@ -582,6 +588,17 @@ fn visit(
         NodeKind::Leaf => PageKind::Leaf,
     };
     w.set_info(pgid, kind, node.elems.len() as u32, header.overflow);
+    let used = (0..node.elems.len()).fold(
+        (PAGE_HEADER_SIZE + node.elems.len() * ELEMENT_SIZE) as u64,
+        |acc, i| acc + (node.key(i).len() + node.value(i).len()) as u64,
+    );
+    w.shape.node_bytes_used += used;
+    w.shape.node_bytes_available +=
+        (u64::from(header.overflow) + 1).saturating_mul(u64::from(file.page_size()));
+    w.shape.tree_depth_max = w
+        .shape
+        .tree_depth_max
+        .max(u32::try_from(depth + 1).unwrap_or(u32::MAX));
     // Overflow pages belong to this node.
     for i in 1..=u64::from(header.overflow) {
         let id = pgid + i;
@@ -738,6 +755,8 @@ fn leaf_elements(
         for i in 0..node.elems.len() {
             if !node.is_bucket(i) {
                 w.keys_checked += 1;
+                w.shape.key_bytes += node.key(i).len() as u64;
+                w.shape.value_bytes += node.value(i).len() as u64;
                 continue;
             }
             let v = node.value(i);

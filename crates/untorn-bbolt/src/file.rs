@@ -52,6 +52,26 @@ impl std::fmt::Debug for BoltFile {
     }
 }
 
+/// Whether `storage` holds a bbolt file, judged by the meta magic of page 0 or of
+/// meta 1 at any page size bbolt uses (a destroyed meta 0 does not hide it).
+pub fn recognise(storage: &dyn Storage) -> std::io::Result<bool> {
+    let mut head = [0u8; PAGE_HEADER_SIZE + META_SIZE];
+    let at = |offset: u64, buf: &mut [u8]| match storage.read_at(offset, buf) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    };
+    if at(0, &mut head)? && crate::format::has_meta_magic(&head) {
+        return Ok(true);
+    }
+    for ps in CANDIDATE_PAGE_SIZES {
+        if at(u64::from(ps), &mut head)? && crate::format::has_meta_magic(&head) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 impl BoltFile {
     /// Opens the file at `path` read-only.
     pub fn open(path: impl AsRef<Path>) -> Result<BoltFile> {

@@ -40,7 +40,7 @@
 use std::fmt;
 use std::ops::Range;
 
-use untorn::report::FindingKind;
+use untorn::report::{FindingKind, PageKind};
 
 /// bbolt's magic number.
 pub const MAGIC: u32 = 0xED0C_DAED;
@@ -206,15 +206,25 @@ impl fmt::Display for PageProblem {
     }
 }
 
+/// Whether the page starting at `page` holds bbolt's meta magic (unverified).
+pub fn has_meta_magic(page: &[u8]) -> bool {
+    read_u32(page, PAGE_HEADER_SIZE) == Some(MAGIC)
+}
+
+/// What page flags make a page, in the report vocabulary.
+pub fn page_kind(flags: u16) -> PageKind {
+    match flags {
+        FLAG_BRANCH => PageKind::Branch,
+        FLAG_LEAF => PageKind::Leaf,
+        FLAG_META => PageKind::Meta,
+        FLAG_FREELIST => PageKind::Freelist,
+        _ => PageKind::Unknown,
+    }
+}
+
 /// Human name of page flags.
 pub fn flags_name(flags: u16) -> &'static str {
-    match flags {
-        FLAG_BRANCH => "branch",
-        FLAG_LEAF => "leaf",
-        FLAG_META => "meta",
-        FLAG_FREELIST => "freelist",
-        _ => "unknown",
-    }
+    page_kind(flags).as_str()
 }
 
 /// A decoded page header.

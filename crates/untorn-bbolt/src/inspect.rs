@@ -2,12 +2,15 @@
 
 use std::fmt;
 
-use untorn::report::{PageKind, PageState};
+use untorn::report::{
+    MetaView, PageDescription, PageElement, PageHeaderView, PageKind, PageState, Stats,
+};
 
 use crate::file::{BoltFile, MetaSlot};
 use crate::format::{
-    decode_freelist, flags_name, Meta, Node, NodeKind, PageHeader, FLAG_BRANCH, FLAG_FREELIST,
-    FLAG_LEAF, FLAG_META, META_SIZE, PAGE_HEADER_SIZE,
+    decode_freelist, flags_name, page_kind, BucketHeader, Meta, Node, NodeKind, PageHeader,
+    FLAG_BRANCH, FLAG_FREELIST, FLAG_LEAF, FLAG_META, LEAF_FLAG_BUCKET, META_SIZE,
+    PAGE_HEADER_SIZE,
 };
 
 /// How the freelist is stored.
@@ -263,46 +266,143 @@ impl fmt::Display for PageView {
     }
 }
 
-/// `stats`: page counts by kind and state, keys and buckets.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Page size.
-    pub page_size: u32,
-    /// High-water mark.
-    pub hwm: u64,
-    /// File size.
-    pub file_len: u64,
-    /// Reachable branch pages.
-    pub branch_pages: u64,
-    /// Reachable leaf pages.
-    pub leaf_pages: u64,
-    /// Reachable overflow pages (of branches and leaves).
-    pub overflow_pages: u64,
-    /// Freelist pages (with overflow).
-    pub freelist_pages: u64,
-    /// Free pages.
-    pub free_pages: u64,
-    /// Leaked pages.
-    pub leaked_pages: u64,
-    /// Corrupt pages.
-    pub corrupt_pages: u64,
-    /// Keys (not buckets).
-    pub keys: u64,
-    /// Buckets (not counting the root bucket).
-    pub buckets: u64,
+/// One page in the report vocabulary both formats share ([`PageDescription`]): the
+/// header as read, whether it passes the same strict reading dump, get and salvage
+/// use (header id, type, element bounds), and its decoded contents.
+pub fn describe_page(file: &BoltFile, id: u64) -> PageDescription {
+    let view = match page_view(file, id) {
+        Ok(v) => v,
+        Err(e) => return PageDescription::unreadable(id, e.to_string()),
+    };
+    let h = view.header;
+    let verify = match h.flags {
+        FLAG_BRANCH | FLAG_LEAF => file.read_node(id).err().map(|p| p.to_string()),
+        FLAG_META => usize::try_from(id)
+            .ok()
+            .and_then(|i| file.metas().get(i))
+            .map_or(Some("not a meta slot".to_owned()), |slot| {
+                slot.problem.as_ref().map(ToString::to_string)
+            }),
+        _ if h.id != id => Some(format!("page header names page {}", h.id)),
+        _ => None,
+    };
+    let mut d = PageDescription {
+        id,
+        read_error: None,
+        header: Some(PageHeaderView {
+            kind: page_kind(h.flags),
+            page_id: h.id,
+            txid: None,
+            checksum: None,
+            flags: Some(h.flags),
+            extent_pages: None,
+            overflow: Some(h.overflow),
+            count: u32::from(h.count),
+            payload_len: None,
+        }),
+        verify: verify.unwrap_or_else(|| "ok".to_owned()),
+        elements: Vec::new(),
+        elements_error: None,
+        meta: None,
+        raw: Vec::new(),
+    };
+    match view.body {
+        PageBody::Meta(m) => {
+            d.meta = Some(MetaView {
+                txid: m.txid,
+                page_size: m.page_size,
+                root: m.root,
+                freelist: (!m.no_freelist_sync()).then_some(m.freelist),
+                high_water: m.pgid,
+                sequence: Some(m.sequence),
+                checksum: Some(m.checksum),
+            });
+        }
+        PageBody::Branch(es) => {
+            d.elements = es
+                .into_iter()
+                .map(|(key, page)| PageElement::Child {
+                    key,
+                    page,
+                    txid: None,
+                    checksum: None,
+                    extent_pages: None,
+                })
+                .collect();
+        }
+        PageBody::Leaf(es) => {
+            d.elements = es
+                .into_iter()
+                .map(|(flags, key, value)| {
+                    if flags & LEAF_FLAG_BUCKET == 0 {
+                        return PageElement::Value { key, value };
+                    }
+                    match BucketHeader::decode(&value) {
+                        Some(b) => PageElement::Bucket {
+                            key,
+                            root: b.root,
+                            root_txid: None,
+                            sequence: b.sequence,
+                            count: None,
+                            inline: Some(b.root == 0),
+                        },
+                        None => PageElement::Error {
+                            key: Some(key),
+                            message: "bucket value shorter than its header".into(),
+                        },
+                    }
+                })
+                .collect();
+        }
+        PageBody::Freelist(ids) => d.elements = free_runs(&ids),
+        PageBody::Undecodable(e) => d.elements_error = Some(e),
+    }
+    d.raw = view.raw;
+    d
 }
 
-/// Computes the stats (one check walk).
+/// Runs of consecutive ids, as untorn's freelist holds them.
+fn free_runs(ids: &[u64]) -> Vec<PageElement> {
+    let mut runs = Vec::new();
+    let mut run: Option<(u64, u64)> = None;
+    for &p in ids {
+        run = match run {
+            Some((start, len)) if start.checked_add(len) == Some(p) => Some((start, len + 1)),
+            Some((start, len)) => {
+                runs.push(PageElement::FreeRun { start, len });
+                Some((p, 1))
+            }
+            None => Some((p, 1)),
+        };
+    }
+    if let Some((start, len)) = run {
+        runs.push(PageElement::FreeRun { start, len });
+    }
+    runs
+}
+
+/// `stats`: page counts by kind and state, keys, buckets and the trees' shape, in the
+/// one [`Stats`] shape both formats report (one check walk; `findings` counts its
+/// findings).
 pub fn stats_of(file: &BoltFile) -> Stats {
+    let (pages, walk, findings) = crate::check::walk_for_stats(file);
+    let page_size = file.page_size();
     let mut s = Stats {
-        page_size: file.page_size(),
-        hwm: file.hwm(),
-        file_len: file.file_len(),
+        page_size: page_size as usize,
+        txid: file.meta().txid,
+        high_water: file.hwm(),
+        file_pages: file.file_len() / u64::from(page_size.max(1)),
+        meta_pages: 2,
+        keys: walk.keys_checked,
+        buckets: walk.buckets_checked,
+        tree_depth_max: walk.shape.tree_depth_max,
+        key_bytes: walk.shape.key_bytes,
+        value_bytes: walk.shape.value_bytes,
+        node_bytes_used: walk.shape.node_bytes_used,
+        node_bytes_available: walk.shape.node_bytes_available,
+        findings,
         ..Stats::default()
     };
-    let (pages, keys, buckets) = crate::check::pages_and_counts(file);
-    s.keys = keys;
-    s.buckets = buckets;
     for p in pages {
         match p.state {
             PageState::Free => s.free_pages += 1,
@@ -319,26 +419,4 @@ pub fn stats_of(file: &BoltFile) -> Stats {
         }
     }
     s
-}
-
-impl fmt::Display for Stats {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "page size {} hwm {} file {} bytes",
-            self.page_size, self.hwm, self.file_len
-        )?;
-        writeln!(
-            f,
-            "pages: branch {} leaf {} overflow {} freelist {} free {} leaked {} corrupt {}",
-            self.branch_pages,
-            self.leaf_pages,
-            self.overflow_pages,
-            self.freelist_pages,
-            self.free_pages,
-            self.leaked_pages,
-            self.corrupt_pages
-        )?;
-        writeln!(f, "buckets {} keys {}", self.buckets, self.keys)
-    }
 }

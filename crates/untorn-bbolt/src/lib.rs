@@ -34,13 +34,14 @@ use std::path::Path;
 
 pub use check::{check_file, pages_of, CheckOptions, Progress};
 pub use error::{BoltError, Result};
-pub use file::BoltFile;
-pub use inspect::{FreelistInfo, Info, PageBody, PageView, Stats};
+pub use file::{recognise, BoltFile};
+pub use inspect::{FreelistInfo, Info, PageBody, PageView};
 pub use salvage::{
     salvage, salvage_entries, salvage_file, LostSubtree, OrphanPolicy, SalvageOptions,
     SalvageReport, Salvaged,
 };
 pub use tree::{Dump, DumpItem, Entry};
+pub use untorn::report::Stats;
 pub use writer::{build_image, write_file, BucketData, Value, WriteOptions, WriteStats};
 
 /// Checks the bbolt file at `path`, keeping at most `max_findings` findings.
@@ -95,6 +96,11 @@ pub fn pages(file: &BoltFile) -> Vec<untorn::report::PageInfo> {
 /// Decodes one page (any type), with its raw bytes.
 pub fn page(file: &BoltFile, id: u64) -> Result<PageView> {
     inspect::page_view(file, id)
+}
+
+/// One page in the report vocabulary both formats share (what `untorn page` shows).
+pub fn describe_page(file: &BoltFile, id: u64) -> untorn::report::PageDescription {
+    inspect::describe_page(file, id)
 }
 
 /// Page counts by kind and state, keys and buckets.

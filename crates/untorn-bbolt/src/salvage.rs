@@ -18,6 +18,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
+use untorn::report::{Lost, SalvageSummary};
 
 use crate::check::{MAX_BUCKET_NESTING, MAX_TREE_DEPTH};
 use crate::error::Result;
@@ -114,6 +115,43 @@ impl SalvageReport {
     /// may still have recovered keys of lost subtrees when this is false).
     pub fn nothing_lost(&self) -> bool {
         self.unreadable_buckets.is_empty() && self.lost.is_empty()
+    }
+
+    /// What was recovered and lost, in the report vocabulary both formats share: an
+    /// unusable newest meta (its last commit is lost), every lost subtree, and every
+    /// bucket that had to be recreated empty.
+    pub fn summary(&self) -> SalvageSummary {
+        let mut lost = Vec::new();
+        if self.meta_fallback {
+            lost.push(Lost {
+                page: Some(u64::from(self.meta_used == 0)),
+                reason: format!(
+                    "the newest meta is unusable; salvaged the older state (meta {}, txid {}): \
+                     the last commit is lost",
+                    self.meta_used, self.txid
+                ),
+                ..Lost::default()
+            });
+        }
+        lost.extend(self.lost.iter().map(|l| Lost {
+            bucket: l.bucket.clone(),
+            page: Some(l.page),
+            parent: l.parent,
+            lower: l.lower.clone(),
+            upper: l.upper.clone(),
+            after: None,
+            reason: l.reason.clone(),
+        }));
+        lost.extend(self.unreadable_buckets.iter().map(|(path, why)| Lost {
+            bucket: path.clone(),
+            reason: format!("bucket unreadable (recreated empty): {why}"),
+            ..Lost::default()
+        }));
+        SalvageSummary {
+            keys_recovered: self.keys_recovered,
+            buckets_recovered: self.buckets_recovered,
+            lost,
+        }
     }
 }
 

@@ -335,31 +335,10 @@ pub(crate) fn open_bucket(file: &BoltFile, path: &[Vec<u8>]) -> Result<(TreeRoot
     Ok((root, seq))
 }
 
-/// One key/value pair of a dump.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// Bucket path from the root (empty for keys stored directly in the root bucket).
-    pub bucket: Vec<Vec<u8>>,
-    /// Key.
-    pub key: Vec<u8>,
-    /// Value.
-    pub value: Vec<u8>,
-}
-
-/// What a dump yields: buckets (so that empty buckets and sequences survive a
-/// round trip) and key/value pairs, in key order, a bucket before its contents.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DumpItem {
-    /// A bucket at this path, with its sequence.
-    Bucket {
-        /// Path including the bucket's own name.
-        path: Vec<Vec<u8>>,
-        /// Bucket sequence.
-        sequence: u64,
-    },
-    /// A key/value pair.
-    Pair(Entry),
-}
+/// What a dump yields: buckets and pairs, in key order, a bucket before its contents.
+pub use untorn::report::DumpItem;
+/// One key/value pair of a dump (the report vocabulary's [`Pair`](untorn::report::Pair)).
+pub use untorn::report::Pair as Entry;
 
 /// Iterator over every bucket and key of a file (see [`crate::dump`]).
 pub struct Dump<'a> {

@@ -5,12 +5,10 @@
 //! except through `surgery`, and writes new ones only through `salvage`).
 
 use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use untorn::format::meta::has_magic;
-use untorn::Database;
+use untorn::{Database, FileStorage};
 use untorn_bbolt::BoltFile;
 
 /// The formats the CLI recognises.
@@ -32,53 +30,19 @@ impl Format {
     }
 }
 
-/// bbolt's meta magic (little-endian u32 at byte 16 of page 0).
-const BBOLT_MAGIC: u32 = 0xED0C_DAED;
-
-/// Reads the first bytes of `path` and says which format it is.
+/// Says which format the file at `path` holds: each format's library recognises its
+/// own files (by the magic of either meta slot, at any page size).
 pub fn detect(path: &Path) -> Result<Format> {
-    let mut f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut head = Vec::with_capacity(128);
-    f.by_ref()
-        .take(128)
-        .read_to_end(&mut head)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    if has_magic(&head) {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let storage = FileStorage::new(file);
+    let read_error = || format!("cannot read {}", path.display());
+    if untorn::superblock::recognise(&storage).with_context(read_error)? {
         return Ok(Format::Native);
     }
-    if bbolt_magic(&head) {
+    if untorn_bbolt::recognise(&storage).with_context(read_error)? {
         return Ok(Format::Bbolt);
     }
-    // Slot 0 may be damaged: probe slot 1 at every page size (untorn: 4 KiB..64 KiB;
-    // bbolt: 512 B..64 KiB, its meta 1 at page 1).
-    let mut ps = 512u64;
-    while ps <= 65536 {
-        let mut b = [0u8; 64];
-        if read_at(&mut f, ps, &mut b).is_ok() {
-            if ps >= 4096 && has_magic(&b) {
-                return Ok(Format::Native);
-            }
-            if bbolt_magic(&b) {
-                return Ok(Format::Bbolt);
-            }
-        }
-        ps *= 2;
-    }
     bail!("{}: not an untorn (or bbolt) database", path.display())
-}
-
-/// Whether a page starting at `page` holds bbolt's meta magic.
-fn bbolt_magic(page: &[u8]) -> bool {
-    page.get(16..20)
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        .map(u32::from_le_bytes)
-        == Some(BBOLT_MAGIC)
-}
-
-fn read_at(f: &mut File, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
-    use std::io::{Seek, SeekFrom};
-    f.seek(SeekFrom::Start(offset))?;
-    f.read_exact(buf)
 }
 
 /// An open database of some format.

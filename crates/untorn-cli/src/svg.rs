@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use untorn::report::{FindingKind, PageInfo, PageKind, PageState, Report};
+use untorn::report::{FindingKind, PageInfo, PageState, Report};
 
 const CELL: u32 = 10;
 const LEGEND_H: u32 = 60;
@@ -27,20 +27,12 @@ const CLASSES: &[(&str, &str, &str)] = &[
     ("unknown", "#999999", "unknown"),
 ];
 
+/// A page's cell class: its state when that is not "reachable", else its kind (the
+/// report vocabulary's names, which are the CSS classes above).
 fn class(i: &PageInfo) -> &'static str {
     match i.state {
-        PageState::Free => "free",
-        PageState::Leaked => "leaked",
-        PageState::Corrupt => "corrupt",
-        _ => match i.kind {
-            PageKind::Meta => "meta",
-            PageKind::Branch => "branch",
-            PageKind::Leaf => "leaf",
-            PageKind::Overflow => "overflow",
-            PageKind::Freelist => "freelist",
-            PageKind::Free => "free",
-            _ => "unknown",
-        },
+        PageState::Reachable => i.kind.as_str(),
+        other => other.as_str(),
     }
 }
 

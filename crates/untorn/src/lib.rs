@@ -60,6 +60,7 @@ mod pager;
 mod range;
 mod recovery;
 pub mod report;
+pub mod salvage;
 pub mod storage;
 pub mod superblock;
 mod tx;

@@ -142,7 +142,10 @@ fn candidate_page_sizes(data: &dyn Storage, head: Option<&[u8]>) -> Result<Vec<u
 /// Whether the storage holds an untorn database, judged by the magic of either meta
 /// slot at any page size (a destroyed slot 0 does not hide it).
 pub fn recognise(data: &dyn Storage) -> Result<bool> {
-    if read_or_short(data, 0, SNIFF_BYTES)?.is_some_and(|h| has_magic(&h)) {
+    // A file shorter than the sniffed bytes is judged by what it has.
+    let len = data.len().map_err(Error::from_io)?;
+    let head_len = usize::try_from(len).map_or(SNIFF_BYTES, |l| l.min(SNIFF_BYTES));
+    if read_or_short(data, 0, head_len)?.is_some_and(|h| has_magic(&h)) {
         return Ok(true);
     }
     for ps in page_sizes() {

@@ -4,17 +4,11 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
 use serde_json::{json, Value};
-use untorn::check::{check_with_pages, page_infos, stats as walk_stats, CheckOptions, CheckSource};
-use untorn::format::{
-    decode_freelist, decode_header, peek_extent_pages, verify_page, LeafValue, Meta, NodeView,
-    PageId, PageType,
+use untorn::check::{
+    check_with_pages, describe_page, page_infos, stats as walk_stats, CheckOptions,
 };
-use untorn::limits::MAX_EXTENT_PAGES;
-
-use untorn_bbolt::format::{flags_name, BucketHeader, FLAG_BRANCH, FLAG_LEAF, FLAG_META};
-use untorn_bbolt::{BoltFile, PageBody};
+use untorn::report::{PageDescription, PageElement, Stats};
 
 use super::source::{with_source, View};
 use crate::args::{FileArgs, MapArgs, PageArgs};
@@ -23,100 +17,45 @@ use crate::encoding::{display, encode, to_hex};
 use crate::output;
 use crate::svg;
 
-/// `stats --json`. Fields the bbolt library does not measure (tree depth, key and value
-/// bytes, fill factor) are null for bbolt files.
-#[derive(Debug, Serialize)]
-struct JsonStats {
-    format: &'static str,
-    source: &'static str,
-    page_size: usize,
-    txid: u64,
-    high_water: u64,
-    file_pages: u64,
-    meta_pages: u64,
-    branch_pages: u64,
-    leaf_pages: u64,
-    overflow_pages: u64,
-    freelist_pages: u64,
-    free_pages: u64,
-    leaked_pages: u64,
-    corrupt_pages: u64,
-    tree_depth_max: Option<u32>,
-    buckets: u64,
-    keys: u64,
-    key_bytes: Option<u64>,
-    value_bytes: Option<u64>,
-    fill_factor: Option<f64>,
-    findings: u64,
-}
-
-fn bbolt_stats(f: &BoltFile) -> JsonStats {
-    let s = untorn_bbolt::stats(f);
-    let findings = untorn_bbolt::check_file(f, untorn_bbolt::CheckOptions::default());
-    JsonStats {
-        format: Format::Bbolt.name(),
-        source: "data_file",
-        page_size: s.page_size as usize,
-        txid: f.meta().txid,
-        high_water: s.hwm,
-        file_pages: s.file_len / u64::from(s.page_size.max(1)),
-        meta_pages: 2,
-        branch_pages: s.branch_pages,
-        leaf_pages: s.leaf_pages,
-        overflow_pages: s.overflow_pages,
-        freelist_pages: s.freelist_pages,
-        free_pages: s.free_pages,
-        leaked_pages: s.leaked_pages,
-        corrupt_pages: s.corrupt_pages,
-        tree_depth_max: None,
-        buckets: s.buckets,
-        keys: s.keys,
-        key_bytes: None,
-        value_bytes: None,
-        fill_factor: None,
-        findings: findings.findings.len() as u64,
-    }
+/// `stats --json`: the one `Stats` of either format, with where it came from.
+fn stats_json(format: Format, source: &str, s: &Stats) -> Value {
+    json!({
+        "format": format.name(),
+        "source": source,
+        "page_size": s.page_size,
+        "txid": s.txid,
+        "high_water": s.high_water,
+        "file_pages": s.file_pages,
+        "meta_pages": s.meta_pages,
+        "branch_pages": s.branch_pages,
+        "leaf_pages": s.leaf_pages,
+        "overflow_pages": s.overflow_pages,
+        "freelist_pages": s.freelist_pages,
+        "free_pages": s.free_pages,
+        "leaked_pages": s.leaked_pages,
+        "corrupt_pages": s.corrupt_pages,
+        "tree_depth_max": s.tree_depth_max,
+        "buckets": s.buckets,
+        "keys": s.keys,
+        "key_bytes": s.key_bytes,
+        "value_bytes": s.value_bytes,
+        "fill_factor": s.fill_factor(),
+        "findings": s.findings,
+    })
 }
 
 pub fn stats(a: FileArgs) -> Result<ExitCode> {
-    let s = with_source(&a.file, |view| {
-        let (src, origin) = match view {
-            View::Native(src, origin) => (src, origin),
-            View::Bbolt(f) => return Ok(bbolt_stats(f)),
-        };
-        let s = walk_stats(src)?;
-        Ok(JsonStats {
-            format: Format::Native.name(),
-            source: origin.name(),
-            page_size: s.page_size,
-            txid: s.txid,
-            high_water: s.high_water,
-            file_pages: s.file_pages,
-            meta_pages: s.meta_pages,
-            branch_pages: s.branch_pages,
-            leaf_pages: s.leaf_pages,
-            overflow_pages: s.overflow_pages,
-            freelist_pages: s.freelist_pages,
-            free_pages: s.free_pages,
-            leaked_pages: s.leaked_pages,
-            corrupt_pages: s.corrupt_pages,
-            tree_depth_max: Some(s.tree_depth_max),
-            buckets: s.buckets,
-            keys: s.keys,
-            key_bytes: Some(s.key_bytes),
-            value_bytes: Some(s.value_bytes),
-            fill_factor: Some(s.fill_factor()),
-            findings: s.findings,
-        })
+    let (format, source, s) = with_source(&a.file, |view| match view {
+        View::Native(src, origin) => Ok((Format::Native, origin.name(), walk_stats(src)?)),
+        View::Bbolt(f) => Ok((Format::Bbolt, "data_file", untorn_bbolt::stats(f))),
     })?;
     let mut out = output::stdout();
     if a.json {
-        output::json(&mut out, &s)?;
+        output::json(&mut out, &stats_json(format, source, &s))?;
     } else {
         let pages = |n: u64| format!("{n} pages ({} KiB)", n * s.page_size as u64 / 1024);
-        let opt = |v: Option<u64>| v.map_or_else(|| "n/a".to_owned(), |v| v.to_string());
         let rows: Vec<Vec<String>> = vec![
-            vec!["format".into(), s.format.into()],
+            vec!["format".into(), format.name().into()],
             vec!["page size".into(), format!("{} bytes", s.page_size)],
             vec!["txid".into(), s.txid.to_string()],
             vec!["high-water mark".into(), pages(s.high_water)],
@@ -128,18 +67,14 @@ pub fn stats(a: FileArgs) -> Result<ExitCode> {
             vec!["freelist".into(), pages(s.freelist_pages)],
             vec!["free".into(), pages(s.free_pages)],
             vec!["leaked".into(), pages(s.leaked_pages)],
-            vec![
-                "tree depth (max)".into(),
-                opt(s.tree_depth_max.map(u64::from)),
-            ],
+            vec!["tree depth (max)".into(), s.tree_depth_max.to_string()],
             vec!["buckets".into(), s.buckets.to_string()],
             vec!["keys".into(), s.keys.to_string()],
-            vec!["key bytes".into(), opt(s.key_bytes)],
-            vec!["value bytes".into(), opt(s.value_bytes)],
+            vec!["key bytes".into(), s.key_bytes.to_string()],
+            vec!["value bytes".into(), s.value_bytes.to_string()],
             vec![
                 "fill factor".into(),
-                s.fill_factor
-                    .map_or_else(|| "n/a".to_owned(), |f| format!("{:.1}%", f * 100.0)),
+                format!("{:.1}%", s.fill_factor() * 100.0),
             ],
             vec![
                 "findings".into(),
@@ -190,190 +125,131 @@ pub fn pages(a: FileArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Decodes one page (its whole extent) for `untorn page`.
-fn decode_page(src: &dyn CheckSource, id: u64, hex: bool) -> Value {
-    let ps = src.page_size();
-    let first = if id < 2 {
-        src.read_raw_meta(id)
-    } else {
-        src.read_raw(PageId(id), 1)
-    };
-    let first = match first {
-        Ok(b) => b,
-        Err(e) => return json!({"id": id, "error": format!("cannot read: {e}")}),
-    };
-    let extent = peek_extent_pages(&first).unwrap_or(1);
-    let bytes = if id >= 2 && extent > 1 && extent <= MAX_EXTENT_PAGES {
-        src.read_raw(PageId(id), extent).unwrap_or(first)
-    } else {
-        first
-    };
-    let mut v = json!({"id": id});
-    let Some(h) = decode_header(&bytes) else {
-        v["verify"] = json!("no recognisable page header (zeroed or unknown type)");
-        if hex {
-            v["hex"] = json!(to_hex(&bytes));
-        }
+/// The JSON of one page (one shape for both formats; fields a format does not have are
+/// absent, and bbolt's `overflow` is its header field).
+fn page_json(d: &PageDescription, hex: bool) -> Value {
+    let mut v = json!({"id": d.id});
+    if let Some(e) = &d.read_error {
+        v["error"] = json!(format!("cannot read: {e}"));
         return v;
-    };
-    v["type"] = json!(h.page_type.as_str());
-    v["page_id"] = json!(h.page_id.get());
-    v["txid"] = json!(h.txid.get());
-    v["checksum"] = json!(format!("{:#010x}", h.checksum));
-    v["extent_pages"] = json!(h.extent_pages);
-    v["count"] = json!(h.count);
-    v["payload_len"] = json!(h.payload_len);
-    match verify_page(&bytes, PageId(id), ps) {
-        Ok(_) => v["verify"] = json!("ok"),
-        Err(e) => v["verify"] = json!(e.to_string()),
     }
-    let mut elements = Vec::new();
-    match h.page_type {
-        PageType::Branch | PageType::Leaf => match NodeView::validate(&bytes, &h) {
-            Ok(view) => {
-                for i in 0..view.len() {
-                    let key = view.key(i).map(|k| encode(k, true)).unwrap_or(Value::Null);
-                    let e = if view.is_leaf() {
-                        match view.leaf_value(i) {
-                            Ok(LeafValue::Inline(val)) => {
-                                json!({"key": key, "value": encode(val, true)})
-                            }
-                            Ok(LeafValue::Overflow { extent, len }) => json!({"key": key,
-                                "overflow": {"page": extent.page_id.get(), "txid": extent.txid.get(),
-                                 "extent_pages": extent.extent_pages, "len": len}}),
-                            Ok(LeafValue::Bucket(b)) => json!({"key": key,
-                                "bucket": {"root": b.root.page_id.get(), "root_txid": b.root.txid.get(),
-                                 "sequence": b.sequence, "count": b.count}}),
-                            Err(e) => json!({"key": key, "error": e.to_string()}),
-                        }
-                    } else {
-                        match view.branch_child(i) {
-                            Ok(c) => {
-                                json!({"key": key, "child": c.page_id.get(), "txid": c.txid.get(),
-                                "checksum": format!("{:#010x}", c.checksum), "extent_pages": c.extent_pages})
-                            }
-                            Err(e) => json!({"key": key, "error": e.to_string()}),
-                        }
-                    };
-                    elements.push(e);
-                }
-            }
-            Err(e) => v["elements_error"] = json!(e.to_string()),
-        },
-        PageType::Freelist => match decode_freelist(&bytes, &h, PageId(u64::MAX)) {
-            Ok(runs) => {
-                for (start, len) in runs {
-                    elements.push(json!({"start": start, "len": len}));
-                }
-            }
-            Err(e) => v["elements_error"] = json!(e.to_string()),
-        },
-        PageType::Meta => match Meta::decode(&bytes, id, ps) {
-            Ok(m) => {
-                v["meta"] = json!({"txid": m.txid.get(), "page_size": m.page_size,
-                    "root": m.root.page_id.get(), "freelist": m.freelist.page_id.get(),
-                    "high_water": m.high_water.get()});
-            }
-            Err(e) => v["elements_error"] = json!(e.to_string()),
-        },
-        PageType::Overflow => {}
+    if let Some(h) = &d.header {
+        v["type"] = json!(h.kind.as_str());
+        v["page_id"] = json!(h.page_id);
+        if let Some(t) = h.txid {
+            v["txid"] = json!(t);
+        }
+        if let Some(c) = h.checksum {
+            v["checksum"] = json!(format!("{c:#010x}"));
+        }
+        if let Some(f) = h.flags {
+            v["flags"] = json!(format!("{f:#06x}"));
+        }
+        if let Some(e) = h.extent_pages {
+            v["extent_pages"] = json!(e);
+        }
+        if let Some(o) = h.overflow {
+            v["overflow"] = json!(o);
+        }
+        v["count"] = json!(h.count);
+        if let Some(p) = h.payload_len {
+            v["payload_len"] = json!(p);
+        }
     }
-    if !elements.is_empty() {
-        v["elements"] = Value::Array(elements);
+    v["verify"] = json!(d.verify);
+    if let Some(e) = &d.elements_error {
+        v["elements_error"] = json!(e);
+    }
+    if let Some(m) = &d.meta {
+        let mut meta = json!({"txid": m.txid, "page_size": m.page_size, "root": m.root,
+            "freelist": m.freelist, "high_water": m.high_water});
+        if let Some(s) = m.sequence {
+            meta["sequence"] = json!(s);
+        }
+        if let Some(c) = m.checksum {
+            meta["checksum"] = json!(format!("{c:#018x}"));
+        }
+        v["meta"] = meta;
+    }
+    if !d.elements.is_empty() {
+        v["elements"] = Value::Array(d.elements.iter().map(element_json).collect());
     }
     if hex {
-        v["hex"] = json!(to_hex(&bytes));
+        v["hex"] = json!(to_hex(&d.raw));
     }
     v
 }
 
-/// Decodes one bbolt page for `untorn page`, in the same JSON shape as untorn pages
-/// (fields bbolt pages do not have are absent; `overflow` is bbolt's header field).
-fn decode_bbolt_page(f: &BoltFile, id: u64, hex: bool) -> Value {
-    let view = match untorn_bbolt::page(f, id) {
-        Ok(v) => v,
-        Err(e) => return json!({"id": id, "error": format!("cannot read: {e}")}),
-    };
-    let h = view.header;
-    let mut v = json!({"id": id, "type": flags_name(h.flags), "page_id": h.id,
-        "flags": format!("{:#06x}", h.flags), "count": h.count, "overflow": h.overflow});
-    // The same strict reading dump/get/salvage use: header id, type, element bounds.
-    let verify = match h.flags {
-        FLAG_BRANCH | FLAG_LEAF => f.read_node(id).err().map(|p| p.to_string()),
-        FLAG_META => usize::try_from(id)
-            .ok()
-            .and_then(|i| f.metas().get(i))
-            .map_or(Some("not a meta slot".to_owned()), |slot| {
-                slot.problem.as_ref().map(ToString::to_string)
-            }),
-        _ if h.id != id => Some(format!("page header names page {}", h.id)),
-        _ => None,
-    };
-    v["verify"] = json!(verify.unwrap_or_else(|| "ok".to_owned()));
-    let mut elements = Vec::new();
-    match &view.body {
-        PageBody::Meta(m) => {
-            v["meta"] = json!({"txid": m.txid, "page_size": m.page_size, "root": m.root,
-                "sequence": m.sequence,
-                "freelist": if m.no_freelist_sync() { None } else { Some(m.freelist) },
-                "high_water": m.pgid, "checksum": format!("{:#018x}", m.checksum)});
+fn element_json(e: &PageElement) -> Value {
+    match e {
+        PageElement::Value { key, value } => {
+            json!({"key": encode(key, true), "value": encode(value, true)})
         }
-        PageBody::Branch(es) => {
-            for (k, child) in es {
-                elements.push(json!({"key": encode(k, true), "child": child}));
+        PageElement::Overflow {
+            key,
+            page,
+            txid,
+            extent_pages,
+            len,
+        } => json!({"key": encode(key, true), "overflow": {"page": page, "txid": txid,
+            "extent_pages": extent_pages, "len": len}}),
+        PageElement::Bucket {
+            key,
+            root,
+            root_txid,
+            sequence,
+            count,
+            inline,
+        } => {
+            let mut b = json!({"root": root, "sequence": sequence});
+            if let Some(t) = root_txid {
+                b["root_txid"] = json!(t);
             }
+            if let Some(c) = count {
+                b["count"] = json!(c);
+            }
+            if let Some(i) = inline {
+                b["inline"] = json!(i);
+            }
+            json!({"key": encode(key, true), "bucket": b})
         }
-        PageBody::Leaf(es) => {
-            for (flags, k, val) in es {
-                let key = encode(k, true);
-                if flags & untorn_bbolt::format::LEAF_FLAG_BUCKET == 0 {
-                    elements.push(json!({"key": key, "value": encode(val, true)}));
-                } else if let Some(b) = BucketHeader::decode(val) {
-                    elements.push(json!({"key": key, "bucket": {"root": b.root,
-                        "sequence": b.sequence, "inline": b.root == 0}}));
-                } else {
-                    elements
-                        .push(json!({"key": key, "error": "bucket value shorter than its header"}));
-                }
+        PageElement::Child {
+            key,
+            page,
+            txid,
+            checksum,
+            extent_pages,
+        } => {
+            let mut c = json!({"key": encode(key, true), "child": page});
+            if let Some(t) = txid {
+                c["txid"] = json!(t);
             }
+            if let Some(s) = checksum {
+                c["checksum"] = json!(format!("{s:#010x}"));
+            }
+            if let Some(x) = extent_pages {
+                c["extent_pages"] = json!(x);
+            }
+            c
         }
-        PageBody::Freelist(ids) => {
-            // Runs of consecutive ids, as untorn's freelist prints.
-            let mut run: Option<(u64, u64)> = None;
-            for &p in ids {
-                run = match run {
-                    Some((start, len)) if start.checked_add(len) == Some(p) => {
-                        Some((start, len + 1))
-                    }
-                    Some((start, len)) => {
-                        elements.push(json!({"start": start, "len": len}));
-                        Some((p, 1))
-                    }
-                    None => Some((p, 1)),
-                };
-            }
-            if let Some((start, len)) = run {
-                elements.push(json!({"start": start, "len": len}));
-            }
-        }
-        PageBody::Undecodable(e) => v["elements_error"] = json!(e),
+        PageElement::FreeRun { start, len } => json!({"start": start, "len": len}),
+        PageElement::Error { key, message } => json!({
+            "key": key.as_deref().map_or(Value::Null, |k| encode(k, true)),
+            "error": message,
+        }),
     }
-    if !elements.is_empty() {
-        v["elements"] = Value::Array(elements);
-    }
-    if hex {
-        v["hex"] = json!(to_hex(&view.raw));
-    }
-    v
 }
 
 pub fn page(a: PageArgs) -> Result<ExitCode> {
     let pages = with_source(&a.file, |view| {
         Ok(a.ids
             .iter()
-            .map(|&id| match view {
-                View::Native(src, _) => decode_page(src, id, a.hex),
-                View::Bbolt(f) => decode_bbolt_page(f, id, a.hex),
+            .map(|&id| {
+                let d = match view {
+                    View::Native(src, _) => describe_page(src, id),
+                    View::Bbolt(f) => untorn_bbolt::describe_page(f, id),
+                };
+                page_json(&d, a.hex)
             })
             .collect::<Vec<_>>())
     })?;

@@ -4,12 +4,11 @@
 //!   leaves, a fresh bbolt file with SRC's page size and freelist mode).
 //! - bbolt SRC, `--to untorn`: the same salvaged contents written with the engine into
 //!   a new untorn database, `--batch` entries per transaction.
-//! - untorn SRC (`--to untorn`): the engine opens SRC read-only and every bucket is
-//!   read with a cursor; a bucket whose pages fail verification (`Error::Corrupted`)
-//!   is copied up to the damaged page and the rest of it (keys after the last good
-//!   key, and its sub-buckets not yet reached) is reported lost. A file the engine
-//!   cannot open is refused (exit 2): native salvage of such a file is not supported
-//!   yet.
+//! - untorn SRC (`--to untorn`): the engine opens SRC read-only and `untorn::salvage`
+//!   copies what verifies and reports the rest lost. A file the engine cannot open is
+//!   refused (exit 2): native salvage of such a file is not supported yet.
+//!
+//! Both formats report in one shape (`untorn::report::SalvageSummary`), rendered here.
 //!
 //! SRC is never modified; an existing DST is replaced only with `--force`.
 
@@ -20,8 +19,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use serde_json::Value;
-use untorn::{Bucket, Cursor, Database, Entry, Error};
-use untorn_bbolt::{DumpItem, OrphanPolicy, SalvageOptions, SalvageReport};
+use untorn::report::{DumpItem, Lost, SalvageSummary};
+use untorn::Database;
+use untorn_bbolt::{OrphanPolicy, SalvageOptions, SalvageReport};
 
 use super::dump::{BatchWriter, Line};
 use crate::args::{Orphans, SalvageArgs, SalvageTo};
@@ -30,7 +30,7 @@ use crate::encoding::{display, encode};
 use crate::output;
 use crate::{EXIT_ERROR, EXIT_FINDINGS};
 
-/// A range of data salvage could not read.
+/// A range of data salvage could not read (`untorn::report::Lost`).
 #[derive(Debug, Serialize)]
 struct JsonLost {
     /// Bucket path (names encoded as in `dump`).
@@ -46,6 +46,21 @@ struct JsonLost {
     /// Keys after this one (untorn SRC: the last key read before the damage).
     after: Option<Value>,
     reason: String,
+}
+
+impl From<&Lost> for JsonLost {
+    fn from(l: &Lost) -> Self {
+        let key = |k: &Option<Vec<u8>>| k.as_deref().map(|k| encode(k, true));
+        JsonLost {
+            bucket: path_json(&l.bucket),
+            page: l.page,
+            parent: l.parent,
+            lower: key(&l.lower),
+            upper: key(&l.upper),
+            after: key(&l.after),
+            reason: l.reason.clone(),
+        }
+    }
 }
 
 /// A salvaged entry the target format cannot hold (for example a bbolt key longer
@@ -159,78 +174,55 @@ fn bbolt_options(a: &SalvageArgs) -> SalvageOptions {
     }
 }
 
-/// The common report from a bbolt salvage report.
-fn from_bbolt(a: &SalvageArgs, to: &'static str, r: &SalvageReport) -> JsonSalvage {
-    let mut lost: Vec<JsonLost> = r
-        .lost
-        .iter()
-        .map(|l| JsonLost {
-            bucket: path_json(&l.bucket),
-            page: Some(l.page),
-            parent: l.parent,
-            lower: l.lower.as_deref().map(|k| encode(k, true)),
-            upper: l.upper.as_deref().map(|k| encode(k, true)),
-            after: None,
-            reason: l.reason.clone(),
-        })
-        .collect();
-    if r.meta_fallback {
-        // The newest meta is unusable: the commits after the older meta are gone.
-        lost.insert(
-            0,
-            JsonLost {
-                bucket: Vec::new(),
-                page: Some(u64::from(r.meta_used == 0)),
-                parent: None,
-                lower: None,
-                upper: None,
-                after: None,
-                reason: format!(
-                    "the newest meta is unusable; salvaged the older state (meta {}, txid {}): \
-                     the last commit is lost",
-                    r.meta_used, r.txid
-                ),
-            },
-        );
-    }
-    lost.extend(r.unreadable_buckets.iter().map(|(path, why)| JsonLost {
-        bucket: path_json(path),
-        page: None,
-        parent: None,
-        lower: None,
-        upper: None,
-        after: None,
-        reason: format!("bucket unreadable (recreated empty): {why}"),
-    }));
+/// The report of either format's salvage, with the details only bbolt salvage has.
+fn json_salvage(
+    a: &SalvageArgs,
+    format: Format,
+    to: Format,
+    summary: &SalvageSummary,
+    skipped: Vec<JsonSkipped>,
+    bbolt: Option<JsonBboltDetails>,
+) -> JsonSalvage {
     JsonSalvage {
-        format: Format::Bbolt.name(),
-        to,
+        format: format.name(),
+        to: to.name(),
         src: a.src.display().to_string(),
         dst: a.dst.display().to_string(),
-        ok: lost.is_empty(),
-        keys_recovered: r.keys_recovered,
-        buckets_recovered: r.buckets_recovered,
-        lost,
-        skipped: Vec::new(),
-        bbolt: Some(JsonBboltDetails {
-            meta_used: r.meta_used,
-            meta_fallback: r.meta_fallback,
-            txid: r.txid,
-            pages_used: r.pages_used,
-            pages_written: (r.pages_written > 0).then_some(r.pages_written),
-            orphan_pages_used: r.orphan_pages_used.clone(),
-            orphan_pages_unattributed: r.orphan_pages_unattributed.clone(),
-            orphan_keys: r.orphan_keys,
-            orphan_conflicts: r.orphan_conflicts,
-            orphans_skipped: r.orphans_skipped.clone(),
-        }),
+        ok: summary.lost.is_empty() && skipped.is_empty(),
+        keys_recovered: summary.keys_recovered,
+        buckets_recovered: summary.buckets_recovered,
+        lost: summary.lost.iter().map(JsonLost::from).collect(),
+        skipped,
+        bbolt,
+    }
+}
+
+fn bbolt_details(r: &SalvageReport) -> JsonBboltDetails {
+    JsonBboltDetails {
+        meta_used: r.meta_used,
+        meta_fallback: r.meta_fallback,
+        txid: r.txid,
+        pages_used: r.pages_used,
+        pages_written: (r.pages_written > 0).then_some(r.pages_written),
+        orphan_pages_used: r.orphan_pages_used.clone(),
+        orphan_pages_unattributed: r.orphan_pages_unattributed.clone(),
+        orphan_keys: r.orphan_keys,
+        orphan_conflicts: r.orphan_conflicts,
+        orphans_skipped: r.orphans_skipped.clone(),
     }
 }
 
 fn bbolt_to_bbolt(a: &SalvageArgs) -> Result<JsonSalvage> {
     let r = untorn_bbolt::salvage(&a.src, &a.dst, &bbolt_options(a))
         .with_context(|| format!("cannot salvage {}", a.src.display()))?;
-    Ok(from_bbolt(a, Format::Bbolt.name(), &r))
+    Ok(json_salvage(
+        a,
+        Format::Bbolt,
+        Format::Bbolt,
+        &r.summary(),
+        Vec::new(),
+        Some(bbolt_details(&r)),
+    ))
 }
 
 /// Creates a new, empty untorn database at `dst`, removing an old one (and its journal)
@@ -281,18 +273,30 @@ fn unwritable(line: &Line) -> Option<String> {
     None
 }
 
-/// Writes lines into a new untorn database at `dst`; lines untorn cannot hold are
-/// skipped and returned. On failure the partial DST is removed.
-fn write_untorn(
+/// Writes the items `produce` emits into a new untorn database at `dst`; items untorn
+/// cannot hold are skipped and returned. On failure the partial DST is removed.
+fn write_untorn<T>(
     dst: &Path,
     batch: usize,
-    lines: impl FnOnce(&mut dyn FnMut(Line) -> Result<()>) -> Result<()>,
-) -> Result<Vec<JsonSkipped>> {
+    produce: impl FnOnce(&mut dyn FnMut(DumpItem) -> Result<()>) -> Result<T>,
+) -> Result<(T, Vec<JsonSkipped>)> {
     let db = create_untorn(dst)?;
     let mut skipped = Vec::new();
-    let result = (|| {
+    let result = (|| -> Result<T> {
         let mut writer = BatchWriter::new(&db, batch)?;
-        lines(&mut |line: Line| {
+        let produced = produce(&mut |item: DumpItem| {
+            let line = match item {
+                DumpItem::Bucket { path, sequence } => Line {
+                    bucket: path,
+                    sequence: Some(sequence),
+                    kv: None,
+                },
+                DumpItem::Pair(p) => Line {
+                    bucket: p.bucket,
+                    sequence: None,
+                    kv: Some((p.key, p.value)),
+                },
+            };
             match unwritable(&line) {
                 Some(reason) => skipped.push(JsonSkipped {
                     bucket: path_json(&line.bucket),
@@ -303,77 +307,33 @@ fn write_untorn(
             }
             Ok(())
         })?;
-        writer.finish()
+        writer.finish()?;
+        Ok(produced)
     })();
     drop(db);
-    if let Err(e) = result {
-        for p in [dst.to_path_buf(), untorn::journal_path(dst)] {
-            let _ = std::fs::remove_file(p);
+    match result {
+        Ok(produced) => Ok((produced, skipped)),
+        Err(e) => {
+            for p in [dst.to_path_buf(), untorn::journal_path(dst)] {
+                let _ = std::fs::remove_file(p);
+            }
+            Err(e.context(format!("cannot write {} (removed)", dst.display())))
         }
-        return Err(e.context(format!("cannot write {} (removed)", dst.display())));
     }
-    Ok(skipped)
 }
 
 fn bbolt_to_untorn(a: &SalvageArgs) -> Result<JsonSalvage> {
     let s = untorn_bbolt::salvage_entries(&a.src, &bbolt_options(a))
         .with_context(|| format!("cannot salvage {}", a.src.display()))?;
-    let skipped = write_untorn(&a.dst, a.batch, |emit| {
-        for item in s.items() {
-            emit(match item {
-                DumpItem::Bucket { path, sequence } => Line {
-                    bucket: path,
-                    sequence: Some(sequence),
-                    kv: None,
-                },
-                DumpItem::Pair(e) => Line {
-                    bucket: e.bucket,
-                    sequence: None,
-                    kv: Some((e.key, e.value)),
-                },
-            })?;
-        }
-        Ok(())
-    })?;
-    let mut report = from_bbolt(a, Format::Native.name(), &s.report);
-    report.ok = report.ok && skipped.is_empty();
-    report.skipped = skipped;
-    Ok(report)
-}
-
-/// A bucket being copied: its path, handle, cursor and the last key read.
-struct Frame<'t> {
-    path: Vec<Vec<u8>>,
-    bucket: Bucket<'t>,
-    cursor: Cursor<'t>,
-    started: bool,
-    last: Option<Vec<u8>>,
-}
-
-fn lost_native(path: &[Vec<u8>], after: Option<&[u8]>, e: &Error) -> JsonLost {
-    let page = match e {
-        Error::Corrupted { page, .. } => Some(*page),
-        _ => None,
-    };
-    JsonLost {
-        bucket: path_json(path),
-        page,
-        parent: None,
-        lower: None,
-        upper: None,
-        after: after.map(|k| encode(k, true)),
-        reason: match after {
-            Some(_) => {
-                format!("the rest of the bucket after the key in `after` is unreadable: {e}")
-            }
-            None => format!("the bucket is unreadable: {e}"),
-        },
-    }
-}
-
-/// Whether a read error is damage to skip (anything else stops salvage).
-fn corrupted(e: &Error) -> bool {
-    matches!(e, Error::Corrupted { .. })
+    let ((), skipped) = write_untorn(&a.dst, a.batch, |emit| s.items().try_for_each(emit))?;
+    Ok(json_salvage(
+        a,
+        Format::Bbolt,
+        Format::Native,
+        &s.report.summary(),
+        skipped,
+        Some(bbolt_details(&s.report)),
+    ))
 }
 
 fn native_to_untorn(a: &SalvageArgs) -> Result<JsonSalvage> {
@@ -386,99 +346,18 @@ fn native_to_untorn(a: &SalvageArgs) -> Result<JsonSalvage> {
         ),
     };
     let tx = src.begin_read()?;
-    let mut lost = Vec::new();
-    let (mut keys, mut buckets) = (0u64, 0u64);
-    let top = tx
-        .buckets()
-        .with_context(|| format!("cannot list the buckets of {}", a.src.display()))?;
-    let skipped = write_untorn(&a.dst, a.batch, |emit| {
-        // Depth-first with an explicit stack, like `dump`.
-        let mut stack: Vec<Frame<'_>> = Vec::new();
-        for name in top.iter().rev() {
-            match tx.bucket(name) {
-                Ok(Some(b)) => stack.push(Frame {
-                    path: vec![name.clone()],
-                    cursor: b.cursor(),
-                    bucket: b,
-                    started: false,
-                    last: None,
-                }),
-                Ok(None) => bail!("bucket {} vanished", display(name)),
-                Err(e) if corrupted(&e) => {
-                    lost.push(lost_native(std::slice::from_ref(name), None, &e))
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        while let Some(f) = stack.last_mut() {
-            let item = if f.started {
-                f.cursor.next()
-            } else {
-                f.started = true;
-                match f.bucket.sequence() {
-                    Ok(seq) => {
-                        buckets += 1;
-                        emit(Line {
-                            bucket: f.path.clone(),
-                            sequence: Some(seq),
-                            kv: None,
-                        })?;
-                        f.cursor.first()
-                    }
-                    Err(e) => Err(e),
-                }
-            };
-            match item {
-                Ok(None) => {
-                    stack.pop();
-                }
-                Ok(Some((k, Entry::Value(v)))) => {
-                    keys += 1;
-                    f.last = Some(k.clone());
-                    emit(Line {
-                        bucket: f.path.clone(),
-                        sequence: None,
-                        kv: Some((k, v.to_vec())),
-                    })?;
-                }
-                Ok(Some((k, Entry::Bucket))) => {
-                    f.last = Some(k.clone());
-                    let mut path = f.path.clone();
-                    path.push(k.clone());
-                    match f.bucket.bucket(&k) {
-                        Ok(Some(child)) => stack.push(Frame {
-                            path,
-                            cursor: child.cursor(),
-                            bucket: child,
-                            started: false,
-                            last: None,
-                        }),
-                        Ok(None) => bail!("bucket {} vanished", path_text(&path)),
-                        Err(e) if corrupted(&e) => lost.push(lost_native(&path, None, &e)),
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                Err(e) if corrupted(&e) => {
-                    lost.push(lost_native(&f.path, f.last.as_deref(), &e));
-                    stack.pop();
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
+    let (summary, skipped) = write_untorn(&a.dst, a.batch, |emit| {
+        untorn::salvage::salvage(&tx, emit)
+            .with_context(|| format!("cannot salvage {}", a.src.display()))
     })?;
-    Ok(JsonSalvage {
-        format: Format::Native.name(),
-        to: Format::Native.name(),
-        src: a.src.display().to_string(),
-        dst: a.dst.display().to_string(),
-        ok: lost.is_empty() && skipped.is_empty(),
-        keys_recovered: keys,
-        buckets_recovered: buckets,
-        lost,
+    Ok(json_salvage(
+        a,
+        Format::Native,
+        Format::Native,
+        &summary,
         skipped,
-        bbolt: None,
-    })
+        None,
+    ))
 }
 
 fn print_human(out: &mut impl Write, r: &JsonSalvage) -> Result<()> {

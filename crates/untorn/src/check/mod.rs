@@ -7,13 +7,13 @@
 //! by the (bounded) high-water mark, and bounds tree depth, bucket nesting, stack size
 //! and extent sizes; damaged input yields findings, never a panic or a loop.
 
+mod describe;
 mod freelist;
 mod metas;
 mod options;
 mod pages;
 mod raw;
 mod source;
-mod stats;
 mod tree;
 mod walk;
 
@@ -22,8 +22,9 @@ mod engine_tests;
 #[cfg(test)]
 mod tests;
 
+pub use crate::report::Stats;
+pub use describe::describe_page;
 pub use options::{CheckOptions, CheckProgress};
 pub use raw::{check_storage, fuzz_entry, RawSource};
 pub use source::CheckSource;
-pub use stats::Stats;
 pub use walk::{check, check_with_pages, page_infos, stats};

@@ -1,9 +1,10 @@
 //! What the walk learned per page: leaked runs after the walk, and one [`PageInfo`]
 //! per page id for `pages` and `map`.
 
-use crate::format::{decode_header, PageId, PageType};
+use crate::format::{decode_header, PageId};
 use crate::report::{FindingKind, PageInfo, PageKind, PageState};
 
+use super::describe::page_kind;
 use super::walk::{Record, Walk, CONTINUATION, CORRUPT, FREE, REACHABLE};
 
 impl Walk<'_> {
@@ -91,15 +92,5 @@ impl Walk<'_> {
             });
         }
         out
-    }
-}
-
-fn page_kind(t: PageType) -> PageKind {
-    match t {
-        PageType::Meta => PageKind::Meta,
-        PageType::Branch => PageKind::Branch,
-        PageType::Leaf => PageKind::Leaf,
-        PageType::Overflow => PageKind::Overflow,
-        PageType::Freelist => PageKind::Freelist,
     }
 }

@@ -29,11 +29,10 @@ use crate::format::{
     check_ref, peek_extent_pages, verify_page, BucketHeader, Meta, PageHeader, PageRef,
 };
 use crate::limits::{MAX_EXTENT_BYTES, MAX_PAGES_BEYOND_FILE};
-use crate::report::{FindingKind, FindingSink, PageInfo, PageKind, Report};
+use crate::report::{FindingKind, FindingSink, PageInfo, PageKind, Report, Stats};
 
 use super::options::{CheckOptions, CheckProgress};
 use super::source::CheckSource;
-use super::stats::Stats;
 
 /// Progress callback interval.
 const PROGRESS_EVERY_PAGES: u64 = 512;
