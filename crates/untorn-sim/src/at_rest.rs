@@ -8,13 +8,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use untorn::format::{record_span, RecordHeader, RECORD_HEADER_SIZE};
 use untorn::{Error, ReadTx};
 
+use crate::config::{open_db, DATA_FILE, JOURNAL_FILE};
 use crate::disk::{Damage, FaultConfig, SimDisk};
 use crate::model::{random_op, Model};
+use crate::oracle::{apply_op, engine_check, scan_snapshot, ScanError};
 use crate::prng::Prng;
-use crate::torture::{
-    apply_op, engine_check, open_db, panic_message, scan_snapshot, ScanError, DATA_FILE,
-    JOURNAL_FILE,
-};
+use crate::summary::panic_message;
 
 /// What the damaged reopens did.
 #[derive(Debug, Clone, Copy, Default)]

@@ -9,13 +9,14 @@ use std::collections::BTreeMap;
 
 use untorn::Error;
 
+use crate::config::{open_db, Config, DATA_FILE, JOURNAL_FILE};
 use crate::disk::{CrashPlan, FaultConfig, PendingInfo, SimDisk};
 use crate::model::{random_op_with, Model, Op, Shape};
-use crate::prng::Prng;
-use crate::torture::{
-    check_recovered_txid, engine_check, open_db, scan_snapshot, Config, ScanError, SeedStats,
-    Strictness, DATA_FILE, JOURNAL_FILE,
+use crate::oracle::{
+    apply_op, check_recovered_txid, engine_check, scan_snapshot, ScanError, Strictness,
 };
+use crate::prng::Prng;
+use crate::summary::SeedStats;
 
 /// One step of a small workload.
 #[derive(Debug, Clone)]
@@ -105,7 +106,7 @@ fn execute(
                 let mut next = model.clone();
                 let mut failed = None;
                 for op in ops {
-                    if let Err(e) = crate::torture::apply_op(&wtx, op) {
+                    if let Err(e) = apply_op(&wtx, op) {
                         failed = Some(e);
                         break;
                     }

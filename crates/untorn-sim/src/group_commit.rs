@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use untorn::Error;
 
+use crate::config::open_db;
 use crate::disk::{FaultConfig, SimDisk};
 use crate::prng::Prng;
-use crate::torture::open_db;
 
 const BUCKET: &[u8] = b"batch";
 const THREADS: u64 = 4;

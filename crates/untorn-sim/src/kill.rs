@@ -123,7 +123,7 @@ pub fn verify_db(db: &Database, acked: u64) -> Result<u64, String> {
         Ok(Ok(()))
     })
     .map_err(|e| format!("reading after kill: {e}"))??;
-    match crate::torture::engine_check(db) {
+    match crate::oracle::engine_check(db) {
         Ok(None) => {}
         Ok(Some(findings)) => return Err(format!("check after kill: {findings}")),
         Err(e) => return Err(format!("check after kill failed: {e}")),

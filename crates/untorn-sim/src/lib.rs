@@ -28,20 +28,26 @@
 //!   reproduces it; `UNTORN_SIM_LOG=1` prints every disk operation and crash plan.
 //!
 //! Modules: [`disk`] (the simulated disk and its fault table), [`prng`], [`model`] (the
-//! reference model), [`torture`] (the randomized runner), [`exhaustive`], [`at_rest`],
-//! [`kill`] (the real-process kill test's child and checks).
+//! reference model), [`config`] (what a run injects and how the engine is opened),
+//! [`oracle`] (the assertions that judge the engine against the model), [`summary`]
+//! (what a run reports), [`torture`] (the randomized run loop), [`exhaustive`],
+//! [`at_rest`], [`group_commit`], [`kill`] (the real-process kill test's child and
+//! checks).
 //!
 //! This crate is *not* a general-purpose filesystem simulator: it models exactly what the
 //! storage seam can observe (sector-granular persistence of unsynced writes, lying and
 //! misdirected writes, at-rest damage, EIO and ENOSPC).
 
 pub mod at_rest;
+pub mod config;
 pub mod disk;
 pub mod exhaustive;
 pub mod group_commit;
 pub mod kill;
 pub mod model;
+pub mod oracle;
 pub mod prng;
+pub mod summary;
 pub mod torture;
 
 pub use disk::{

@@ -4,7 +4,9 @@
 //! `UNTORN_TORTURE_MAX_VALUE_BYTES` caps value sizes (default 20000, i.e. overflow
 //! extents included) — a debugging knob to tell overflow-extent bugs from others.
 
-use untorn_sim::torture::{run, Config, FaultClasses, Summary};
+use untorn_sim::config::{Config, FaultClasses};
+use untorn_sim::summary::Summary;
+use untorn_sim::torture::run;
 
 fn config(faults: &str, seed_start: u64, seeds: u64) -> Config {
     let max_value_bytes = std::env::var("UNTORN_TORTURE_MAX_VALUE_BYTES")
@@ -210,7 +212,8 @@ mod group_commit {
 
 /// The same seed drives the same I/O (so a failing seed reproduces).
 mod determinism {
-    use untorn_sim::torture::{run_seed, SeedStats};
+    use untorn_sim::summary::SeedStats;
+    use untorn_sim::torture::run_seed;
 
     use super::*;
 
@@ -283,7 +286,7 @@ mod kill {
     /// (what a SIGKILL leaves): separates engine bugs from real-file effects.
     #[test]
     fn kill_workload_on_the_simulated_disk() {
-        use untorn_sim::torture::{DATA_FILE, JOURNAL_FILE};
+        use untorn_sim::config::{DATA_FILE, JOURNAL_FILE};
         let disk = untorn_sim::SimDisk::new(untorn_sim::FaultConfig::default());
         let open = || {
             untorn::Database::builder()
@@ -379,7 +382,8 @@ mod kill {
 
 /// Minimal deterministic reproductions of findings (see the report in the branch log).
 mod regressions {
-    use untorn_sim::torture::{engine_check, open_db, DATA_FILE, JOURNAL_FILE};
+    use untorn_sim::config::{open_db, DATA_FILE, JOURNAL_FILE};
+    use untorn_sim::oracle::engine_check;
     use untorn_sim::{CrashPlan, FaultConfig, SimDisk};
 
     const THRESHOLD: u64 = 1 << 30;

@@ -9,7 +9,8 @@
 
 use std::process::ExitCode;
 
-use untorn_sim::torture::{run, Config, FaultClasses};
+use untorn_sim::config::{Config, FaultClasses};
+use untorn_sim::torture::run;
 
 /// `--at-rest`: every seed builds a quiescent database and reopens damaged copies.
 fn at_rest(cfg: &Config, trials: u64) -> ExitCode {
