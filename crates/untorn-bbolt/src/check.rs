@@ -15,11 +15,9 @@ use crate::format::{
     BucketHeader, Node, NodeKind, PageProblem, BUCKET_HEADER_SIZE, ELEMENT_SIZE, PAGE_HEADER_SIZE,
 };
 
-/// Deepest tree (in levels, per bucket) the walk descends. bbolt trees with
-/// 512-byte pages and a billion keys stay far below this.
-pub const MAX_TREE_DEPTH: usize = 64;
-/// Deepest bucket nesting the walk descends.
-pub const MAX_BUCKET_NESTING: usize = 256;
+// The walk's bounds are the workspace's (`untorn::limits`): bbolt trees with 512-byte
+// pages and a billion keys stay far below the depth bound.
+use untorn::limits::{MAX_BUCKET_DEPTH as MAX_BUCKET_NESTING, MAX_TREE_DEPTH};
 
 const ON_STACK: u8 = 0x01;
 const DONE: u8 = 0x02;

@@ -71,52 +71,9 @@ pub const MIN_PAGE_SIZE: u32 = 512;
 /// Largest page size we accept.
 pub const MAX_PAGE_SIZE: u32 = 65536;
 
-/// Reads a little-endian u16 at `off`, or None when out of range.
-pub fn read_u16(buf: &[u8], off: usize) -> Option<u16> {
-    let b = buf.get(off..off.checked_add(2)?)?;
-    Some(u16::from_le_bytes(b.try_into().ok()?))
-}
-
-/// Reads a little-endian u32 at `off`, or None when out of range.
-pub fn read_u32(buf: &[u8], off: usize) -> Option<u32> {
-    let b = buf.get(off..off.checked_add(4)?)?;
-    Some(u32::from_le_bytes(b.try_into().ok()?))
-}
-
-/// Reads a little-endian u64 at `off`, or None when out of range.
-pub fn read_u64(buf: &[u8], off: usize) -> Option<u64> {
-    let b = buf.get(off..off.checked_add(8)?)?;
-    Some(u64::from_le_bytes(b.try_into().ok()?))
-}
-
-/// Writes `v` at `off`; returns false when out of range.
-pub fn put_u16(buf: &mut [u8], off: usize, v: u16) -> bool {
-    put_bytes(buf, off, &v.to_le_bytes())
-}
-
-/// Writes `v` at `off`; returns false when out of range.
-pub fn put_u32(buf: &mut [u8], off: usize, v: u32) -> bool {
-    put_bytes(buf, off, &v.to_le_bytes())
-}
-
-/// Writes `v` at `off`; returns false when out of range.
-pub fn put_u64(buf: &mut [u8], off: usize, v: u64) -> bool {
-    put_bytes(buf, off, &v.to_le_bytes())
-}
-
-/// Copies `src` to `off`; returns false when out of range.
-pub fn put_bytes(buf: &mut [u8], off: usize, src: &[u8]) -> bool {
-    match off
-        .checked_add(src.len())
-        .and_then(|end| buf.get_mut(off..end))
-    {
-        Some(dst) => {
-            dst.copy_from_slice(src);
-            true
-        }
-        None => false,
-    }
-}
+// One byte-helper idiom for both formats: reads return `None` out of range, writes
+// return `false` (and write nothing).
+pub use untorn::format::bytes::{get_u16, get_u32, get_u64, put_bytes, put_u16, put_u32, put_u64};
 
 /// FNV-1a 64-bit hash (bbolt's meta checksum).
 pub fn fnv1a64(data: &[u8]) -> u64 {
@@ -208,7 +165,7 @@ impl fmt::Display for PageProblem {
 
 /// Whether the page starting at `page` holds bbolt's meta magic (unverified).
 pub fn has_meta_magic(page: &[u8]) -> bool {
-    read_u32(page, PAGE_HEADER_SIZE) == Some(MAGIC)
+    get_u32(page, PAGE_HEADER_SIZE) == Some(MAGIC)
 }
 
 /// What page flags make a page, in the report vocabulary.
@@ -244,10 +201,10 @@ impl PageHeader {
     /// Decodes the header at the start of `buf`.
     pub fn decode(buf: &[u8]) -> Option<PageHeader> {
         Some(PageHeader {
-            id: read_u64(buf, 0)?,
-            flags: read_u16(buf, 8)?,
-            count: read_u16(buf, 10)?,
-            overflow: read_u32(buf, 12)?,
+            id: get_u64(buf, 0)?,
+            flags: get_u16(buf, 8)?,
+            count: get_u16(buf, 10)?,
+            overflow: get_u32(buf, 12)?,
         })
     }
 
@@ -324,32 +281,34 @@ impl Meta {
     /// Decodes a meta from the 64 bytes at `buf` (page offset 16).
     pub fn decode(buf: &[u8]) -> Option<Meta> {
         Some(Meta {
-            magic: read_u32(buf, 0)?,
-            version: read_u32(buf, 4)?,
-            page_size: read_u32(buf, 8)?,
-            flags: read_u32(buf, 12)?,
-            root: read_u64(buf, 16)?,
-            sequence: read_u64(buf, 24)?,
-            freelist: read_u64(buf, 32)?,
-            pgid: read_u64(buf, 40)?,
-            txid: read_u64(buf, 48)?,
-            checksum: read_u64(buf, 56)?,
+            magic: get_u32(buf, 0)?,
+            version: get_u32(buf, 4)?,
+            page_size: get_u32(buf, 8)?,
+            flags: get_u32(buf, 12)?,
+            root: get_u64(buf, 16)?,
+            sequence: get_u64(buf, 24)?,
+            freelist: get_u64(buf, 32)?,
+            pgid: get_u64(buf, 40)?,
+            txid: get_u64(buf, 48)?,
+            checksum: get_u64(buf, 56)?,
         })
     }
 
     /// Encodes the meta (with the given checksum field) into 64 bytes.
     pub fn encode_raw(&self) -> [u8; META_SIZE] {
         let mut b = [0u8; META_SIZE];
-        put_u32(&mut b, 0, self.magic);
-        put_u32(&mut b, 4, self.version);
-        put_u32(&mut b, 8, self.page_size);
-        put_u32(&mut b, 12, self.flags);
-        put_u64(&mut b, 16, self.root);
-        put_u64(&mut b, 24, self.sequence);
-        put_u64(&mut b, 32, self.freelist);
-        put_u64(&mut b, 40, self.pgid);
-        put_u64(&mut b, 48, self.txid);
-        put_u64(&mut b, 56, self.checksum);
+        let written = put_u32(&mut b, 0, self.magic)
+            && put_u32(&mut b, 4, self.version)
+            && put_u32(&mut b, 8, self.page_size)
+            && put_u32(&mut b, 12, self.flags)
+            && put_u64(&mut b, 16, self.root)
+            && put_u64(&mut b, 24, self.sequence)
+            && put_u64(&mut b, 32, self.freelist)
+            && put_u64(&mut b, 40, self.pgid)
+            && put_u64(&mut b, 48, self.txid)
+            && put_u64(&mut b, 56, self.checksum);
+        // Every field lies inside the fixed-size array above.
+        debug_assert!(written, "meta fields exceed the meta");
         b
     }
 
@@ -438,8 +397,8 @@ impl BucketHeader {
     /// Decodes the first 16 bytes of a bucket value.
     pub fn decode(value: &[u8]) -> Option<BucketHeader> {
         Some(BucketHeader {
-            root: read_u64(value, 0)?,
-            sequence: read_u64(value, 8)?,
+            root: get_u64(value, 0)?,
+            sequence: get_u64(value, 8)?,
         })
     }
 }
@@ -515,16 +474,16 @@ impl Node {
             let (flags, pos, ksize, vsize, pgid) = match kind {
                 NodeKind::Branch => (
                     0,
-                    read_u32(&buf, at).ok_or(bad("header"))?,
-                    read_u32(&buf, at + 4).ok_or(bad("header"))?,
+                    get_u32(&buf, at).ok_or(bad("header"))?,
+                    get_u32(&buf, at + 4).ok_or(bad("header"))?,
                     0,
-                    read_u64(&buf, at + 8).ok_or(bad("header"))?,
+                    get_u64(&buf, at + 8).ok_or(bad("header"))?,
                 ),
                 NodeKind::Leaf => (
-                    read_u32(&buf, at).ok_or(bad("header"))?,
-                    read_u32(&buf, at + 4).ok_or(bad("header"))?,
-                    read_u32(&buf, at + 8).ok_or(bad("header"))?,
-                    read_u32(&buf, at + 12).ok_or(bad("header"))?,
+                    get_u32(&buf, at).ok_or(bad("header"))?,
+                    get_u32(&buf, at + 4).ok_or(bad("header"))?,
+                    get_u32(&buf, at + 8).ok_or(bad("header"))?,
+                    get_u32(&buf, at + 12).ok_or(bad("header"))?,
                     0,
                 ),
             };
@@ -599,7 +558,7 @@ pub fn decode_freelist(buf: &[u8]) -> Result<Vec<u64>, String> {
         ));
     }
     let (start, count) = if header.count == 0xFFFF {
-        let c = read_u64(buf, PAGE_HEADER_SIZE).ok_or("freelist count runs past the page")?;
+        let c = get_u64(buf, PAGE_HEADER_SIZE).ok_or("freelist count runs past the page")?;
         (PAGE_HEADER_SIZE + 8, c)
     } else {
         (PAGE_HEADER_SIZE, u64::from(header.count))
@@ -612,7 +571,7 @@ pub fn decode_freelist(buf: &[u8]) -> Result<Vec<u64>, String> {
     }
     let mut ids = Vec::with_capacity(count as usize);
     for i in 0..count as usize {
-        ids.push(read_u64(buf, start + i * 8).ok_or("freelist id runs past the page")?);
+        ids.push(get_u64(buf, start + i * 8).ok_or("freelist id runs past the page")?);
     }
     Ok(ids)
 }
@@ -673,19 +632,19 @@ mod tests {
         }
         .encode(&mut page);
         // pos 16 from the element (offset 32), key 4 bytes, value 40 bytes: 32+44 > 64.
-        put_u32(&mut page, 20, 16);
-        put_u32(&mut page, 24, 4);
-        put_u32(&mut page, 28, 40);
+        assert!(put_u32(&mut page, 20, 16));
+        assert!(put_u32(&mut page, 24, 4));
+        assert!(put_u32(&mut page, 28, 40));
         assert!(matches!(
             Node::parse(page.clone()),
             Err(PageProblem::ElementBounds { .. })
         ));
-        put_u32(&mut page, 28, 8);
+        assert!(put_u32(&mut page, 28, 8));
         let n = Node::parse(page.clone()).unwrap();
         assert_eq!(n.key(0).len(), 4);
         assert_eq!(n.value(0).len(), 8);
         // An element table larger than the page.
-        put_u16(&mut page, 10, 9);
+        assert!(put_u16(&mut page, 10, 9));
         assert!(Node::parse(page).is_err());
     }
 
@@ -699,11 +658,11 @@ mod tests {
             overflow: 0,
         }
         .encode(&mut page);
-        put_u64(&mut page, 16, 2);
-        put_u64(&mut page, 24, 7);
-        put_u64(&mut page, 32, 9);
+        assert!(put_u64(&mut page, 16, 2));
+        assert!(put_u64(&mut page, 24, 7));
+        assert!(put_u64(&mut page, 32, 9));
         assert_eq!(decode_freelist(&page).unwrap(), vec![7, 9]);
-        put_u64(&mut page, 16, 1 << 40);
+        assert!(put_u64(&mut page, 16, 1 << 40));
         assert!(decode_freelist(&page).is_err());
     }
 }

@@ -152,7 +152,9 @@ fn copy_page_raw(path: &Path, ps: u32, from: u64, to: u64) -> Result<u64> {
         )));
     }
     let mut buf = read_at(path, from * psz, (n * psz) as usize)?;
-    let _ = crate::format::put_u64(&mut buf, 0, to);
+    if !crate::format::put_u64(&mut buf, 0, to) {
+        return Err(BoltError::Surgery("short page".into()));
+    }
     write_at(path, to * psz, &buf)?;
     Ok(n)
 }
@@ -243,7 +245,11 @@ pub fn clear_page_elements(
     let pages = encoded.len().div_ceil(psz).max(1);
     let overflow = (pages - 1) as u32;
     encoded.resize(pages * psz, 0);
-    let _ = crate::format::put_u32(&mut encoded, 12, overflow);
+    if !crate::format::put_u32(&mut encoded, 12, overflow) {
+        return Err(BoltError::Surgery(
+            "encoded node shorter than its header".into(),
+        ));
+    }
     let path = prepare(src, dst)?;
     write_at(path, page * u64::from(ps), &encoded)?;
     let abandon = overflow != header.overflow || node.kind == NodeKind::Branch;
@@ -335,13 +341,19 @@ pub fn freelist_rebuild(src: &Path, dst: &Path) -> Result<SurgeryOutcome> {
     }
     .encode(&mut buf);
     let mut off = PAGE_HEADER_SIZE;
+    let mut written = true;
     if big {
-        let _ = crate::format::put_u64(&mut buf, off, free.len() as u64);
+        written &= crate::format::put_u64(&mut buf, off, free.len() as u64);
         off += 8;
     }
     for id in &free {
-        let _ = crate::format::put_u64(&mut buf, off, *id);
+        written &= crate::format::put_u64(&mut buf, off, *id);
         off += 8;
+    }
+    if !written {
+        return Err(BoltError::Surgery(
+            "freelist ids exceed the freelist pages".into(),
+        ));
     }
     let path = prepare(src, dst)?;
     write_at(path, hwm * u64::from(ps), &buf)?;

@@ -7,10 +7,10 @@
 
 use std::collections::HashSet;
 
-use crate::check::{MAX_BUCKET_NESTING, MAX_TREE_DEPTH};
 use crate::error::{BoltError, Result};
 use crate::file::BoltFile;
 use crate::format::{BucketHeader, Node, NodeKind, BUCKET_HEADER_SIZE};
+use untorn::limits::{MAX_BUCKET_DEPTH as MAX_BUCKET_NESTING, MAX_TREE_DEPTH};
 
 /// Where a bucket's tree lives.
 #[derive(Debug, Clone)]

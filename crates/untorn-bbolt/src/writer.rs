@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use untorn::limits::{MAX_BUCKET_DEPTH as MAX_BUCKET_NESTING, MAX_TREE_DEPTH};
 
 use crate::error::{BoltError, Result};
 use crate::format::{
@@ -135,7 +136,9 @@ impl Image {
             .map_err(|_| BoltError::Write("node larger than 2^32 pages".into()))?;
         let mut buf = node;
         buf.resize(pages * self.page_size, 0);
-        put_u32(&mut buf, 12, overflow);
+        if !put_u32(&mut buf, 12, overflow) {
+            return Err(BoltError::Write("node shorter than its header".into()));
+        }
         self.bytes.extend_from_slice(&buf);
         Ok(id)
     }
@@ -244,7 +247,7 @@ fn write_tree(img: &mut Image, elems: &[(Vec<u8>, Vec<u8>, u32)], limit: usize) 
     let mut depth = 0;
     while level.len() > 1 {
         depth += 1;
-        if depth > crate::check::MAX_TREE_DEPTH {
+        if depth > MAX_TREE_DEPTH {
             return Err(BoltError::Write("tree too deep".into()));
         }
         let refs: Vec<Elem<'_>> = level
@@ -274,12 +277,16 @@ fn bucket_value(
         .collect();
     let inline_size = node_size(&refs);
     let mut out = vec![0u8; BUCKET_HEADER_SIZE];
-    put_u64(&mut out, 8, sequence);
+    if !put_u64(&mut out, 8, sequence) {
+        return Err(BoltError::Write("bucket header too short".into()));
+    }
     if opts.inline_buckets && !has_sub && inline_size <= opts.page_size as usize / 4 {
         out.extend_from_slice(&encode_node(0, FLAG_LEAF, &refs)?);
     } else {
         let root = write_tree(img, elems, limit)?;
-        put_u64(&mut out, 0, root);
+        if !put_u64(&mut out, 0, root) {
+            return Err(BoltError::Write("bucket header too short".into()));
+        }
     }
     Ok(out)
 }
@@ -333,7 +340,7 @@ pub fn build_image(root: &BucketData, opts: &WriteOptions) -> Result<(Vec<u8>, W
             Some((k, Value::Bucket(b))) => {
                 stats.buckets += 1;
                 top.has_sub = true;
-                if stack.len() > crate::check::MAX_BUCKET_NESTING {
+                if stack.len() > MAX_BUCKET_NESTING {
                     return Err(BoltError::Write("buckets nested too deeply".into()));
                 }
                 stack.push(Frame {

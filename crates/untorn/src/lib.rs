@@ -38,7 +38,13 @@
 //! What untorn is *not*: a SQL database, a networked server, or a replicated store
 //! (use a consensus engine with untorn as its storage for that).
 
-#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+// The engine's own lints (the workspace's, in Cargo.toml, forbid `unsafe`): file
+// contents never reach an unwrap, an index or a truncating cast.
+#![deny(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 // Unit tests may index and unwrap: a panic there is a failed test, not a crash on input.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]
 

@@ -139,3 +139,19 @@ pub fn unhex(s: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
         .collect()
 }
+
+/// Opening a bbolt file with the untorn engine says it is (possibly) a bbolt file and
+/// how to convert it, rather than a bare "not a database".
+#[test]
+fn the_engine_names_a_bbolt_file_as_such() {
+    use untorn::{Database, Error};
+    let dir = tempfile::tempdir().unwrap();
+    let mut bolt = vec![0u8; 8192];
+    bolt[16..20].copy_from_slice(&untorn_bbolt::format::MAGIC.to_le_bytes());
+    let bolt_path = dir.path().join("bolt.db");
+    std::fs::write(&bolt_path, bolt).unwrap();
+    match Database::open(&bolt_path) {
+        Err(Error::NotADatabase(msg)) => assert!(msg.contains("bbolt"), "{msg}"),
+        other => panic!("expected NotADatabase, got {other:?}"),
+    }
+}

@@ -69,12 +69,10 @@ impl NodeValue {
 /// The first 8 bytes of a key, big-endian, zero-padded. Prefixes that differ order
 /// like the keys; equal prefixes say nothing and fall back to the full comparison.
 fn key_prefix(key: &[u8]) -> u64 {
-    let mut b = [0u8; 8];
-    let n = key.len().min(8);
-    if let (Some(dst), Some(src)) = (b.get_mut(..n), key.get(..n)) {
-        dst.copy_from_slice(src);
-    }
-    u64::from_be_bytes(b)
+    key.iter()
+        .take(8)
+        .zip((0..8u32).rev())
+        .fold(0u64, |acc, (b, shift)| acc | u64::from(*b) << (8 * shift))
 }
 
 /// A key held by an arena node, with its prefix inline: a binary search compares

@@ -155,15 +155,8 @@ fn locked_and_not_a_database() {
     let junk = dir.path().join("junk");
     std::fs::write(&junk, vec![0xabu8; 10000]).unwrap();
     assert!(matches!(Database::open(&junk), Err(Error::NotADatabase(_))));
-    // A bbolt file is named as such.
-    let mut bolt = vec![0u8; 8192];
-    bolt[16..20].copy_from_slice(&0xED0C_DAEDu32.to_le_bytes());
-    let bolt_path = dir.path().join("bolt.db");
-    std::fs::write(&bolt_path, bolt).unwrap();
-    match Database::open(&bolt_path) {
-        Err(Error::NotADatabase(msg)) => assert!(msg.contains("bbolt"), "{msg}"),
-        other => panic!("expected NotADatabase, got {other:?}"),
-    }
+    // That a bbolt file is named as such is tested where bbolt's magic lives:
+    // untorn-bbolt's `read::the_engine_names_a_bbolt_file_as_such`.
 }
 
 #[test]
@@ -261,4 +254,64 @@ fn cursor_delete_in_a_write_transaction() {
     .unwrap();
     let n = db.view(|tx| tx.bucket("c")?.unwrap().len()).unwrap();
     assert_eq!(n, 501);
+}
+
+/// Check is read-only: neither a check of a live snapshot nor one of the raw data file
+/// writes a byte to the data file or the journal.
+#[test]
+fn check_never_writes_to_its_source() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use untorn::check::{check_storage, CheckOptions};
+    use untorn::{MemoryStorage, Storage};
+
+    /// A storage that counts the writes made through it.
+    struct Counting(MemoryStorage, Arc<AtomicU64>);
+    impl Storage for Counting {
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+            self.0.read_at(offset, buf)
+        }
+        fn write_at(&self, offset: u64, buf: &[u8]) -> std::io::Result<()> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            self.0.write_at(offset, buf)
+        }
+        fn sync(&self) -> std::io::Result<()> {
+            self.0.sync()
+        }
+        fn len(&self) -> std::io::Result<u64> {
+            self.0.len()
+        }
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            self.0.set_len(len)
+        }
+    }
+
+    let m = MemDb::new();
+    let db = m.open_default();
+    db.update(|tx| {
+        let b = tx.create_bucket("b")?;
+        for i in 0..500u32 {
+            b.put(format!("k{i:04}"), vec![7u8; 100])?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    drop(db);
+    let writes = Arc::new(AtomicU64::new(0));
+    let data = Arc::new(Counting(m.data.clone(), Arc::clone(&writes)));
+    let journal = Arc::new(Counting(m.journal.clone(), Arc::clone(&writes)));
+    let ro = Database::builder()
+        .read_only(true)
+        .open_storage(data.clone(), journal, false)
+        .unwrap();
+    assert!(ro.check(CheckOptions::default()).unwrap().is_ok());
+    assert!(check_storage(data, CheckOptions::default())
+        .unwrap()
+        .is_ok());
+    assert_eq!(
+        writes.load(Ordering::SeqCst),
+        0,
+        "check wrote to its source"
+    );
 }

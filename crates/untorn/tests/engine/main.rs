@@ -14,3 +14,4 @@ mod edge;
 mod model;
 mod mutation;
 mod recovery;
+mod tidy;
