@@ -8,6 +8,7 @@
 //! reference to a page already finished is a multiple reference; neither is
 //! followed, so the walk always terminates.
 
+use untorn::check::PageFlags;
 use untorn::report::{FindingKind, FindingSink, PageInfo, PageKind, PageState, Report};
 
 use crate::file::BoltFile;
@@ -17,7 +18,7 @@ use crate::format::{
 
 // The walk's bounds are the workspace's (`untorn::limits`): bbolt trees with 512-byte
 // pages and a billion keys stay far below the depth bound.
-use untorn::limits::{MAX_BUCKET_DEPTH as MAX_BUCKET_NESTING, MAX_TREE_DEPTH};
+use untorn::limits::{MAX_BUCKET_DEPTH, MAX_TREE_DEPTH};
 
 const ON_STACK: u8 = 0x01;
 const DONE: u8 = 0x02;
@@ -91,7 +92,7 @@ struct Frame {
 /// Everything a walk learns; `check` and `pages` are views of it.
 pub(crate) struct Walk {
     pub sink: FindingSink,
-    pub state: Vec<u8>,
+    pub state: PageFlags,
     pub kind: Vec<PageKind>,
     pub items: Vec<u32>,
     pub overflow: Vec<u32>,
@@ -119,26 +120,17 @@ pub(crate) struct Shape {
 }
 
 impl Walk {
-    fn idx(&self, id: u64) -> Option<usize> {
-        usize::try_from(id).ok().filter(|&i| i < self.state.len())
-    }
     fn get(&self, id: u64) -> u8 {
-        self.idx(id)
-            .and_then(|i| self.state.get(i).copied())
-            .unwrap_or(0)
+        self.state.get(id)
     }
     fn set(&mut self, id: u64, bits: u8) {
-        if let Some(s) = self.idx(id).and_then(|i| self.state.get_mut(i)) {
-            *s |= bits;
-        }
+        self.state.set(id, bits);
     }
     fn clear(&mut self, id: u64, bits: u8) {
-        if let Some(s) = self.idx(id).and_then(|i| self.state.get_mut(i)) {
-            *s &= !bits;
-        }
+        self.state.clear(id, bits);
     }
     fn set_info(&mut self, id: u64, kind: PageKind, items: u32, overflow: u32) {
-        if let Some(i) = self.idx(id) {
+        if let Some(i) = self.state.index(id) {
             if let Some(k) = self.kind.get_mut(i) {
                 *k = kind;
             }
@@ -212,8 +204,7 @@ pub(crate) fn walk_for_stats(file: &BoltFile) -> (Vec<PageInfo>, Walk, u64) {
 fn pages_from(file: &BoltFile, walk: &Walk) -> Vec<PageInfo> {
     let no_freelist = file.meta().no_freelist_sync();
     let mut out = Vec::with_capacity(walk.state.len());
-    for (i, &st) in walk.state.iter().enumerate() {
-        let id = i as u64;
+    for (i, (id, st)) in walk.state.iter().enumerate() {
         let mut kind = walk.kind.get(i).copied().unwrap_or(PageKind::Unknown);
         let mut items = u64::from(walk.items.get(i).copied().unwrap_or(0));
         let mut overflow = u64::from(walk.overflow.get(i).copied().unwrap_or(0));
@@ -250,7 +241,7 @@ pub(crate) fn run(file: &BoltFile, mut opts: CheckOptions) -> Walk {
     let n = usize::try_from(hwm).unwrap_or(0);
     let mut w = Walk {
         sink: FindingSink::new(opts.max_findings),
-        state: vec![0; n],
+        state: PageFlags::new(n),
         kind: vec![PageKind::Unknown; n],
         items: vec![0; n],
         overflow: vec![0; n],
@@ -676,12 +667,12 @@ fn visit(
             ),
         );
     }
-    if depth >= max_depth || nesting >= MAX_BUCKET_NESTING {
+    if depth >= max_depth || nesting >= MAX_BUCKET_DEPTH {
         w.sink.push(
             FindingKind::TooDeep,
             Some(pgid),
             &here,
-            format!("tree deeper than {max_depth} levels or buckets nested deeper than {MAX_BUCKET_NESTING}; not descending"),
+            format!("tree deeper than {max_depth} levels or buckets nested deeper than {MAX_BUCKET_DEPTH}; not descending"),
         );
         return;
     }
@@ -793,7 +784,7 @@ fn leaf_elements(
                             ),
                         );
                     }
-                    if nest < MAX_BUCKET_NESTING {
+                    if nest < MAX_BUCKET_DEPTH {
                         work.push((n, nest + 1));
                     }
                 }

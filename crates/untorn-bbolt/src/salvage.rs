@@ -25,7 +25,7 @@ use crate::file::BoltFile;
 use crate::format::{BucketHeader, Node, NodeKind, BUCKET_HEADER_SIZE};
 use crate::tree::{path_display, verify_node, DumpItem, Entry};
 use crate::writer::{write_file, BucketData, Value, WriteOptions};
-use untorn::limits::{MAX_BUCKET_DEPTH as MAX_BUCKET_NESTING, MAX_TREE_DEPTH};
+use untorn::limits::{MAX_BUCKET_DEPTH, MAX_TREE_DEPTH};
 
 /// Whether salvage may use unreachable leaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -350,7 +350,7 @@ impl Ctx<'_> {
                 }
                 let mut sub = p.clone();
                 sub.push(key);
-                if sub.len() > MAX_BUCKET_NESTING {
+                if sub.len() > MAX_BUCKET_DEPTH {
                     continue;
                 }
                 let v = n.value(i);

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use crate::error::{BoltError, Result};
 use crate::file::BoltFile;
 use crate::format::{BucketHeader, Node, NodeKind, BUCKET_HEADER_SIZE};
-use untorn::limits::{MAX_BUCKET_DEPTH as MAX_BUCKET_NESTING, MAX_TREE_DEPTH};
+use untorn::limits::{MAX_BUCKET_DEPTH, MAX_TREE_DEPTH};
 
 /// Where a bucket's tree lives.
 #[derive(Debug, Clone)]
@@ -317,7 +317,7 @@ pub(crate) fn open_bucket(file: &BoltFile, path: &[Vec<u8>]) -> Result<(TreeRoot
     let meta = file.meta();
     let mut root = TreeRoot::Page(meta.root);
     let mut seq = meta.sequence;
-    if path.len() > MAX_BUCKET_NESTING {
+    if path.len() > MAX_BUCKET_DEPTH {
         return Err(BoltError::BucketNotFound(path_display(path)));
     }
     for (depth, name) in path.iter().enumerate() {
@@ -389,11 +389,11 @@ impl Iterator for Dump<'_> {
                 Some(Ok(item)) if item.bucket => {
                     let mut sub = path.clone();
                     sub.push(item.key);
-                    if sub.len() > MAX_BUCKET_NESTING {
+                    if sub.len() > MAX_BUCKET_DEPTH {
                         self.failed = true;
                         return Some(Err(BoltError::BadBucket {
                             path: path_display(&sub),
-                            message: format!("buckets nested deeper than {MAX_BUCKET_NESTING}"),
+                            message: format!("buckets nested deeper than {MAX_BUCKET_DEPTH}"),
                         }));
                     }
                     match bucket_root(&item.value, &path_display(&sub)) {

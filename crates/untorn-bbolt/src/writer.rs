@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use untorn::limits::{MAX_BUCKET_DEPTH as MAX_BUCKET_NESTING, MAX_TREE_DEPTH};
+use untorn::limits::{MAX_BUCKET_DEPTH, MAX_TREE_DEPTH};
 
 use crate::error::{BoltError, Result};
 use crate::format::{
@@ -340,7 +340,7 @@ pub fn build_image(root: &BucketData, opts: &WriteOptions) -> Result<(Vec<u8>, W
             Some((k, Value::Bucket(b))) => {
                 stats.buckets += 1;
                 top.has_sub = true;
-                if stack.len() > MAX_BUCKET_NESTING {
+                if stack.len() > MAX_BUCKET_DEPTH {
                     return Err(BoltError::Write("buckets nested too deeply".into()));
                 }
                 stack.push(Frame {

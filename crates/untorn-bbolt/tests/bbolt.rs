@@ -20,6 +20,8 @@ mod damage;
 mod etcd;
 #[path = "bbolt/mutations.rs"]
 mod mutations;
+#[path = "bbolt/peers.rs"]
+mod peers;
 #[path = "bbolt/read.rs"]
 mod read;
 #[path = "bbolt/salvage.rs"]

@@ -10,10 +10,10 @@ use untorn::{Error, ReadTx};
 
 use crate::config::{open_db, DATA_FILE, JOURNAL_FILE};
 use crate::disk::{Damage, FaultConfig, SimDisk};
-use crate::model::{random_op, Model};
 use crate::oracle::{apply_op, engine_check, scan_snapshot, ScanError};
-use crate::prng::Prng;
 use crate::summary::panic_message;
+use untorn::fuzzing::model::{random_op, Model};
+use untorn::fuzzing::Rng;
 
 /// What the damaged reopens did.
 #[derive(Debug, Clone, Copy, Default)]
@@ -54,7 +54,7 @@ fn build(seed: u64) -> Result<(SimDisk, BTreeMap<u64, Model>, u64), String> {
         ..FaultConfig::default()
     });
     let db = open_db(&disk, THRESHOLD_BYTES).map_err(|e| format!("create: {e}"))?;
-    let mut rng = Prng::derive(seed, 500);
+    let mut rng = Rng::derive(seed, 500);
     let mut history = BTreeMap::new();
     let mut model = Model::default();
     let mut last = db
@@ -280,7 +280,7 @@ pub fn run_seed(seed: u64, trials: u64) -> Result<AtRestStats, String> {
             Err(e) => return Err(format!("seed {seed}: undamaged: check failed: {e}")),
         }
     }
-    let mut rng = Prng::derive(seed, 600);
+    let mut rng = Rng::derive(seed, 600);
     let journal = disk.durable_bytes(JOURNAL_FILE);
     let data = disk.durable_bytes(DATA_FILE);
     for t in 0..trials {

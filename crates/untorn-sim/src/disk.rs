@@ -9,7 +9,7 @@
 //! generation advances, and every handle issued before the crash fails with EIO from
 //! then on, so a database that is still running cannot keep writing.
 //!
-//! Every random decision comes from a [`Prng`] seeded by [`FaultConfig::seed`]; the
+//! Every random decision comes from a [`Rng`] seeded by [`FaultConfig::seed`]; the
 //! same seed and the same sequence of calls give the same bytes.
 //!
 //! # Which faults each zone must survive, and what is guaranteed
@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use untorn::Storage;
 
-use crate::prng::Prng;
+use untorn::fuzzing::Rng;
 
 /// The unit of atomicity of the simulated medium.
 pub const SECTOR_SIZE_BYTES: u64 = 512;
@@ -171,9 +171,9 @@ struct Inner {
     generation: u64,
     files: BTreeMap<String, FileState>,
     faults: FaultConfig,
-    rng: Prng,
-    read_rng: Prng,
-    crash_rng: Prng,
+    rng: Rng,
+    read_rng: Rng,
+    crash_rng: Rng,
     ops: u64,
     dead: bool,
     stats: DiskStats,
@@ -236,7 +236,7 @@ fn write_into(bytes: &mut Vec<u8>, offset: usize, data: &[u8]) {
 }
 
 fn mix(h: u64, x: u64) -> u64 {
-    let mut p = Prng::new(h ^ x);
+    let mut p = Rng::new(h ^ x);
     p.next_u64()
 }
 
@@ -253,9 +253,9 @@ impl Inner {
         Inner {
             generation: 0,
             files: BTreeMap::new(),
-            rng: Prng::derive(seed, 1),
-            read_rng: Prng::derive(seed, 2),
-            crash_rng: Prng::derive(seed, 3),
+            rng: Rng::derive(seed, 1),
+            read_rng: Rng::derive(seed, 2),
+            crash_rng: Rng::derive(seed, 3),
             faults,
             ops: 0,
             dead: false,
@@ -494,7 +494,7 @@ impl Inner {
         if self.log {
             eprintln!("sim CRASH: plan {:?}", plan.keep);
         }
-        let mut garble_rng = Prng::derive(self.faults.seed ^ self.stats.crashes, 4);
+        let mut garble_rng = Rng::derive(self.faults.seed ^ self.stats.crashes, 4);
         for (name, file) in self.files.iter_mut() {
             let decisions = plan.keep.get(name);
             let mut durable = std::mem::take(&mut file.durable);
@@ -610,9 +610,9 @@ impl SimDisk {
     pub fn set_faults(&self, faults: FaultConfig) {
         let mut inner = self.lock();
         let seed = faults.seed;
-        inner.rng = Prng::derive(seed, 1);
-        inner.read_rng = Prng::derive(seed, 2);
-        inner.crash_rng = Prng::derive(seed, 3);
+        inner.rng = Rng::derive(seed, 1);
+        inner.read_rng = Rng::derive(seed, 2);
+        inner.crash_rng = Rng::derive(seed, 3);
         inner.faults = faults;
         inner.ops = 0;
     }
@@ -774,7 +774,7 @@ impl SimDisk {
     }
 
     /// Applies `count` random at-rest damages (bit flips and zeroed sectors) to `name`.
-    pub fn damage_random(&self, rng: &mut Prng, name: &str, count: usize) -> Vec<Damage> {
+    pub fn damage_random(&self, rng: &mut Rng, name: &str, count: usize) -> Vec<Damage> {
         let len = self.lock().files.get(name).map_or(0, |f| f.durable.len()) as u64;
         if len == 0 {
             return Vec::new();
@@ -1198,7 +1198,7 @@ mod tests {
         let mut buf = [0u8; 4];
         d.file("data").read_at(0, &mut buf).expect("read");
         assert_eq!(buf, [0xFF, 0xFF, 0xFF, 0xFE]);
-        let mut rng = Prng::new(5);
+        let mut rng = Rng::new(5);
         assert_eq!(d.damage_random(&mut rng, "data", 3).len(), 3);
     }
 }

@@ -11,12 +11,12 @@ use untorn::Error;
 
 use crate::config::{open_db, Config, DATA_FILE, JOURNAL_FILE};
 use crate::disk::{CrashPlan, FaultConfig, PendingInfo, SimDisk};
-use crate::model::{random_op_with, Model, Op, Shape};
 use crate::oracle::{
     apply_op, check_recovered_txid, engine_check, scan_snapshot, ScanError, Strictness,
 };
-use crate::prng::Prng;
 use crate::summary::SeedStats;
+use untorn::fuzzing::model::{random_op_with, Model, Op, Shape};
+use untorn::fuzzing::Rng;
 
 /// One step of a small workload.
 #[derive(Debug, Clone)]
@@ -36,7 +36,7 @@ struct Execution {
 }
 
 fn generate(seed: u64, shape: &Shape) -> Vec<Step> {
-    let mut rng = Prng::derive(seed, 200);
+    let mut rng = Rng::derive(seed, 200);
     let mut model = Model::default();
     let mut tag = seed << 32;
     let commits = rng.range_inclusive(1, 3);
@@ -252,7 +252,7 @@ pub fn run_seed(cfg: &Config, seed: u64, stats: &mut SeedStats) -> Result<(), St
     execute(&dry, &steps, threshold, None)?;
     let total_ops = dry.ops();
     let cap = cfg.max_subsets_per_point.max(2);
-    let mut rng = Prng::derive(seed, 300);
+    let mut rng = Rng::derive(seed, 300);
     for crash_at in 0..=total_ops {
         let disk = SimDisk::new(FaultConfig::default());
         let exec = execute(&disk, &steps, threshold, Some(crash_at))

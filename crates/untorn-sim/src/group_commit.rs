@@ -12,7 +12,7 @@ use untorn::Error;
 
 use crate::config::open_db;
 use crate::disk::{FaultConfig, SimDisk};
-use crate::prng::Prng;
+use untorn::fuzzing::Rng;
 
 const BUCKET: &[u8] = b"batch";
 const THREADS: u64 = 4;
@@ -32,13 +32,13 @@ fn fails(t: u64, i: u64) -> bool {
 
 fn value(t: u64, i: u64) -> Vec<u8> {
     let mut v = vec![0u8; 24 + ((t * 31 + i * 7) % 300) as usize];
-    Prng::derive(t << 32 | i, 0x6261_7463).fill(&mut v);
+    Rng::derive(t << 32 | i, 0x6261_7463).fill(&mut v);
     v
 }
 
 /// One seed: returns the number of batch calls acknowledged before the crash.
 pub fn run_seed(seed: u64) -> Result<u64, String> {
-    let mut rng = Prng::derive(seed, 700);
+    let mut rng = Rng::derive(seed, 700);
     let disk = SimDisk::new(FaultConfig::default());
     // Create on a perfect disk, then arm the crash point.
     drop(open_db(&disk, 32 * 1024).map_err(|e| format!("create: {e}"))?);

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use untorn::Database;
 
-use crate::prng::Prng;
+use untorn::fuzzing::Rng;
 
 /// The bucket all commits go to.
 pub const BUCKET: &[u8] = b"kill";
@@ -25,7 +25,7 @@ pub fn value(i: u64) -> Vec<u8> {
         16 + (i % 200) as usize
     };
     let mut v = vec![0u8; len];
-    Prng::derive(i, 0x6b69_6c6c).fill(&mut v);
+    Rng::derive(i, 0x6b69_6c6c).fill(&mut v);
     v
 }
 

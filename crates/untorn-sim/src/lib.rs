@@ -27,12 +27,12 @@
 //!   `--exhaustive` for the enumeration mode. A failing seed prints one command that
 //!   reproduces it; `UNTORN_SIM_LOG=1` prints every disk operation and crash plan.
 //!
-//! Modules: [`disk`] (the simulated disk and its fault table), [`prng`], [`model`] (the
-//! reference model), [`config`] (what a run injects and how the engine is opened),
-//! [`oracle`] (the assertions that judge the engine against the model), [`summary`]
+//! Modules: [`disk`] (the simulated disk and its fault table), [`config`] (what a run
+//! injects and how the engine is opened), [`oracle`] (the assertions that judge the engine against the model), [`summary`]
 //! (what a run reports), [`torture`] (the randomized run loop), [`exhaustive`],
 //! [`at_rest`], [`group_commit`], [`kill`] (the real-process kill test's child and
-//! checks).
+//! checks). The PRNG and the reference model are `untorn::fuzzing`'s, shared with the
+//! engine's mutation and model tests.
 //!
 //! This crate is *not* a general-purpose filesystem simulator: it models exactly what the
 //! storage seam can observe (sector-granular persistence of unsynced writes, lying and
@@ -44,13 +44,12 @@ pub mod disk;
 pub mod exhaustive;
 pub mod group_commit;
 pub mod kill;
-pub mod model;
 pub mod oracle;
-pub mod prng;
 pub mod summary;
 pub mod torture;
 
 pub use disk::{
     CrashPlan, Damage, DiskStats, FaultConfig, PendingInfo, SimDisk, SimFile, SECTOR_SIZE_BYTES,
 };
-pub use prng::Prng;
+/// The workspace's one test PRNG, which every random decision of a run draws from.
+pub use untorn::fuzzing::Rng;

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use untorn::{Database, Error, ReadTx, WriteTx};
 
-use crate::model::{BucketPath, Model, Op, ValueSpec};
+use untorn::fuzzing::model::{BucketPath, Model, Op, ValueSpec};
 
 /// How strictly a verification treats engine errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,13 +11,13 @@ use untorn::{Database, Error, ReadTx, WriteTx};
 
 use crate::config::{open_db, Config, DATA_FILE, JOURNAL_FILE};
 use crate::disk::{FaultConfig, SimDisk};
-use crate::model::{key_name, random_op_with, BucketPath, Model};
 use crate::oracle::{
     apply_op, check_recovered_txid, check_value, engine_check, scan_snapshot, show, show_path,
     with_bucket_mut, Applied, ScanError, Strictness,
 };
-use crate::prng::Prng;
 use crate::summary::{panic_message, Failure, SeedStats, Summary};
+use untorn::fuzzing::model::{key_name, random_op_with, BucketPath, Model};
+use untorn::fuzzing::Rng;
 
 /// Runs every seed of `cfg` and returns the summary (never panics on engine panics: they
 /// are failures of the seed).
@@ -68,7 +68,7 @@ pub fn run(cfg: &Config) -> Summary {
 struct Run<'c> {
     cfg: &'c Config,
     seed: u64,
-    rng: Prng,
+    rng: Rng,
     disk: SimDisk,
     /// txid → model after that commit, along the line of states the database can be in.
     history: Arc<Mutex<BTreeMap<u64, Model>>>,
@@ -97,7 +97,7 @@ impl<'c> Run<'c> {
         Run {
             cfg,
             seed,
-            rng: Prng::derive(seed, 100),
+            rng: Rng::derive(seed, 100),
             disk: SimDisk::new(FaultConfig {
                 seed,
                 ..FaultConfig::default()
@@ -160,9 +160,9 @@ impl<'c> Run<'c> {
             .iter()
             .map(|n| self.disk.view_bytes(n).len() as u64)
             .sum();
-        let some = |rng: &mut Prng, on: bool, p: u32| if on && rng.below(3) != 0 { p } else { 0 };
+        let some = |rng: &mut Rng, on: bool, p: u32| if on && rng.below(3) != 0 { p } else { 0 };
         FaultConfig {
-            seed: Prng::derive(self.seed, 1000 + cycle).next_u64(),
+            seed: Rng::derive(self.seed, 1000 + cycle).next_u64(),
             crash_at_op: (f.crash && rng.below(8) != 0).then(|| rng.below(estimate)),
             torn: f.torn,
             reorder: f.reorder && rng.coin(),
@@ -226,7 +226,7 @@ impl<'c> Run<'c> {
             outcome.map_err(|e| format!("cycle {cycle}: {e}"))?;
             self.stats.crash_states += 1;
             if self.cfg.faults.bitrot && self.rng.below(3) == 0 {
-                let mut rng = Prng::derive(self.seed, 2000 + cycle);
+                let mut rng = Rng::derive(self.seed, 2000 + cycle);
                 for name in [DATA_FILE, JOURNAL_FILE] {
                     let n = rng.index(3);
                     self.disk.damage_random(&mut rng, name, n);
@@ -250,7 +250,7 @@ impl<'c> Run<'c> {
         for round in 0..rounds {
             let crash_at = self.rng.below(24);
             self.disk.set_faults(FaultConfig {
-                seed: Prng::derive(self.seed, 3000 + cycle * 4 + round).next_u64(),
+                seed: Rng::derive(self.seed, 3000 + cycle * 4 + round).next_u64(),
                 crash_at_op: Some(crash_at),
                 torn: self.cfg.faults.torn,
                 reorder: self.cfg.faults.reorder && self.rng.coin(),
@@ -311,7 +311,7 @@ impl<'c> Run<'c> {
         // never quietly cut the journal at a read error.
         if self.cfg.faults.eio && self.rng.below(3) == 0 {
             self.disk.set_faults(FaultConfig {
-                seed: Prng::derive(self.seed, 4000 + cycle).next_u64(),
+                seed: Rng::derive(self.seed, 4000 + cycle).next_u64(),
                 read_eio_per_million: 100_000,
                 ..FaultConfig::default()
             });

@@ -314,13 +314,13 @@ mod kill {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
-    use untorn_sim::Prng;
+    use untorn::fuzzing::Rng;
 
     #[test]
     fn sigkill_loses_no_acknowledged_commit() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("kill.untorn");
-        let mut rng = Prng::new(0x6b69_6c6c);
+        let mut rng = Rng::new(0x6b69_6c6c);
         let mut acked = 0u64;
         let mut killed_mid_open = 0;
         let started = Instant::now();

@@ -389,7 +389,7 @@ impl Database {
     }
 
     /// Page counts by kind, free pages, tree depth and fill factor of the newest snapshot.
-    pub fn stats(&self) -> Result<crate::check::Stats> {
+    pub fn stats(&self) -> Result<crate::report::Stats> {
         let tx = self.begin_read()?;
         crate::check::stats(tx.check_source())
     }

@@ -6,48 +6,9 @@ use std::sync::OnceLock;
 
 use untorn_bbolt::{BoltFile, DumpItem};
 
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .to_path_buf()
-}
+use crate::peers::run_peer;
 
-/// Skips (or fails under CI) when a peer is missing.
-pub fn missing(what: &str) -> Option<()> {
-    if std::env::var_os("CI").is_some() {
-        panic!("required peer missing under CI: {what} (run .ci/run's peers setup; PEERS_BIN)");
-    }
-    // Written to fd 2 directly, past the test harness's capture, so that a skip
-    // is always visible.
-    use std::io::Write;
-    let msg = format!(
-        "\n=== SKIPPING: {what} is missing (set PEERS_BIN / run ../shared/peers/setup.sh) ===\n"
-    );
-    match std::fs::OpenOptions::new().append(true).open("/dev/stderr") {
-        Ok(mut f) => {
-            let _ = f.write_all(msg.as_bytes());
-        }
-        Err(_) => eprintln!("{msg}"),
-    }
-    None
-}
-
-pub fn peers_bin() -> PathBuf {
-    std::env::var_os("PEERS_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/peers"))
-}
-
-pub fn bboltbench() -> Option<PathBuf> {
-    let p = peers_bin().join("bboltbench/bboltbench");
-    if p.exists() {
-        Some(p)
-    } else {
-        missing(&format!("bboltbench at {}", p.display())).map(|_| p)
-    }
-}
+pub use crate::peers::{bboltbench, missing, workspace_root};
 
 static FIXTURE: OnceLock<Option<PathBuf>> = OnceLock::new();
 
@@ -70,10 +31,12 @@ pub fn fixture_bin() -> Option<PathBuf> {
                 .status();
             match status {
                 Ok(s) if s.success() => Some(out),
-                other => missing(&format!(
-                    "Go toolchain with bbolt source in GOPATH {gopath} (go build: {other:?})"
-                ))
-                .map(|_| out),
+                other => {
+                    missing(&format!(
+                        "Go toolchain with bbolt source in GOPATH {gopath} (go build: {other:?})"
+                    ));
+                    None
+                }
             }
         })
         .clone()
@@ -82,12 +45,7 @@ pub fn fixture_bin() -> Option<PathBuf> {
 /// Runs the fixture program; panics on failure.
 pub fn fixture(args: &[&str], db: &Path) -> String {
     let bin = fixture_bin().expect("fixture binary");
-    let out = Command::new(bin)
-        .args(args)
-        .arg("-db")
-        .arg(db)
-        .output()
-        .unwrap();
+    let out = run_peer(&bin, args, db);
     assert!(
         out.status.success(),
         "fixture {args:?} failed: {}{}",
@@ -133,11 +91,7 @@ pub fn go_dump(db: &Path) -> Vec<String> {
 /// Real bbolt's Check(): Ok(()) or Err(output).
 pub fn go_check(db: &Path) -> Result<(), String> {
     let bin = fixture_bin().expect("fixture binary");
-    let out = Command::new(bin)
-        .args(["-op", "check", "-db"])
-        .arg(db)
-        .output()
-        .unwrap();
+    let out = run_peer(&bin, &["-op", "check"], db);
     if out.status.success() {
         Ok(())
     } else {

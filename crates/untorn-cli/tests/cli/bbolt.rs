@@ -1,13 +1,12 @@
 //! bbolt files written by real bbolt (the `bboltbench` peer): every read command, the
 //! page-cycle incident (check, map, salvage, surgery), and refused writes.
 //!
-//! Peers are found like `untorn-bbolt`'s tests do: env `PEERS_BIN` (default
-//! `<workspace>/target/peers`); a missing peer fails under `CI` and prints a loud skip
-//! otherwise.
+//! Peers are found and run by `untorn-bbolt`'s `tests/bbolt/peers.rs` (env `PEERS_BIN`,
+//! default `<workspace>/target/peers`; a missing peer fails under `CI` and prints a loud
+//! skip otherwise).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -15,53 +14,11 @@ use serde_json::Value;
 use crate::common::*;
 use crate::json::assert_report_schema;
 use crate::map::assert_well_formed;
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .to_path_buf()
-}
-
-/// Skips (or fails under CI) when a peer is missing.
-fn missing(what: &str) -> Option<PathBuf> {
-    if std::env::var_os("CI").is_some() {
-        panic!("required peer missing under CI: {what} (PEERS_BIN)");
-    }
-    // Written to fd 2 directly, past the test harness's capture, so that a skip is
-    // always visible.
-    use std::io::Write;
-    let msg = format!("\n=== SKIPPING: {what} is missing (set PEERS_BIN) ===\n");
-    match std::fs::OpenOptions::new().append(true).open("/dev/stderr") {
-        Ok(mut f) => {
-            let _ = f.write_all(msg.as_bytes());
-        }
-        Err(_) => eprintln!("{msg}"),
-    }
-    None
-}
-
-fn bboltbench() -> Option<PathBuf> {
-    let bin = std::env::var_os("PEERS_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/peers"))
-        .join("bboltbench/bboltbench");
-    if bin.exists() {
-        Some(bin)
-    } else {
-        missing(&format!("bboltbench at {}", bin.display()))
-    }
-}
+use crate::peers::{bboltbench, run_peer};
 
 /// Runs bboltbench; returns (exit success, stdout JSON, stderr).
 fn bench(bin: &Path, args: &[&str], db: &Path) -> (bool, Value, String) {
-    let out = Command::new(bin)
-        .args(args)
-        .arg("-db")
-        .arg(db)
-        .output()
-        .unwrap();
+    let out = run_peer(bin, args, db);
     let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (
         out.status.success(),

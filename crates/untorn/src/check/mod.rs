@@ -8,6 +8,7 @@
 //! and extent sizes; damaged input yields findings, never a panic or a loop.
 
 mod describe;
+mod flags;
 mod freelist;
 mod metas;
 mod options;
@@ -24,6 +25,7 @@ mod tests;
 
 pub use crate::report::Stats;
 pub use describe::describe_page;
+pub use flags::PageFlags;
 pub use options::{CheckOptions, CheckProgress};
 pub use raw::{check_storage, fuzz_entry, RawSource};
 pub use source::CheckSource;

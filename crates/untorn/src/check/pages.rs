@@ -36,8 +36,7 @@ impl Walk<'_> {
     pub(super) fn page_infos(&self) -> Vec<PageInfo> {
         let mut out = Vec::with_capacity(self.flags.len());
         let mut owner: Option<Record> = None;
-        for (i, &f) in self.flags.iter().enumerate() {
-            let id = i as u64;
+        for (i, (id, f)) in self.flags.iter().enumerate() {
             let rec = self
                 .records
                 .as_ref()

@@ -14,7 +14,7 @@
     clippy::cast_possible_truncation
 )]
 
-use crate::fuzzing::Rng;
+use crate::fuzzing::{mutate, Rng};
 use std::sync::{Arc, Mutex};
 
 use crate::format::{
@@ -838,55 +838,18 @@ fn mutated_images_never_panic() {
     // The same entry point as fuzz/fuzz_targets/check.rs, over deterministic mutations
     // of a valid image: byte flips, zeroed runs, copied pages, truncation, garbage.
     let base = standard(Knobs::default()).img.bytes;
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for round in 0..3000 {
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..3000 {
         let mut img = base.clone();
-        for _ in 0..1 + rng.below(4) {
-            match rng.below(6) {
-                0 => {
-                    let i = rng.below(img.len());
-                    img[i] ^= 1 << rng.below(8);
-                }
-                1 => {
-                    let i = rng.below(img.len());
-                    let n = rng.below(600);
-                    for b in img.iter_mut().skip(i).take(n) {
-                        *b = 0;
-                    }
-                }
-                2 => {
-                    let pages = img.len() / PS;
-                    if pages > 0 {
-                        let (a, b) = (rng.below(pages), rng.below(pages));
-                        let page: Vec<u8> = img[a * PS..(a + 1) * PS].to_vec();
-                        img[b * PS..(b + 1) * PS].copy_from_slice(&page);
-                    }
-                }
-                3 => {
-                    let n = rng.below(img.len());
-                    img.truncate(n);
-                }
-                4 => {
-                    // Garbage at a header field.
-                    let i = (rng.below(12) * PS + rng.below(160)).min(img.len().saturating_sub(8));
-                    let i = i.min(img.len());
-                    let v = rng.next_u64().to_le_bytes();
-                    for (d, s) in img.iter_mut().skip(i).zip(v) {
-                        *d = s;
-                    }
-                }
-                _ => {
-                    img.extend((0..rng.below(3 * PS)).map(|_| rng.next_u64() as u8));
-                }
-            }
+        for _ in 0..1 + rng.index(4) {
+            mutate(&mut rng, &mut img, PS);
         }
-        let _ = round;
         fuzz_entry(&img);
     }
     // And pure garbage.
     for _ in 0..200 {
-        let n = rng.below(20_000);
-        let img: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
+        let n = rng.index(20_000);
+        let img: Vec<u8> = (0..n).map(|_| rng.byte()).collect();
         fuzz_entry(&img);
     }
 }

@@ -31,6 +31,7 @@ use crate::format::{
 use crate::limits::{MAX_EXTENT_BYTES, MAX_PAGES_BEYOND_FILE};
 use crate::report::{FindingKind, FindingSink, PageInfo, PageKind, Report, Stats};
 
+use super::flags::PageFlags;
 use super::options::{CheckOptions, CheckProgress};
 use super::source::CheckSource;
 
@@ -161,7 +162,7 @@ pub(super) struct Walk<'a> {
     pub(super) page_size: usize,
     pub(super) high_water: u64,
     pub(super) meta: Meta,
-    pub(super) flags: Vec<u8>,
+    pub(super) flags: PageFlags,
     pub(super) records: Option<Vec<Option<Record>>>,
     pub(super) sink: FindingSink,
     pub(super) stack: Vec<Frame>,
@@ -220,7 +221,7 @@ impl<'a> Walk<'a> {
             page_size,
             high_water,
             meta,
-            flags: vec![0u8; len],
+            flags: PageFlags::new(len),
             records: collect.then(|| vec![None; len]),
             sink,
             stack: Vec::new(),
@@ -264,7 +265,7 @@ impl<'a> Walk<'a> {
         walk.stats.corrupt_pages = walk
             .flags
             .iter()
-            .filter(|&&f| f & CORRUPT != 0 && f & REACHABLE != 0)
+            .filter(|(_, f)| f & CORRUPT != 0 && f & REACHABLE != 0)
             .count() as u64;
         walk.report_progress(true)?;
         Ok(walk)
@@ -272,34 +273,20 @@ impl<'a> Walk<'a> {
 
     // ---- flags -------------------------------------------------------------------
 
-    pub(super) fn idx(&self, page: u64) -> Option<usize> {
-        usize::try_from(page).ok().filter(|&i| i < self.flags.len())
-    }
-
     pub(super) fn flag(&self, page: u64) -> u8 {
-        self.idx(page)
-            .and_then(|i| self.flags.get(i).copied())
-            .unwrap_or(0)
+        self.flags.get(page)
     }
 
     pub(super) fn set_flag(&mut self, page: u64, f: u8) {
-        if let Some(i) = self.idx(page) {
-            if let Some(b) = self.flags.get_mut(i) {
-                *b |= f;
-            }
-        }
+        self.flags.set(page, f);
     }
 
     pub(super) fn clear_flag(&mut self, page: u64, f: u8) {
-        if let Some(i) = self.idx(page) {
-            if let Some(b) = self.flags.get_mut(i) {
-                *b &= !f;
-            }
-        }
+        self.flags.clear(page, f);
     }
 
     pub(super) fn record(&mut self, page: u64, kind: PageKind, items: u64, extent: u32) {
-        let i = self.idx(page);
+        let i = self.flags.index(page);
         if let (Some(recs), Some(i)) = (self.records.as_mut(), i) {
             if let Some(slot) = recs.get_mut(i) {
                 *slot = Some(Record {

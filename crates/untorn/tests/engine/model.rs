@@ -1,33 +1,14 @@
-//! Model-based property tests: random operations against a `BTreeMap` model, with
-//! commits, aborts, clean reopens and crash-reopens (journal replay) in between.
+//! Model-based property tests: random operations against the shared reference model
+//! (`untorn::fuzzing::model`, the simulator's too), with commits, aborts, clean reopens
+//! and crash-reopens (journal replay) in between.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use proptest::prelude::*;
+use untorn::fuzzing::model::{BucketPath, Model, Op, ValueSpec};
 use untorn::{BucketMut, Database, Entry, MemoryStorage, Storage, WriteTx};
 
 const BUCKETS: &[&[&str]] = &[&["a"], &["b"], &["a", "x"], &["a", "x", "y"]];
-
-#[derive(Debug, Clone)]
-enum Op {
-    Put {
-        bucket: usize,
-        key: u16,
-        len: usize,
-        fill: u8,
-    },
-    Delete {
-        bucket: usize,
-        key: u16,
-    },
-    CreateBucket {
-        bucket: usize,
-    },
-    DeleteBucket {
-        bucket: usize,
-    },
-}
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -37,13 +18,30 @@ enum Step {
     Checkpoint,
 }
 
+fn path_of(i: usize) -> BucketPath {
+    BUCKETS[i].iter().map(|s| s.as_bytes().to_vec()).collect()
+}
+
+fn key_of(k: u16) -> Vec<u8> {
+    format!("k{k:05}").into_bytes()
+}
+
+/// Operations of the shared reference model (`untorn::fuzzing::model`) on a few fixed
+/// bucket paths, with keys dense enough that trees split and merge.
 fn op() -> impl Strategy<Value = Op> {
     let bucket = 0..BUCKETS.len();
     prop_oneof![
-        8 => (bucket.clone(), 0u16..2000, prop_oneof![9 => 0usize..200, 1 => 1000usize..9000], any::<u8>())
-            .prop_map(|(bucket, key, len, fill)| Op::Put { bucket, key, len, fill }),
-        4 => (bucket.clone(), 0u16..2000).prop_map(|(bucket, key)| Op::Delete { bucket, key }),
-        2 => bucket.prop_map(|bucket| Op::CreateBucket { bucket }),
+        8 => (bucket.clone(), 0u16..2000, prop_oneof![9 => 0u32..200, 1 => 1000u32..9000], any::<u64>())
+            .prop_map(|(bucket, key, len, tag)| Op::Put {
+                path: path_of(bucket),
+                key: key_of(key),
+                value: ValueSpec { tag, len },
+            }),
+        4 => (bucket.clone(), 0u16..2000).prop_map(|(bucket, key)| Op::Delete {
+            path: path_of(bucket),
+            key: key_of(key),
+        }),
+        2 => bucket.prop_map(|bucket| Op::CreateBucket { path: path_of(bucket) }),
     ]
 }
 
@@ -55,24 +53,14 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(ops, commit)| Step::Tx { ops, commit }),
         // Whole-bucket deletes are rare so that trees stay large enough to split.
         1 => (0..BUCKETS.len(), prop::bool::weighted(0.8))
-            .prop_map(|(bucket, commit)| Step::Tx { ops: vec![Op::DeleteBucket { bucket }], commit }),
+            .prop_map(|(bucket, commit)| Step::Tx { ops: vec![Op::DeleteBucket { path: path_of(bucket) }], commit }),
         1 => Just(Step::CleanReopen),
         1 => Just(Step::CrashReopen),
         1 => Just(Step::Checkpoint),
     ]
 }
 
-type Model = BTreeMap<Vec<String>, BTreeMap<Vec<u8>, Vec<u8>>>;
-
-fn path_of(i: usize) -> Vec<String> {
-    BUCKETS[i].iter().map(|s| s.to_string()).collect()
-}
-
-fn key_of(k: u16) -> Vec<u8> {
-    format!("k{k:05}").into_bytes()
-}
-
-fn open_path<'t>(tx: &'t WriteTx<'_>, path: &[String]) -> untorn::Result<Option<BucketMut<'t>>> {
+fn open_path<'t>(tx: &'t WriteTx<'_>, path: &[Vec<u8>]) -> untorn::Result<Option<BucketMut<'t>>> {
     let Some(mut b) = tx.bucket(&path[0])? else {
         return Ok(None);
     };
@@ -87,56 +75,45 @@ fn open_path<'t>(tx: &'t WriteTx<'_>, path: &[String]) -> untorn::Result<Option<
 
 fn apply(tx: &WriteTx<'_>, model: &mut Model, op: &Op) {
     match op {
-        Op::Put {
-            bucket,
-            key,
-            len,
-            fill,
-        } => {
+        Op::Put { path, key, value } => {
             // Puts create their bucket path, so that trees grow large enough to split.
-            let path = path_of(*bucket);
             let mut b = tx.create_bucket_if_not_exists(&path[0]).unwrap();
-            model.entry(path[..1].to_vec()).or_default();
+            model.apply(&Op::CreateBucket {
+                path: path[..1].to_vec(),
+            });
             for depth in 1..path.len() {
                 b = b.create_bucket_if_not_exists(&path[depth]).unwrap();
-                model.entry(path[..=depth].to_vec()).or_default();
+                model.apply(&Op::CreateBucket {
+                    path: path[..=depth].to_vec(),
+                });
             }
-            let value: Vec<u8> = (0..*len).map(|i| fill.wrapping_add(i as u8)).collect();
-            b.put(key_of(*key), &value).unwrap();
-            model.get_mut(&path).unwrap().insert(key_of(*key), value);
+            b.put(key, value.bytes()).unwrap();
+            model.apply(op);
         }
-        Op::Delete { bucket, key } => {
-            let path = path_of(*bucket);
-            if let Some(b) = open_path(tx, &path).unwrap() {
-                let existed = b.delete(key_of(*key)).unwrap();
-                let model_existed = model
-                    .get_mut(&path)
-                    .unwrap()
-                    .remove(&key_of(*key))
-                    .is_some();
-                assert_eq!(existed, model_existed, "delete {path:?} {key}");
+        Op::Delete { path, key } => {
+            if let Some(b) = open_path(tx, path).unwrap() {
+                let existed = b.delete(key).unwrap();
+                let model_existed = model.apply(op) == Some(true);
+                assert_eq!(existed, model_existed, "delete {path:?} {key:?}");
             }
         }
-        Op::CreateBucket { bucket } => {
-            let path = path_of(*bucket);
-            let parent_exists =
-                path.len() == 1 || model.contains_key(&path[..path.len() - 1].to_vec());
-            if !parent_exists {
+        Op::CreateBucket { path } => {
+            let parent = &path[..path.len() - 1];
+            if !(parent.is_empty() || model.has_bucket(parent)) {
                 return;
             }
-            if path.len() == 1 {
+            if parent.is_empty() {
                 tx.create_bucket_if_not_exists(&path[0]).unwrap();
             } else {
-                let parent = open_path(tx, &path[..path.len() - 1]).unwrap().unwrap();
+                let parent = open_path(tx, parent).unwrap().unwrap();
                 parent
                     .create_bucket_if_not_exists(path.last().unwrap())
                     .unwrap();
             }
-            model.entry(path).or_default();
+            model.apply(op);
         }
-        Op::DeleteBucket { bucket } => {
-            let path = path_of(*bucket);
-            if !model.contains_key(&path) {
+        Op::DeleteBucket { path } => {
+            if !model.has_bucket(path) {
                 return;
             }
             if path.len() == 1 {
@@ -145,7 +122,7 @@ fn apply(tx: &WriteTx<'_>, model: &mut Model, op: &Op) {
                 let parent = open_path(tx, &path[..path.len() - 1]).unwrap().unwrap();
                 parent.delete_bucket(path.last().unwrap()).unwrap();
             }
-            model.retain(|p, _| !p.starts_with(&path));
+            model.apply(op);
         }
     }
 }
@@ -158,14 +135,8 @@ pub fn verify(db: &Database, model: &Model) {
     assert!(report.is_ok(), "check found: {:#?}", report.findings);
     let tx = db.begin_read().unwrap();
     let top: Vec<Vec<u8>> = tx.buckets().unwrap();
-    let mut model_top: Vec<Vec<u8>> = model
-        .keys()
-        .filter(|p| p.len() == 1)
-        .map(|p| p[0].clone().into_bytes())
-        .collect();
-    model_top.sort();
-    assert_eq!(top, model_top, "top-level buckets");
-    for (path, kv) in model {
+    assert_eq!(top, model.child_buckets(&[]), "top-level buckets");
+    for (path, kv) in &model.buckets {
         let mut b = tx.bucket(&path[0]).unwrap().unwrap();
         for name in &path[1..] {
             b = b.bucket(name).unwrap().unwrap();
@@ -178,7 +149,7 @@ pub fn verify(db: &Database, model: &Model) {
             .collect::<Result<_, _>>()
             .unwrap();
         let want: Vec<(Vec<u8>, Vec<u8>)> =
-            kv.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            kv.iter().map(|(k, v)| (k.clone(), v.bytes())).collect();
         assert_eq!(got, want, "contents of {path:?}");
         let back: Vec<Vec<u8>> = b.iter().unwrap().rev().map(|r| r.unwrap().0).collect();
         let want_back: Vec<Vec<u8>> = kv.keys().rev().cloned().collect();
@@ -195,7 +166,7 @@ pub fn verify(db: &Database, model: &Model) {
         }
         assert_eq!(subs, b.buckets().unwrap());
         for (k, v) in kv.iter().take(5) {
-            assert_eq!(b.get(k).unwrap().unwrap().to_vec(), *v);
+            assert_eq!(b.get(k).unwrap().unwrap().to_vec(), v.bytes());
         }
     }
 }
@@ -215,7 +186,7 @@ fn run(steps: Vec<Step>) {
     let mut data = MemoryStorage::new();
     let mut journal = MemoryStorage::new();
     let mut db = Some(open(&data, &journal));
-    let mut model: Model = BTreeMap::new();
+    let mut model = Model::default();
     let n_steps = steps.len();
     for s in steps {
         match s {
@@ -252,8 +223,11 @@ fn run(steps: Vec<Step>) {
         verify(db.as_ref().unwrap(), &model);
     }
     if std::env::var("MODEL_DEBUG").is_ok() {
-        let keys: usize = model.values().map(BTreeMap::len).sum();
-        eprintln!("steps={n_steps} buckets={} keys={keys}", model.len());
+        eprintln!(
+            "steps={n_steps} buckets={} keys={}",
+            model.buckets.len(),
+            model.key_count()
+        );
     }
 }
 

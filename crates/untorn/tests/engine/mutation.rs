@@ -4,10 +4,9 @@
 //! damage is an error, never different bytes.
 
 use std::collections::BTreeSet;
-use untorn::fuzzing::Rng;
 
 use crate::common::MemDb;
-use untorn::fuzzing::{open_and_read, Row};
+use untorn::fuzzing::{mutate, open_and_read, Rng, Row};
 use untorn::Database;
 
 fn sample_db() -> (Vec<u8>, Vec<u8>, Vec<Row>) {
@@ -48,47 +47,15 @@ fn mutated_files_never_panic_or_return_wrong_data() {
     let (data, journal, truth) = sample_db();
     assert!(!journal.is_empty());
     let truth_set: BTreeSet<Row> = truth.iter().cloned().collect();
-    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let mut rng = Rng::new(0x1234_5678_9abc_def1);
     let mut opened = 0;
     let iterations = 3000;
     for it in 0..iterations {
         let mut d = data.clone();
         let mut j = journal.clone();
-        let target_journal = rng.below(4) == 0;
+        let target_journal = rng.index(4) == 0;
         let buf = if target_journal { &mut j } else { &mut d };
-        match rng.below(5) {
-            0 => {
-                for _ in 0..1 + rng.below(4) {
-                    let i = rng.below(buf.len());
-                    buf[i] ^= 1 << rng.below(8);
-                }
-            }
-            1 => {
-                let start = rng.below(buf.len()) & !511;
-                let end = (start + 512).min(buf.len());
-                buf[start..end].fill(0);
-            }
-            2 => {
-                // A misdirected page: copy one page over another.
-                let pages = buf.len() / 4096;
-                if pages > 1 {
-                    let (a, b) = (rng.below(pages), rng.below(pages));
-                    let src = buf[a * 4096..(a + 1) * 4096].to_vec();
-                    buf[b * 4096..(b + 1) * 4096].copy_from_slice(&src);
-                }
-            }
-            3 => {
-                let len = rng.below(buf.len());
-                buf.truncate(len);
-            }
-            _ => {
-                let i = rng.below(buf.len());
-                let n = rng.below(64).min(buf.len() - i);
-                for b in &mut buf[i..i + n] {
-                    *b = rng.next_u64() as u8;
-                }
-            }
-        }
+        mutate(&mut rng, buf, 4096);
         if let Some(Ok(rows)) = open_and_read(&d, &j) {
             opened += 1;
             // Either the whole committed state, or an older committed prefix (a torn
@@ -108,8 +75,8 @@ fn mutated_files_never_panic_or_return_wrong_data() {
     );
     // Pure garbage.
     for _ in 0..300 {
-        let n = rng.below(20000);
-        let g: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
+        let n = rng.index(20000);
+        let g: Vec<u8> = (0..n).map(|_| rng.byte()).collect();
         let _ = open_and_read(&g, &[]);
         let _ = open_and_read(&data[..8192.min(data.len())], &g);
     }

@@ -64,8 +64,7 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
     (
         "crates/untorn-sim/src",
         &[
-            &["prng"],
-            &["model", "disk"],
+            &["disk"],
             &["config", "oracle", "summary"],
             &["exhaustive", "at_rest", "group_commit", "kill"],
             &["torture"],

@@ -1,13 +1,14 @@
-//! A small seeded PRNG (splitmix64). Every random decision in the simulator and the
-//! torture runner comes from one of these, so a seed reproduces a run bit for bit.
+//! The workspace's one test PRNG (splitmix64). Every random decision in the simulator,
+//! the torture runner and the mutation tests comes from one of these, so a seed
+//! reproduces a run bit for bit.
 
 /// splitmix64: tiny, fast, and good enough for fault scheduling (not for cryptography).
 #[derive(Debug, Clone)]
-pub struct Prng {
+pub struct Rng {
     state: u64,
 }
 
-impl Prng {
+impl Rng {
     /// A generator seeded with `seed`.
     pub fn new(seed: u64) -> Self {
         Self { state: seed }
@@ -35,13 +36,19 @@ impl Prng {
         if n == 0 {
             return 0;
         }
-        // Multiply-shift: unbiased enough for test scheduling and branch-free.
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+        // Multiply-shift: unbiased enough for test scheduling and branch-free. The
+        // product's high half is below `n`, so the cast keeps all of it.
+        #[allow(clippy::cast_possible_truncation)]
+        let v = ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64;
+        v
     }
 
     /// A `usize` in `0..n`.
     pub fn index(&mut self, n: usize) -> usize {
-        usize::try_from(self.below(n as u64)).unwrap_or(0)
+        // Below `n`, which is a usize: the cast keeps all of it.
+        #[allow(clippy::cast_possible_truncation)]
+        let i = self.below(n as u64) as usize;
+        i
     }
 
     /// A value in `lo..=hi`.
@@ -62,12 +69,24 @@ impl Prng {
         self.next_u64() & 1 == 1
     }
 
-    /// Fills `buf` with random bytes.
+    /// A random byte.
+    pub fn byte(&mut self) -> u8 {
+        // Keeping the low byte is the point of the cast.
+        #[allow(clippy::cast_possible_truncation)]
+        let b = self.next_u64() as u8;
+        b
+    }
+
+    /// Fills `buf` with random bytes (eight per draw, low byte first).
+    // Keeping the low byte is the point of the cast.
+    #[allow(clippy::cast_possible_truncation)]
     pub fn fill(&mut self, buf: &mut [u8]) {
         for chunk in buf.chunks_mut(8) {
-            let bytes = self.next_u64().to_le_bytes();
-            let n = chunk.len();
-            chunk.copy_from_slice(bytes.get(..n).unwrap_or(&[]));
+            let mut x = self.next_u64();
+            for b in chunk {
+                *b = x as u8;
+                x >>= 8;
+            }
         }
     }
 }
@@ -78,19 +97,19 @@ mod tests {
 
     #[test]
     fn same_seed_same_stream_and_streams_differ() {
-        let mut a = Prng::new(7);
-        let mut b = Prng::new(7);
+        let mut a = Rng::new(7);
+        let mut b = Rng::new(7);
         let xs: Vec<u64> = (0..16).map(|_| a.next_u64()).collect();
         let ys: Vec<u64> = (0..16).map(|_| b.next_u64()).collect();
         assert_eq!(xs, ys);
-        let mut c = Prng::derive(7, 1);
+        let mut c = Rng::derive(7, 1);
         let zs: Vec<u64> = (0..16).map(|_| c.next_u64()).collect();
         assert_ne!(xs, zs);
     }
 
     #[test]
     fn below_stays_in_range() {
-        let mut p = Prng::new(1);
+        let mut p = Rng::new(1);
         for n in 1..200u64 {
             assert!(p.below(n) < n);
         }

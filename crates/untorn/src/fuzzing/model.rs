@@ -1,10 +1,11 @@
-//! The reference model the torture runner checks the engine against: nested buckets of
+//! The reference model the simulator's runs and the engine's model tests check the
+//! engine against: nested buckets of
 //! key/value pairs, with values described by a (tag, length) spec so that snapshots of
 //! the model are cheap to clone even when values are tens of KiB.
 
 use std::collections::BTreeMap;
 
-use crate::prng::Prng;
+use super::rng::Rng;
 
 /// A bucket's path from the root (top-level bucket name first).
 pub type BucketPath = Vec<Vec<u8>>;
@@ -22,10 +23,11 @@ impl ValueSpec {
     /// The value's bytes: the tag (little-endian, for debugging dumps) then seeded noise.
     pub fn bytes(&self) -> Vec<u8> {
         let mut out = vec![0u8; self.len as usize];
-        Prng::derive(self.tag, 0x0076_616c_7565).fill(&mut out);
-        let tag = self.tag.to_le_bytes();
-        for (dst, src) in out.iter_mut().zip(tag.iter()) {
-            *dst = *src;
+        Rng::derive(self.tag, 0x0076_616c_7565).fill(&mut out);
+        // Keeping each byte of the tag is the point of the cast.
+        #[allow(clippy::cast_possible_truncation)]
+        for (i, dst) in out.iter_mut().take(8).enumerate() {
+            *dst = (self.tag >> (8 * i)) as u8;
         }
         out
     }
@@ -148,7 +150,7 @@ impl Default for Shape {
 }
 
 /// Draws a random operation valid against `model`. `next_tag` makes value tags unique.
-pub fn random_op(rng: &mut Prng, model: &Model, next_tag: &mut u64) -> Op {
+pub fn random_op(rng: &mut Rng, model: &Model, next_tag: &mut u64) -> Op {
     random_op_with(rng, model, next_tag, &Shape::default())
 }
 
@@ -158,7 +160,7 @@ pub fn key_name(i: u64) -> Vec<u8> {
 }
 
 /// Like [`random_op`], for a workload shape.
-pub fn random_op_with(rng: &mut Prng, model: &Model, next_tag: &mut u64, shape: &Shape) -> Op {
+pub fn random_op_with(rng: &mut Rng, model: &Model, next_tag: &mut u64, shape: &Shape) -> Op {
     let max_value_bytes = shape.max_value_bytes;
     let paths: Vec<&BucketPath> = model.buckets.keys().collect();
     let roll = rng.below(100);
@@ -261,7 +263,7 @@ mod tests {
 
     #[test]
     fn random_ops_are_valid_against_the_model() {
-        let mut rng = Prng::new(3);
+        let mut rng = Rng::new(3);
         let mut m = Model::default();
         let mut tag = 0;
         for _ in 0..2000 {

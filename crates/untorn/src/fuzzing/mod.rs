@@ -1,7 +1,15 @@
-//! Entry points shared by the cargo-fuzz targets and the stable mutation tests.
-//! Not part of the stable API.
+//! What the fuzz targets, the mutation tests and the simulator share: the entry points
+//! the fuzz targets drive, the one test PRNG ([`Rng`]), the one set of byte mutators
+//! ([`mutate`]) and the reference model ([`model`]). Not part of the stable API.
 
 use std::sync::Arc;
+
+pub mod model;
+mod mutate;
+mod rng;
+
+pub use mutate::mutate;
+pub use rng::Rng;
 
 use crate::bucket::Bucket;
 use crate::error::Result;
@@ -70,28 +78,5 @@ pub fn open_and_read(data: &[u8], journal: &[u8]) -> Option<Result<Vec<Row>>> {
             Some(rows)
         }
         Err(_) => None,
-    }
-}
-
-/// A small deterministic PRNG (xorshift64) for the mutation tests, so they need no
-/// dependency and every failure is reproducible from its seed.
-#[derive(Debug, Clone)]
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// The next 64 random bits. (A zero seed is mapped to a fixed non-zero state.)
-    pub fn next_u64(&mut self) -> u64 {
-        if self.0 == 0 {
-            self.0 = 0x9E37_79B9_7F4A_7C15;
-        }
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// A number in `0..n` (0 when `n` is 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next_u64() % n.max(1) as u64).unwrap_or(0)
     }
 }
