@@ -9,7 +9,7 @@ use crate::btree::{BucketId, Child, NodeValue, TxState};
 use crate::error::{Error, Result};
 use crate::format::{
     encode_branch, encode_freelist, encode_leaf, encode_overflow, extent_pages_for, freelist_bytes,
-    LeafValue, Meta, PageId, PageRef, TxId, VerifiedPage, PAGE_HEADER_SIZE,
+    LeafValue, Meta, PageHeader, PageId, PageRef, TxId, VerifiedPage, PAGE_HEADER_SIZE,
 };
 use crate::freeset::FreeSet;
 use crate::limits::MAX_TREE_DEPTH;
@@ -39,7 +39,7 @@ impl Allocator {
 /// wholly below the high-water mark, written by this commit), then verifies the encoded
 /// bytes exactly as a reader will verify them on the way in.
 fn seal(
-    (bytes, header): (Vec<u8>, crate::format::PageHeader),
+    (bytes, header): (Vec<u8>, PageHeader),
     txid: TxId,
     high_water: PageId,
     page_size: usize,
@@ -52,6 +52,28 @@ fn seal(
         return Err(Error::Internal("spilled a page with another commit's txid"));
     }
     VerifiedPage::verify(bytes, id, page_size).map(Arc::new)
+}
+
+/// Allocates the extent of a node whose encoded size is `size`, encodes it there and
+/// seals it, asserting that the size the arena estimated is the size it encoded to (a
+/// larger image would overwrite the next allocation).
+fn spill_node(
+    alloc: &mut Allocator,
+    size: usize,
+    txid: TxId,
+    page_size: usize,
+    encode: impl FnOnce(PageId) -> Result<(Vec<u8>, PageHeader)>,
+) -> Result<Arc<VerifiedPage>> {
+    let pages =
+        extent_pages_for(size, page_size).ok_or(Error::Internal("node larger than an extent"))?;
+    let id = alloc.allocate(pages)?;
+    let encoded = encode(id)?;
+    if encoded.1.extent_pages != pages {
+        return Err(Error::Internal(
+            "node size estimate differs from its encoding",
+        ));
+    }
+    seal(encoded, txid, alloc.high_water, page_size)
 }
 
 /// Encodes the dirty part of the tree at `root` into images; returns the new root ref.
@@ -111,16 +133,9 @@ fn spill_tree(
                 };
                 entries.push((k.as_slice(), value));
             }
-            let pages = extent_pages_for(node.size, page_size)
-                .ok_or(Error::Internal("leaf larger than an extent"))?;
-            let id = alloc.allocate(pages)?;
-            let encoded = encode_leaf(&entries, id, txid, page_size)?;
-            if encoded.1.extent_pages != pages {
-                return Err(Error::Internal(
-                    "leaf size estimate differs from its encoding",
-                ));
-            }
-            seal(encoded, txid, alloc.high_water, page_size)?
+            spill_node(alloc, node.size, txid, page_size, |id| {
+                encode_leaf(&entries, id, txid, page_size)
+            })?
         } else {
             let mut entries: Vec<(&[u8], PageRef)> = Vec::with_capacity(node.keys.len());
             for (k, c) in node.keys.iter().zip(node.children.iter()) {
@@ -133,16 +148,9 @@ fn spill_tree(
                 };
                 entries.push((k.as_slice(), r));
             }
-            let pages = extent_pages_for(node.size, page_size)
-                .ok_or(Error::Internal("branch larger than an extent"))?;
-            let id = alloc.allocate(pages)?;
-            let encoded = encode_branch(&entries, id, txid, page_size)?;
-            if encoded.1.extent_pages != pages {
-                return Err(Error::Internal(
-                    "branch size estimate differs from its encoding",
-                ));
-            }
-            seal(encoded, txid, alloc.high_water, page_size)?
+            spill_node(alloc, node.size, txid, page_size, |id| {
+                encode_branch(&entries, id, txid, page_size)
+            })?
         };
         done.insert(n, img.reference());
         images.push(img);
