@@ -57,7 +57,7 @@ pub fn check(path: impl AsRef<Path>, max_findings: usize) -> Result<untorn::repo
     )
 }
 
-/// Like [`check`], with all options (a subtree walk from one page, progress).
+/// Like [`check()`], with all options (a subtree walk from one page, progress).
 pub fn check_with(path: impl AsRef<Path>, opts: CheckOptions) -> Result<untorn::report::Report> {
     let max_findings = opts.max_findings;
     match BoltFile::open(path) {

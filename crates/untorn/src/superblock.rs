@@ -7,7 +7,7 @@
 //! file is at.
 //!
 //! **Invariant:** a new meta is only ever written into the slot that is *not* active,
-//! after everything it references is synced ([`advance`]), so one valid meta survives
+//! after everything it references is synced (`advance`), so one valid meta survives
 //! any crash.
 
 use std::io;

@@ -1,6 +1,6 @@
 //! What the fuzz targets, the mutation tests and the simulator share: the entry points
-//! the fuzz targets drive, the one test PRNG ([`Rng`]), the one set of byte mutators
-//! ([`mutate`]) and the reference model ([`model`]). Not part of the stable API.
+//! the fuzz targets drive, the one test PRNG (`Rng`), the one set of byte mutators
+//! (`mutate`) and the reference model (`model`). Not part of the stable API.
 
 use std::sync::Arc;
 
