@@ -314,8 +314,9 @@ impl Meta {
 
     /// The checksum bbolt would compute for this meta.
     pub fn compute_checksum(&self) -> u64 {
-        let raw = self.encode_raw();
-        fnv1a64(raw.get(..56).unwrap_or(&[]))
+        // Everything but the checksum field itself (the last 8 bytes).
+        let [checksummed @ .., _, _, _, _, _, _, _, _] = self.encode_raw();
+        fnv1a64(&checksummed)
     }
 
     /// Sets the checksum to the computed value.
