@@ -1,0 +1,4 @@
+//! Integration tests of untorn-raft: openraft's storage suite, the adapter's own
+//! guarantees, and the raft-kv cluster under SIGKILL.
+
+mod suite;
