@@ -1,4 +1,6 @@
 //! Integration tests of untorn-raft: openraft's storage suite, the adapter's own
 //! guarantees, and the raft-kv cluster under SIGKILL.
 
+mod cluster;
+mod harness;
 mod suite;
