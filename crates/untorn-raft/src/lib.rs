@@ -28,8 +28,8 @@ where
 {
     let dir = dir.as_ref();
     std::fs::create_dir_all(dir)?;
-    let log = LogStore::open(dir.join("log.untorn"))?;
     let sm = StateMachineStore::open(dir.join("sm.untorn"), dir.join("snapshots"), app)?;
+    let log = LogStore::open_gated(&dir.join("log.untorn"), sm.gate())?;
     // New files are durable only once their directory is synced.
     std::fs::File::open(dir)?.sync_all()?;
     Ok((log, sm))

@@ -40,10 +40,11 @@ use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{
     Entry, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftTypeConfig, StorageError, Vote,
 };
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use untorn::{Database, WriteTx};
 
 use crate::error::{blocking, Inner, OpenError};
+use crate::state_machine::GateState;
 
 pub(crate) const LOG_BUCKET: &[u8] = b"raft_log";
 pub(crate) const META_BUCKET: &[u8] = b"raft_log_meta";
@@ -87,6 +88,7 @@ struct Shared<C: RaftTypeConfig<Entry = Entry<C>>> {
     ops: Option<mpsc::Sender<Op<C>>>,
     writer: Option<JoinHandle<()>>,
     commits: Arc<AtomicU64>,
+    gate: Option<watch::Receiver<GateState>>,
 }
 
 impl<C: RaftTypeConfig<Entry = Entry<C>>> Drop for Shared<C> {
@@ -165,6 +167,24 @@ where
 
     /// Uses an already open database (it must be used by nothing else).
     pub fn with_database(db: Database) -> Result<Self, OpenError> {
+        Self::with_database_and_gate(db, None)
+    }
+
+    /// Opens the log linked to its state machine (see `GateState`).
+    pub(crate) fn open_gated(
+        path: &Path,
+        gate: watch::Receiver<GateState>,
+    ) -> Result<Self, OpenError> {
+        let db = Database::builder()
+            .cache_size_bytes(64 << 20)
+            .create(path)?;
+        Self::with_database_and_gate(db, Some(gate))
+    }
+
+    fn with_database_and_gate(
+        db: Database,
+        gate: Option<watch::Receiver<GateState>>,
+    ) -> Result<Self, OpenError> {
         let db = Arc::new(db);
         let view = load_view::<C>(&db)?;
         let view = Arc::new(Mutex::new(view));
@@ -185,6 +205,7 @@ where
                 ops: Some(tx),
                 writer: Some(writer),
                 commits,
+                gate,
             }),
         })
     }
@@ -619,6 +640,21 @@ where
     }
 
     async fn purge(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
+        if let Some(gate) = &self.shared.gate {
+            // Never make a purge durable ahead of the snapshot that covers it.
+            let upto = Some(log_id.index);
+            let mut rx = gate.clone();
+            let g = *rx
+                .wait_for(|g| g.covered >= upto || !g.receiving)
+                .await
+                .map_err(|e| write_err(Inner::Invalid(format!("state machine gone: {e}"))))?;
+            if g.covered < upto && g.failed {
+                return Err(write_err(Inner::Invalid(format!(
+                    "not purging up to {}: the snapshot install that covers it failed",
+                    log_id.index
+                ))));
+            }
+        }
         let record = serde_json::to_vec(&log_id).map_err(|e| write_err(e.into()))?;
         let (tx, rx) = oneshot::channel();
         {

@@ -41,6 +41,7 @@ use openraft::{
     StorageError, StoredMembership,
 };
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 use untorn::{Bucket, BucketMut, Database, ReadTx, WriteTx};
 
 use crate::error::{blocking, Inner, OpenError};
@@ -86,6 +87,25 @@ struct SnapshotPointer<C: RaftTypeConfig> {
     meta: Meta<C>,
 }
 
+/// What the log store must know before it purges: which log prefix the durable
+/// snapshot covers, and whether a snapshot is being received or installed.
+///
+/// openraft 0.9 issues the log purge that follows a snapshot install right after
+/// handing the install to the state machine task, without waiting for it. Were that
+/// purge durable first and the node killed before the install's switch commit, the node
+/// would restart with its log purged past its snapshot, an invalid raft state. So while
+/// a snapshot is being received or installed, [`crate::LogStore`] holds back a purge
+/// beyond the covered prefix until the switch commit is durable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct GateState {
+    /// Last log index the current (durable) snapshot covers.
+    pub(crate) covered: Option<u64>,
+    /// A snapshot is being received or installed.
+    pub(crate) receiving: bool,
+    /// The last install failed (a held-back purge must not proceed).
+    pub(crate) failed: bool,
+}
+
 /// The replicated state machine of one node: an untorn database plus a snapshot folder.
 pub struct StateMachineStore<C, A>
 where
@@ -96,6 +116,7 @@ where
     dir: Arc<PathBuf>,
     app: Arc<A>,
     install_chunk_bytes: usize,
+    gate: Arc<watch::Sender<GateState>>,
     _c: std::marker::PhantomData<C>,
 }
 
@@ -119,6 +140,7 @@ where
 {
     db: Arc<Database>,
     dir: Arc<PathBuf>,
+    gate: Arc<watch::Sender<GateState>>,
     _c: std::marker::PhantomData<(C, A)>,
 }
 
@@ -202,7 +224,7 @@ where
             .create(db_path.as_ref())?;
         let dir = snapshot_dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir)?;
-        let current = init_and_clean::<C>(&db)?;
+        let (current, covered) = init_and_clean::<C>(&db)?;
         // Files: only the current snapshot survives an open.
         for e in fs::read_dir(&dir)? {
             let e = e?;
@@ -226,8 +248,18 @@ where
             dir: Arc::new(dir),
             app: Arc::new(app),
             install_chunk_bytes: INSTALL_CHUNK_BYTES_DEFAULT,
+            gate: Arc::new(watch::Sender::new(GateState {
+                covered,
+                receiving: false,
+                failed: false,
+            })),
             _c: std::marker::PhantomData,
         })
+    }
+
+    /// What the log store waits on before purging (see [`GateState`]).
+    pub(crate) fn gate(&self) -> watch::Receiver<GateState> {
+        self.gate.subscribe()
     }
 
     /// Bytes of snapshot records loaded per commit while installing (bounds memory).
@@ -283,8 +315,10 @@ impl StateReader {
 }
 
 /// Creates the meta bucket on a new database; deletes staging buckets of an interrupted
-/// install. Returns the current snapshot's file name.
-fn init_and_clean<C: RaftTypeConfig>(db: &Database) -> Result<Option<String>, Inner> {
+/// install. Returns the current snapshot's file name and the last index it covers.
+fn init_and_clean<C: RaftTypeConfig>(
+    db: &Database,
+) -> Result<(Option<String>, Option<u64>), Inner> {
     let tx = db.begin_write()?;
     let meta = tx.create_bucket_if_not_exists(META_BUCKET)?;
     if meta.get(KEY_FORMAT)?.is_none() {
@@ -313,7 +347,10 @@ fn init_and_clean<C: RaftTypeConfig>(db: &Database) -> Result<Option<String>, In
     }
     let current: Option<SnapshotPointer<C>> = get_json(meta.get(KEY_SNAPSHOT)?)?;
     tx.commit()?;
-    Ok(current.map(|p| p.file))
+    let covered = current
+        .as_ref()
+        .and_then(|p| p.meta.last_log_id.as_ref().map(|l| l.index));
+    Ok((current.map(|p| p.file), covered))
 }
 
 fn apply_blocking<C, A>(db: &Database, app: &A, entries: Vec<Entry<C>>) -> Result<Vec<C::R>, Inner>
@@ -362,7 +399,11 @@ where
 }
 
 /// Streams the live data bucket of one read transaction into a new snapshot file.
-fn build_blocking<C: RaftTypeConfig>(db: &Database, dir: &Path) -> Result<Snapshot<C>, Inner>
+fn build_blocking<C: RaftTypeConfig>(
+    db: &Database,
+    dir: &Path,
+    gate: &watch::Sender<GateState>,
+) -> Result<Snapshot<C>, Inner>
 where
     C: RaftTypeConfig<SnapshotData = tokio::fs::File>,
 {
@@ -426,8 +467,10 @@ where
             file: file_name,
             meta,
         };
+        let covered = p.meta.last_log_id.as_ref().map(|l| l.index);
         m.put(KEY_SNAPSHOT, serde_json::to_vec(&p)?)?;
         wtx.commit()?;
+        gate.send_modify(|g| g.covered = g.covered.max(covered));
         old.map(|o| o.file)
     };
     if let Some(g) = garbage {
@@ -612,7 +655,8 @@ where
     async fn build_snapshot(&mut self) -> Result<Snapshot<C>, StorageError<C::NodeId>> {
         let db = Arc::clone(&self.db);
         let dir = Arc::clone(&self.dir);
-        blocking(move || build_blocking::<C>(&db, &dir))
+        let gate = Arc::clone(&self.gate);
+        blocking(move || build_blocking::<C>(&db, &dir, &gate))
             .await
             .map_err(snap_err(ErrorVerb::Write))
     }
@@ -666,6 +710,7 @@ where
         SnapshotBuilder {
             db: Arc::clone(&self.db),
             dir: Arc::clone(&self.dir),
+            gate: Arc::clone(&self.gate),
             _c: std::marker::PhantomData,
         }
     }
@@ -673,6 +718,10 @@ where
     async fn begin_receiving_snapshot(
         &mut self,
     ) -> Result<Box<tokio::fs::File>, StorageError<C::NodeId>> {
+        self.gate.send_modify(|g| {
+            g.receiving = true;
+            g.failed = false;
+        });
         let path = self.dir.join(unique("receiving-"));
         let f = tokio::fs::OpenOptions::new()
             .read(true)
@@ -699,9 +748,17 @@ where
         let dir = Arc::clone(&self.dir);
         let meta = meta.clone();
         let chunk = self.install_chunk_bytes;
-        blocking(move || install_blocking::<C>(&db, &dir, &meta, source, chunk))
-            .await
-            .map_err(snap_err(ErrorVerb::Write))
+        let covered = meta.last_log_id.as_ref().map(|l| l.index);
+        let r = blocking(move || install_blocking::<C>(&db, &dir, &meta, source, chunk)).await;
+        // Only now, with the switch durable (or failed), may a held-back purge go on.
+        self.gate.send_modify(|g| {
+            g.receiving = false;
+            match &r {
+                Ok(()) => g.covered = covered,
+                Err(_) => g.failed = true,
+            }
+        });
+        r.map_err(snap_err(ErrorVerb::Write))
     }
 
     async fn get_current_snapshot(

@@ -68,6 +68,7 @@ impl Node {
             .arg(self.opts.snapshot_logs.to_string())
             .arg("--install-chunk-bytes")
             .arg(self.opts.install_chunk_bytes.to_string())
+            .env("RUST_BACKTRACE", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
@@ -320,5 +321,26 @@ impl Prng {
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0 % n.max(1)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        // A failed test shows what each node said last.
+        for n in &self.nodes {
+            let log = std::fs::read_to_string(n.dir.join("stderr.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            eprintln!(
+                "--- node {} (running: {}) stderr, last lines:",
+                n.id,
+                n.is_running()
+            );
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
     }
 }

@@ -2,5 +2,6 @@
 //! guarantees, and the raft-kv cluster under SIGKILL.
 
 mod cluster;
+mod crash;
 mod harness;
 mod suite;
