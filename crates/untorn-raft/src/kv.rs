@@ -193,6 +193,9 @@ pub struct Status {
     pub audit_applied: Option<u64>,
 }
 
+/// A node's applied index and every key/value pair of that snapshot.
+pub type Dumped = (Option<u64>, Vec<(String, String)>);
+
 /// A request to a node.
 #[derive(Debug, Serialize, Deserialize)]
 #[allow(clippy::large_enum_variant)]
@@ -238,7 +241,7 @@ pub enum Reply {
     /// To [`Rpc::Write`].
     Write(Result<ClientWriteResponse<KvConfig>, RaftError<u64, ClientWriteError<u64, BasicNode>>>),
     /// To [`Rpc::Dump`]: applied index and pairs, or why not.
-    Dump(Result<(Option<u64>, Vec<(String, String)>), String>),
+    Dump(Result<Dumped, String>),
     /// To [`Rpc::Status`].
     Status(Status),
     /// To [`Rpc::LogDigest`]: entries found and their digest.

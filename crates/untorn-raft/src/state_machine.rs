@@ -399,7 +399,7 @@ where
 }
 
 /// Streams the live data bucket of one read transaction into a new snapshot file.
-fn build_blocking<C: RaftTypeConfig>(
+fn build_blocking<C>(
     db: &Database,
     dir: &Path,
     gate: &watch::Sender<GateState>,
