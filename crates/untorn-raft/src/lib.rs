@@ -92,7 +92,16 @@
 //!
 //! Measured on the project's 2-core machine (`tests/raft/bench.rs`, release build,
 //! loopback, 100-byte values, every node's log and state machine fsyncing):
-//! THROUGHPUT_FIGURES
+//!
+//! | clients | 1 node | 3 nodes |
+//! |---------|--------|---------|
+//! | 1 (one write at a time) | 469 writes/s | 232 writes/s |
+//! | 32 concurrent | 990 writes/s | 978 writes/s |
+//!
+//! One client pays a quorum round trip plus the fsyncs of two nodes per write; with 32
+//! clients openraft batches the queued writes into each append, so the 3-node cluster
+//! keeps up with the single node. Both are bound by fsync latency: openraft 0.9 waits for
+//! each append's flush before the next, and every apply batch is one more commit.
 
 mod error;
 pub mod kv;
