@@ -5,5 +5,6 @@ mod adapter;
 mod bench;
 mod cluster;
 mod crash;
+mod deps;
 mod harness;
 mod suite;
