@@ -43,7 +43,10 @@ fn read_sequentially(path: &Path) -> Result<(f64, u64)> {
         }
         total += n as u64;
         // Touch the bytes so the read cannot be optimised away.
-        touch = touch.wrapping_add(buf.get(..n).map_or(0, |b| b.iter().step_by(4096).map(|&x| u64::from(x)).sum()));
+        touch = touch.wrapping_add(
+            buf.get(..n)
+                .map_or(0, |b| b.iter().step_by(4096).map(|&x| u64::from(x)).sum()),
+        );
     }
     std::hint::black_box(touch);
     Ok((start.elapsed().as_secs_f64(), total))

@@ -25,6 +25,7 @@ pub trait Writer {
 }
 
 /// Inside a read snapshot.
+#[allow(clippy::len_without_is_empty)] // the phases only ever need the count
 pub trait Reader {
     /// Looks `key` up and returns [`crate::data::digest`] of its value.
     fn get(&mut self, key: &[u8]) -> Result<Option<u64>>;

@@ -136,7 +136,12 @@ fn rotated<T>(items: &[T], by: usize) -> impl Iterator<Item = &T> {
     (0..items.len()).map(move |i| &items[(i + by) % n])
 }
 
-pub fn run_all(plan: &Plan, common: &Common, command: String, phases: Vec<String>) -> Result<Results> {
+pub fn run_all(
+    plan: &Plan,
+    common: &Common,
+    command: String,
+    phases: Vec<String>,
+) -> Result<Results> {
     let mut results = Results {
         command,
         common: common.clone(),
@@ -171,7 +176,11 @@ pub fn run_all(plan: &Plan, common: &Common, command: String, phases: Vec<String
         let mut lat = Vec::new();
         if plan.latency {
             for (name, _, launcher) in rotated(&plan.engines, rep) {
-                eprintln!("== repetition {}/{}: {name} commit latency", rep + 1, plan.reps);
+                eprintln!(
+                    "== repetition {}/{}: {name} commit latency",
+                    rep + 1,
+                    plan.reps
+                );
                 let extra = ["--commits".to_string(), plan.commits.to_string()];
                 match run_child::<Latency>(launcher.command("latency", name, common, &extra)) {
                     Ok(mut l) => lat.append(&mut l),
@@ -185,9 +194,18 @@ pub fn run_all(plan: &Plan, common: &Common, command: String, phases: Vec<String
         results.latency.push(lat);
         if plan.check {
             if let Some((_, _, launcher)) = plan.engines.iter().find(|(n, _, _)| n == "untorn") {
-                eprintln!("== repetition {}/{}: untorn check throughput", rep + 1, plan.reps);
+                eprintln!(
+                    "== repetition {}/{}: untorn check throughput",
+                    rep + 1,
+                    plan.reps
+                );
                 let extra = ["--rounds".to_string(), plan.check_rounds.to_string()];
-                match run_child::<CheckSpeed>(launcher.command("check-speed", "untorn", common, &extra)) {
+                match run_child::<CheckSpeed>(launcher.command(
+                    "check-speed",
+                    "untorn",
+                    common,
+                    &extra,
+                )) {
                     Ok(mut c) => results.check.append(&mut c),
                     Err(e) => results.failures.push((rep, "untorn".into(), e.to_string())),
                 }

@@ -98,8 +98,8 @@ pub fn describe(bench_dir: &Path) -> Machine {
             |kb| format!("{:.1} GiB", kb as f64 / (1 << 20) as f64),
         );
     let commit = git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
-    let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
-        .is_some_and(|s| !s.is_empty());
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
     Machine {
         nproc: std::thread::available_parallelism().map_or(1, |n| n.get()),
         cpu_model: first_field(&cpuinfo, "model name").unwrap_or_else(|| "unknown".into()),

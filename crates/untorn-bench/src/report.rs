@@ -22,7 +22,12 @@ pub fn median(mut v: Vec<f64>) -> Option<f64> {
 
 /// The value (seconds or bytes) of `phase` for `engine` in repetition `rep`.
 pub fn value(r: &Results, rep: usize, engine: &str, phase: &str) -> Option<f64> {
-    let m = r.suite.get(rep)?.get(engine)?.iter().find(|m| m.phase == phase)?;
+    let m = r
+        .suite
+        .get(rep)?
+        .get(engine)?
+        .iter()
+        .find(|m| m.phase == phase)?;
     m.secs.or(m.bytes.map(|b| b as f64))
 }
 
@@ -249,7 +254,12 @@ pub fn markdown(r: &Results, svg_link: Option<&str>) -> String {
         );
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
         for (e, _) in &r.engines {
-            let rows: Vec<_> = r.latency.iter().flatten().filter(|l| &l.engine == e).collect();
+            let rows: Vec<_> = r
+                .latency
+                .iter()
+                .flatten()
+                .filter(|l| &l.engine == e)
+                .collect();
             if rows.is_empty() {
                 continue;
             }

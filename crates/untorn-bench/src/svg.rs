@@ -98,7 +98,11 @@ pub fn chart(r: &Results) -> String {
             };
             let y = y0 + 4.0 + i as f64 * bar_h;
             let (x1, x2) = (x_of(1.0), x_of(v));
-            let (x, w) = if x2 >= x1 { (x1, x2 - x1) } else { (x2, x1 - x2) };
+            let (x, w) = if x2 >= x1 {
+                (x1, x2 - x1)
+            } else {
+                (x2, x1 - x2)
+            };
             let color = COLORS[i % COLORS.len()];
             let _ = writeln!(
                 s,

@@ -292,7 +292,10 @@ fn phase_random_reads_threads(
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err("reader thread panicked".into())))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("reader thread panicked".into()))
+            })
             .collect()
     });
     let secs = start.elapsed().as_secs_f64();
@@ -344,7 +347,9 @@ pub fn run(
 ) -> Result<()> {
     if let Some(s) = stop_after {
         if !phase_names(p).iter().any(|n| n == s) {
-            return Err(format!("unknown phase {s:?} (have: {})", phase_names(p).join(", ")).into());
+            return Err(
+                format!("unknown phase {s:?} (have: {})", phase_names(p).join(", ")).into(),
+            );
         }
     }
     let mut run = Run {

@@ -51,7 +51,9 @@ impl UntornEngine {
     }
 
     fn db(&self) -> Result<&Database> {
-        self.db.as_ref().ok_or_else(|| "untorn handle is closed".into())
+        self.db
+            .as_ref()
+            .ok_or_else(|| "untorn handle is closed".into())
     }
 
     /// Durability is a property of the handle, so switching it reopens the database.
