@@ -102,6 +102,10 @@ mod tests {
         assert_ne!(k, k1);
         let mut s = 0u64;
         assert_eq!(splitmix64(&mut s), 0xE220_A839_7B1D_CDAF);
+        // `untorn-bench-bbolt -op=selftest` prints the same key and digest.
+        let hex: String = k.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "ed8f01dbe4140b1d89a9817b8a6f46b301dd50d0a6e8eb9c");
+        assert_eq!(d.value_digest(0), 38400);
     }
 
     #[test]

@@ -348,3 +348,67 @@ mod tests {
         assert_eq!(label("bulk-load"), "bulk load (one txn)");
     }
 }
+
+#[cfg(test)]
+mod ratio_tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::harness::Common;
+    use crate::workload::Measurement;
+
+    fn m(engine: &str, secs: f64) -> Measurement {
+        Measurement {
+            engine: engine.into(),
+            phase: "bulk-load".into(),
+            secs: Some(secs),
+            bytes: None,
+            ops: 1,
+            checksum: 0,
+        }
+    }
+
+    #[test]
+    fn ratio_is_the_median_of_same_repetition_ratios() {
+        // Repetition 2 is slow for everyone (a noisy neighbour). Same-repetition ratios:
+        // 2, 2, 3 → median 2. The ratio of the medians (4.5 / 1.5 = 3) would be wrong.
+        let times = [(1.0, 2.0), (10.0, 20.0), (1.5, 4.5)];
+        let suite = times
+            .iter()
+            .map(|&(u, p)| {
+                let mut rep = BTreeMap::new();
+                rep.insert("untorn".to_string(), vec![m("untorn", u)]);
+                rep.insert("peer".to_string(), vec![m("peer", p)]);
+                rep
+            })
+            .collect();
+        let r = Results {
+            command: "test".into(),
+            common: Common {
+                keys: 1,
+                key_size: 24,
+                value_size: 150,
+                seed: 3,
+                cache_mib: 1,
+                dir: "/tmp".into(),
+            },
+            machine: Default::default(),
+            engines: vec![
+                ("untorn".into(), String::new()),
+                ("peer".into(), String::new()),
+            ],
+            phases: vec!["bulk-load".into()],
+            suite,
+            latency: vec![],
+            commits: 0,
+            check: vec![],
+            failures: vec![],
+        };
+        assert_eq!(ratio(&r, "peer", "bulk-load"), Some(2.0));
+        assert_eq!(median_value(&r, "peer", "bulk-load"), Some(4.5));
+        let md = markdown(&r, None);
+        assert!(md.contains("| bulk load (one txn) | 2.00 |"), "{md}");
+        let svg = crate::svg::chart(&r);
+        assert!(svg.contains("<title>peer: bulk load (one txn) 2.00</title>"));
+    }
+}
