@@ -26,5 +26,9 @@ GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= \
   go build -o target/peers/untorn-bench-bbolt ./crates/untorn-bench/bbolt/
 # RocksDB links Debian's librocksdb dynamically (ROCKSDB_LIB_DIR in .cargo/config.toml).
 nice -n 10 cargo build --release --locked -p untorn-bench --features peers
-exec nice -n 10 target/release/untorn-bench all \
+# Run a copy: the harness re-executes itself per engine, and another cargo build (e.g.
+# scripts/callgrind.sh, without peers) must not swap the binary under a running comparison.
+mkdir -p target/bench
+cp target/release/untorn-bench target/bench/untorn-bench-peers
+exec nice -n 10 target/bench/untorn-bench-peers all \
   --bbolt target/peers/untorn-bench-bbolt --json target/bench/results.json "$@"

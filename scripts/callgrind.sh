@@ -30,5 +30,5 @@ for a in "$@"; do case "$a" in --keys|--small) keys_default=() ;; esac; done
 valgrind --tool=callgrind --callgrind-out-file="$out" \
   --toggle-collect="*phase_${fn}*" "${toggles[@]}" \
   target/release/untorn-bench phase --engine untorn --phase "$phase" "${keys_default[@]}" "$@" >&2
-ir=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
+ir=$(awk '/^totals:/ {t=$2} /^summary:/ {s=$2} END {print (t != "" ? t : s)}' "$out")
 echo "$phase: $ir instructions (Ir), $out"

@@ -136,11 +136,14 @@ fn rotated<T>(items: &[T], by: usize) -> impl Iterator<Item = &T> {
     (0..items.len()).map(move |i| &items[(i + by) % n])
 }
 
+/// Runs the plan; `after_rep` sees the results so far after every repetition (the caller
+/// writes them out, so an interrupted run still leaves a report).
 pub fn run_all(
     plan: &Plan,
     common: &Common,
     command: String,
     phases: Vec<String>,
+    after_rep: &mut dyn FnMut(&Results) -> Result<()>,
 ) -> Result<Results> {
     let mut results = Results {
         command,
@@ -211,6 +214,7 @@ pub fn run_all(
                 }
             }
         }
+        after_rep(&results)?;
     }
     Ok(results)
 }

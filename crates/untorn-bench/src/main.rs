@@ -71,7 +71,8 @@ enum Cmd {
         /// its driver is found).
         #[arg(long, value_delimiter = ',')]
         engines: Vec<String>,
-        #[arg(long, default_value_t = 3)]
+        /// Repetitions (the engine order rotates by one each time).
+        #[arg(long, default_value_t = 5)]
         reps: usize,
         /// Durable single-put commits per latency run.
         #[arg(long, default_value_t = 2000)]
@@ -329,14 +330,22 @@ fn run(cli: Cli) -> Result<()> {
             };
             let command = std::env::args().collect::<Vec<_>>().join(" ");
             let params = workload::Params::scaled(data_set(&c), c.keys);
-            let results = harness::run_all(&plan, &c, command, workload::phase_names(&params))?;
-            if let Some(j) = &json {
-                if let Some(parent) = j.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent)?;
+            let mut save = |results: &Results| -> Result<()> {
+                if let Some(j) = &json {
+                    if let Some(parent) = j.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(parent)?;
+                    }
+                    std::fs::write(j, serde_json::to_string_pretty(results)?)?;
                 }
-                std::fs::write(j, serde_json::to_string_pretty(&results)?)?;
-            }
-            write_outputs(&results, &report, &svg)?;
+                write_outputs(results, &report, &svg)
+            };
+            let results = harness::run_all(
+                &plan,
+                &c,
+                command,
+                workload::phase_names(&params),
+                &mut save,
+            )?;
             if results.failures.is_empty() {
                 Ok(())
             } else {

@@ -212,6 +212,12 @@ pub fn markdown(r: &Results, svg_link: Option<&str>) -> String {
         s.push('\n');
     }
 
+    if peers.contains(&"bbolt") {
+        let _ = writeln!(
+            s,
+            "\nbbolt's bulk load commits every 10,000 keys instead of once (see Engines)."
+        );
+    }
     let _ = writeln!(s, "\n## Medians\n");
     let _ = write!(s, "| phase |");
     for (e, _) in &r.engines {
