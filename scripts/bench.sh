@@ -31,4 +31,4 @@ nice -n 10 cargo build --release --locked -p untorn-bench --features peers
 mkdir -p target/bench
 cp target/release/untorn-bench target/bench/untorn-bench-peers
 exec nice -n 10 target/bench/untorn-bench-peers all \
-  --bbolt target/peers/untorn-bench-bbolt --json target/bench/results.json "$@"
+  --bbolt target/peers/untorn-bench-bbolt --json docs/benchmarks.json "$@"
