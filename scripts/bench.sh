@@ -30,5 +30,6 @@ nice -n 10 cargo build --release --locked -p untorn-bench --features peers
 # scripts/callgrind.sh, without peers) must not swap the binary under a running comparison.
 mkdir -p target/bench
 cp target/release/untorn-bench target/bench/untorn-bench-peers
+export UNTORN_BENCH_COMMAND="scripts/bench.sh $*"
 exec nice -n 10 target/bench/untorn-bench-peers all \
   --bbolt target/peers/untorn-bench-bbolt --json docs/benchmarks.json "$@"

@@ -328,7 +328,11 @@ fn run(cli: Cli) -> Result<()> {
                 latency: !no_latency,
                 check: !no_check,
             };
-            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            let mut command = std::env::args().collect::<Vec<_>>().join(" ");
+            // scripts/bench.sh says how it was invoked, which is what a reader re-runs.
+            if let Ok(wrapper) = std::env::var("UNTORN_BENCH_COMMAND") {
+                command = format!("{} (runs: {command})", wrapper.trim());
+            }
             let params = workload::Params::scaled(data_set(&c), c.keys);
             let mut save = |results: &Results| -> Result<()> {
                 if let Some(j) = &json {

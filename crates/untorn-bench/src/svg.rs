@@ -29,16 +29,18 @@ pub fn chart(r: &Results) -> String {
     let bar_h = 9.0;
     let row_h = (peers.len().max(1) as f64) * bar_h + 8.0;
     let left = 200.0;
+    // Room on both sides of the plot for the value labels of clipped bars.
+    let pad = 80.0;
     let plot_w = 560.0;
     let top = 60.0;
-    let width = left + plot_w + 40.0;
+    let width = left + pad + plot_w + pad;
     let rows = r.phases.len() as f64;
     let legend_h = 24.0;
     let height = top + rows * row_h + 40.0 + legend_h;
     let log_range = RANGE.log2();
     let x_of = |ratio: f64| -> f64 {
         let l = ratio.log2().clamp(-log_range, log_range);
-        left + plot_w / 2.0 + l / log_range * (plot_w / 2.0)
+        left + pad + plot_w / 2.0 + l / log_range * (plot_w / 2.0)
     };
     let mut s = String::new();
     let _ = writeln!(
@@ -127,7 +129,7 @@ pub fn chart(r: &Results) -> String {
     }
     // Legend.
     let ly = bottom + 30.0;
-    let mut lx = left;
+    let mut lx = left + pad;
     for (i, peer) in peers.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         let _ = writeln!(
