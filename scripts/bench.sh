@@ -24,6 +24,10 @@ mkdir -p target/peers
 # The bbolt column: a Go driver over Debian's bbolt 1.3.6 (GOPATH mode, no network).
 GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= \
   go build -o target/peers/untorn-bench-bbolt ./crates/untorn-bench/bbolt/
+# The LMDB column: its own crate outside the workspace (heed's API is `unsafe`).
+nice -n 10 cargo build --release --locked --manifest-path crates/untorn-bench/lmdb/Cargo.toml \
+  --target-dir target/lmdb-driver
+cp target/lmdb-driver/release/untorn-bench-lmdb target/peers/untorn-bench-lmdb
 # RocksDB links Debian's librocksdb dynamically (ROCKSDB_LIB_DIR in .cargo/config.toml).
 nice -n 10 cargo build --release --locked -p untorn-bench --features peers
 # Run a copy: the harness re-executes itself per engine, and another cargo build (e.g.
@@ -32,4 +36,5 @@ mkdir -p target/bench
 cp target/release/untorn-bench target/bench/untorn-bench-peers
 export UNTORN_BENCH_COMMAND="scripts/bench.sh $*"
 exec nice -n 10 target/bench/untorn-bench-peers all \
-  --bbolt target/peers/untorn-bench-bbolt --json docs/benchmarks.json "$@"
+  --bbolt target/peers/untorn-bench-bbolt --lmdb target/peers/untorn-bench-lmdb \
+  --json docs/benchmarks.json "$@"

@@ -12,6 +12,7 @@
 //! [`harness`] starts the children with rotated order, [`report`] and [`svg`] render.
 
 pub mod check_speed;
+pub mod child;
 pub mod data;
 pub mod engine;
 pub mod engines;

@@ -3,12 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
-use untorn_bench::data::DataSet;
-use untorn_bench::engine::{Config, Result};
-use untorn_bench::harness::{self, Common, Launcher, Plan, Results};
-use untorn_bench::{check_speed, engines, latency, report, svg, workload};
+use untorn_bench::child::{self, CommonArgs};
+use untorn_bench::engine::Result;
+use untorn_bench::harness::{self, Launcher, Plan, Results};
+use untorn_bench::{check_speed, engines, report, svg, workload};
 
 #[derive(Parser)]
 #[command(
@@ -23,42 +23,6 @@ use untorn_bench::{check_speed, engines, latency, report, svg, workload};
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
-}
-
-#[derive(Args, Clone)]
-struct CommonArgs {
-    /// Keys in the bulk load (every other count scales from it, like redb's at 1M).
-    #[arg(long, default_value_t = 1_000_000)]
-    keys: u64,
-    /// Shorthand for --keys 100000.
-    #[arg(long)]
-    small: bool,
-    #[arg(long, default_value_t = 24)]
-    key_size: usize,
-    #[arg(long, default_value_t = 150)]
-    value_size: usize,
-    /// PRNG seed of the data set.
-    #[arg(long, default_value_t = 3)]
-    seed: u64,
-    /// Cache budget per engine, MiB.
-    #[arg(long, default_value_t = 1024)]
-    cache_mib: usize,
-    /// Parent directory for the engines' databases (default: the system temp dir).
-    #[arg(long)]
-    dir: Option<PathBuf>,
-}
-
-impl CommonArgs {
-    fn common(&self) -> Common {
-        Common {
-            keys: if self.small { 100_000 } else { self.keys },
-            key_size: self.key_size,
-            value_size: self.value_size,
-            seed: self.seed,
-            cache_mib: self.cache_mib,
-            dir: self.dir.clone().unwrap_or_else(std::env::temp_dir),
-        }
-    }
 }
 
 #[derive(Subcommand)]
@@ -94,6 +58,9 @@ enum Cmd {
         /// The Go bbolt driver (built by scripts/bench.sh).
         #[arg(long, default_value = "target/peers/untorn-bench-bbolt")]
         bbolt: PathBuf,
+        /// The LMDB driver, crate `crates/untorn-bench/lmdb` (built by scripts/bench.sh).
+        #[arg(long, default_value = "target/peers/untorn-bench-lmdb")]
+        lmdb: PathBuf,
     },
     /// Child: every phase on one engine; prints one JSON line per phase.
     Suite {
@@ -145,49 +112,6 @@ enum Cmd {
     Engines,
 }
 
-fn data_set(c: &Common) -> DataSet {
-    DataSet {
-        seed: c.seed,
-        key_size_bytes: c.key_size,
-        value_size_bytes: c.value_size,
-    }
-}
-
-fn engine_config(c: &Common, dir: &Path) -> Config {
-    Config {
-        dir: dir.to_path_buf(),
-        cache_size_bytes: c.cache_mib << 20,
-    }
-}
-
-fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
-    println!("{}", serde_json::to_string(v)?);
-    Ok(())
-}
-
-fn suite(engine: &str, c: &Common, stop_after: Option<&str>) -> Result<()> {
-    let tmp = harness::child_dir(&c.dir, engine)?;
-    let params = workload::Params::scaled(data_set(c), c.keys);
-    let mut e = engines::open(engine, &engine_config(c, tmp.path()))?;
-    let mut emit = |m: workload::Measurement| {
-        if stop_after.is_none_or(|s| s == m.phase) {
-            eprintln!(
-                "{engine:>8} {:<24} {}",
-                m.phase,
-                match (m.secs, m.bytes) {
-                    (Some(s), _) => report::fmt_secs(s),
-                    (_, Some(b)) => report::fmt_bytes(b as f64),
-                    _ => String::new(),
-                }
-            );
-            let _ = print_json(&m);
-        }
-    };
-    workload::run(engine, e.as_mut(), &params, stop_after, &mut emit)?;
-    drop(e);
-    Ok(())
-}
-
 /// The link from the report to the chart: relative when the chart is below the report.
 fn svg_link(report_path: &Path, svg_path: &Path) -> String {
     let base = report_path.parent().unwrap_or(Path::new(""));
@@ -219,27 +143,19 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Suite { engine, common } => suite(&engine, &common.common(), None),
+        Cmd::Suite { engine, common } => {
+            child::suite(&engine, &common.common(), None, engines::open)
+        }
         Cmd::Phase {
             engine,
             phase,
             common,
-        } => suite(&engine, &common.common(), Some(&phase)),
+        } => child::suite(&engine, &common.common(), Some(&phase), engines::open),
         Cmd::Latency {
             engine,
             commits,
             common,
-        } => {
-            let c = common.common();
-            let tmp = harness::child_dir(&c.dir, &engine)?;
-            let mut e = engines::open(&engine, &engine_config(&c, tmp.path()))?;
-            let l = latency::run(&engine, e.as_mut(), &data_set(&c), commits)?;
-            eprintln!(
-                "{engine:>8} commit p50 {:.0} µs p99 {:.0} µs (raw fdatasync p50 {:.0} µs p99 {:.0} µs)",
-                l.p50_us, l.p99_us, l.raw_p50_us, l.raw_p99_us
-            );
-            print_json(&l)
-        }
+        } => child::latency(&engine, &common.common(), commits, engines::open),
         Cmd::CheckSpeed {
             engine,
             rounds,
@@ -250,7 +166,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             let c = common.common();
             let tmp = harness::child_dir(&c.dir, "check")?;
-            let s = check_speed::run(tmp.path(), &data_set(&c), c.keys, rounds)?;
+            let s = check_speed::run(tmp.path(), &child::data_set(&c), c.keys, rounds)?;
             eprintln!(
                 "  untorn check {} ({:.0} MiB/s) vs sequential read {} ({:.0} MiB/s)",
                 report::fmt_secs(s.check_secs),
@@ -258,7 +174,7 @@ fn run(cli: Cli) -> Result<()> {
                 report::fmt_secs(s.read_secs),
                 s.read_mib_per_s()
             );
-            print_json(&s)
+            child::print_json(&s)
         }
         Cmd::Report { from, report, svg } => {
             let results: Results = serde_json::from_str(&std::fs::read_to_string(&from)?)?;
@@ -276,6 +192,7 @@ fn run(cli: Cli) -> Result<()> {
             svg,
             json,
             bbolt,
+            lmdb,
         } => {
             let c = common.common();
             let exe = std::env::current_exe()?;
@@ -283,6 +200,9 @@ fn run(cli: Cli) -> Result<()> {
             let bbolt_found = bbolt.is_file();
             let wanted: Vec<String> = if wanted.is_empty() {
                 let mut v: Vec<String> = compiled.iter().map(|(n, _)| n.to_string()).collect();
+                if lmdb.is_file() {
+                    v.push("lmdb".into());
+                }
                 if bbolt_found {
                     v.push("bbolt".into());
                 }
@@ -310,6 +230,23 @@ fn run(cli: Cli) -> Result<()> {
                     ));
                     continue;
                 }
+                if name == "lmdb" && !compiled.iter().any(|(n, _)| *n == "lmdb") {
+                    if !lmdb.is_file() {
+                        return Err(format!(
+                            "LMDB driver not found at {} (scripts/bench.sh builds it)",
+                            lmdb.display()
+                        )
+                        .into());
+                    }
+                    let exe = lmdb.canonicalize()?;
+                    let description = child::driver_engines(&exe)?
+                        .into_iter()
+                        .find(|(n, _)| n == "lmdb")
+                        .map(|(_, d)| d)
+                        .ok_or("the LMDB driver does not describe engine lmdb")?;
+                    plan_engines.push((name.clone(), description, Launcher::SelfExe(exe)));
+                    continue;
+                }
                 let Some((_, d)) = compiled.iter().find(|(n, _)| n == name) else {
                     return Err(format!(
                         "engine {name} is not compiled in (build with --features peers)"
@@ -319,7 +256,12 @@ fn run(cli: Cli) -> Result<()> {
                 plan_engines.push((name.clone(), d.to_string(), Launcher::SelfExe(exe.clone())));
             }
             // untorn first: it is the column every ratio divides by.
-            plan_engines.sort_by_key(|(n, _, _)| n != "untorn");
+            // The rest in one fixed order, so reports line up run after run.
+            const ORDER: [&str; 7] = [
+                "untorn", "redb", "lmdb", "fjall", "sqlite", "rocksdb", "bbolt",
+            ];
+            plan_engines
+                .sort_by_key(|(n, _, _)| ORDER.iter().position(|o| o == n).unwrap_or(ORDER.len()));
             let plan = Plan {
                 engines: plan_engines,
                 reps: reps.max(1),
@@ -333,7 +275,7 @@ fn run(cli: Cli) -> Result<()> {
             if let Ok(wrapper) = std::env::var("UNTORN_BENCH_COMMAND") {
                 command = format!("{} (runs: {command})", wrapper.trim());
             }
-            let params = workload::Params::scaled(data_set(&c), c.keys);
+            let params = workload::Params::scaled(child::data_set(&c), c.keys);
             let mut save = |results: &Results| -> Result<()> {
                 if let Some(j) = &json {
                     if let Some(parent) = j.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -159,3 +159,39 @@ fn phase_runs_one_phase_for_callgrind() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown phase"));
 }
+
+/// ARCHITECTURE.md's invariant for this crate: peers stay out of the engine, and out of
+/// the default (CI) build of the harness.
+#[test]
+fn the_engine_and_the_default_build_depend_on_no_peer() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let peers = ["redb", "heed", "fjall", "rusqlite", "rocksdb", "lmdb"];
+    let engine = std::fs::read_to_string(root.join("../untorn/Cargo.toml")).unwrap();
+    for p in peers {
+        assert!(
+            !engine.lines().any(|l| l.trim_start().starts_with(p)),
+            "the engine depends on {p}"
+        );
+    }
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("default = []"),
+        "untorn-bench has default features"
+    );
+    for line in manifest
+        .lines()
+        .filter(|l| peers.iter().any(|p| l.starts_with(p)))
+    {
+        assert!(
+            line.contains("optional = true") || line.contains("dep:"),
+            "a peer dependency is not optional: {line}"
+        );
+    }
+    // And the binary built for this test has none compiled in.
+    let out = bench().arg("engines").output().unwrap();
+    let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(':').map(|(n, _)| n.to_string()))
+        .collect();
+    assert_eq!(names, ["untorn"]);
+}

@@ -1,12 +1,11 @@
 //! The engines compiled into this binary: untorn always, each peer behind its cargo
-//! feature. bbolt is not here: it runs as a Go program (`crate::bbolt`).
+//! feature. Two peers run as separate driver programs instead: LMDB (`crates/untorn-bench/lmdb`:
+//! heed's API is `unsafe`, which the workspace forbids) and bbolt (`bbolt/main.go`).
 
 use crate::engine::{Config, Engine, Result};
 
 #[cfg(feature = "fjall")]
 mod fjall;
-#[cfg(feature = "lmdb")]
-mod lmdb;
 #[cfg(feature = "redb")]
 mod redb;
 #[cfg(feature = "rocksdb")]
@@ -22,8 +21,6 @@ pub fn compiled() -> Vec<(&'static str, &'static str)> {
     let mut v = vec![("untorn", untorn::DESCRIPTION)];
     #[cfg(feature = "redb")]
     v.push(("redb", redb::DESCRIPTION));
-    #[cfg(feature = "lmdb")]
-    v.push(("lmdb", lmdb::DESCRIPTION));
     #[cfg(feature = "fjall")]
     v.push(("fjall", fjall::DESCRIPTION));
     #[cfg(feature = "sqlite")]
@@ -40,8 +37,6 @@ pub fn open(name: &str, cfg: &Config) -> Result<Box<dyn Engine>> {
         "untorn" => Ok(Box::new(untorn::UntornEngine::open(cfg)?)),
         #[cfg(feature = "redb")]
         "redb" => Ok(Box::new(redb::RedbEngine::open(cfg)?)),
-        #[cfg(feature = "lmdb")]
-        "lmdb" => Ok(Box::new(lmdb::LmdbEngine::open(cfg)?)),
         #[cfg(feature = "fjall")]
         "fjall" => Ok(Box::new(fjall::FjallEngine::open(cfg)?)),
         #[cfg(feature = "sqlite")]

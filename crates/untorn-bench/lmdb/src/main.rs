@@ -1,5 +1,12 @@
-//! LMDB through heed: one unnamed database in an environment directory.
-#![allow(unsafe_code)]
+//! `untorn-bench-lmdb`: the LMDB column of untorn-bench — LMDB through heed, one unnamed
+//! database in an environment directory. A separate crate outside the workspace because
+//! heed's environment API is `unsafe` and the workspace forbids `unsafe_code`; it runs the
+//! same phases through `untorn_bench::child` and speaks the same JSON lines, started by
+//! `untorn-bench all --lmdb PATH`. Built by scripts/bench.sh:
+//!
+//! ```text
+//! cargo build --release --manifest-path crates/untorn-bench/lmdb/Cargo.toml
+//! ```
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -7,8 +14,8 @@ use std::path::{Path, PathBuf};
 use heed::types::Bytes;
 use heed::{CompactionOption, EnvFlags, EnvOpenOptions, FlagSetMode};
 
-use crate::data::digest;
-use crate::engine::{Config, Engine, ReadFn, Reader, Result, WriteFn, Writer};
+use untorn_bench::data::digest;
+use untorn_bench::engine::{Config, Engine, ReadFn, Reader, Result, WriteFn, Writer};
 
 pub const DESCRIPTION: &str = "LMDB (heed 0.22, bundled liblmdb, crates.io); map size 16 GiB; \
 no-sync = `MDB_NOSYNC` toggled around the no-sync phase; reads through the OS page cache \
@@ -148,4 +155,16 @@ impl Engine for LmdbEngine {
     fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+fn open(name: &str, cfg: &Config) -> Result<Box<dyn Engine>> {
+    if name != "lmdb" {
+        return Err(format!("this driver runs lmdb only, not {name}").into());
+    }
+    std::fs::create_dir_all(&cfg.dir)?;
+    Ok(Box::new(LmdbEngine::open(cfg)?))
+}
+
+fn main() -> std::process::ExitCode {
+    untorn_bench::child::driver_main("lmdb", DESCRIPTION, open)
 }
