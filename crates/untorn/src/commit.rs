@@ -270,6 +270,7 @@ pub(crate) fn prepare(
         root,
         freelist,
         high_water: alloc.high_water,
+        next_bucket_id: base.next_bucket_id,
     };
     meta.validate(0)?;
     Ok(Prepared {

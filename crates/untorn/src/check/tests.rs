@@ -93,6 +93,7 @@ impl Img {
                 root,
                 freelist,
                 high_water: PageId(high_water),
+                next_bucket_id: crate::format::BucketId::FIRST_USER,
             };
             self.put(slot, &m.encode(slot).unwrap());
         }

@@ -38,6 +38,38 @@ impl fmt::Display for PageId {
     }
 }
 
+/// A bucket id: the identity of one bucket's tree, carried by every page of that tree
+/// (`tree_id` in the page header) and by the bucket's header. [`BucketId::ROOT`] is the
+/// root bucket (the catalog of top-level buckets); user buckets get ids from the meta's
+/// `next_bucket_id`, starting at [`BucketId::FIRST_USER`], never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct BucketId(pub u64);
+
+impl BucketId {
+    /// No bucket: the `tree_id` of meta and freelist pages.
+    pub const NONE: BucketId = BucketId(0);
+    /// The root bucket.
+    pub const ROOT: BucketId = BucketId(1);
+    /// The first id a user bucket gets.
+    pub const FIRST_USER: BucketId = BucketId(2);
+
+    /// The id as an integer (for messages and reports).
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The next id, or `None` if the counter is exhausted.
+    pub fn next(self) -> Option<BucketId> {
+        self.0.checked_add(1).map(BucketId)
+    }
+}
+
+impl fmt::Display for BucketId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// A transaction id: commits are numbered 1, 2, 3, ...; 0 is the empty database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct TxId(pub u64);

@@ -9,7 +9,7 @@
 //! | offset | size | field            | meaning                                              |
 //! |-------:|-----:|------------------|------------------------------------------------------|
 //! | 0      | 4    | header_crc       | CRC32C over bytes `[4, 512)` of the header           |
-//! | 4      | 4    | version          | 1                                                    |
+//! | 4      | 4    | version          | 2                                                    |
 //! | 8      | 8    | magic            | `UTJOURNL`                                           |
 //! | 16     | 8    | salt             | journal generation; new random value at every reset  |
 //! | 24     | 8    | txid             | the commit                                           |
@@ -22,10 +22,11 @@
 //! | 64     | 24   | meta.root        | [`PageRef`]                                          |
 //! | 88     | 24   | meta.freelist    | [`PageRef`]                                          |
 //! | 112    | 8    | meta.high_water  |                                                      |
-//! | 120    | 392  | reserved         | 0                                                    |
+//! | 120    | 8    | meta.next_bucket_id |                                                   |
+//! | 128    | 384  | reserved         | 0                                                    |
 
 use super::bytes::{get_u32, get_u64, put_bytes, put_u32, put_u64};
-use super::ids::{PageId, TxId};
+use super::ids::{BucketId, PageId, TxId};
 use super::meta::Meta;
 use super::page::PageRef;
 
@@ -34,7 +35,7 @@ pub const RECORD_HEADER_SIZE: usize = 512;
 /// Journal record magic.
 pub const JOURNAL_MAGIC: &[u8; 8] = b"UTJOURNL";
 /// Journal format version.
-pub const JOURNAL_VERSION: u32 = 1;
+pub const JOURNAL_VERSION: u32 = 2;
 
 /// A decoded record header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +75,8 @@ impl RecordHeader {
             && put_u64(&mut b, 56, self.synced_through.0)
             && self.meta.root.encode(&mut b, 64)
             && self.meta.freelist.encode(&mut b, 88)
-            && put_u64(&mut b, 112, self.meta.high_water.0);
+            && put_u64(&mut b, 112, self.meta.high_water.0)
+            && put_u64(&mut b, 120, self.meta.next_bucket_id.0);
         let [_, _, _, _, checksummed @ ..] = &b;
         let crc = crc32c::crc32c(checksummed);
         let sealed = put_u32(&mut b, 0, crc);
@@ -107,6 +109,7 @@ impl RecordHeader {
                 root: PageRef::decode(b, 64)?,
                 freelist: PageRef::decode(b, 88)?,
                 high_water: PageId(get_u64(b, 112)?),
+                next_bucket_id: BucketId(get_u64(b, 120)?),
             },
         })
     }
@@ -143,6 +146,7 @@ mod tests {
                 },
                 freelist: PageRef::NULL,
                 high_water: PageId(3),
+                next_bucket_id: BucketId(9),
             },
         };
         let (enc, crc) = h.encode();

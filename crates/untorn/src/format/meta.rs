@@ -4,17 +4,18 @@
 //! |-------:|-----:|----------------|--------------------------------------------------|
 //! | 0      | 48   | page header    | type 1 (meta), page_id 0 or 1, txid of the commit|
 //! | 48     | 8    | magic          | `UNTORNDB`                                       |
-//! | 56     | 4    | format_version | 1                                                |
+//! | 56     | 4    | format_version | 2                                                |
 //! | 60     | 4    | page_size      | bytes per page, power of two 4096..=65536        |
 //! | 64     | 24   | root           | [`PageRef`] of the root bucket's tree (0 = empty)|
 //! | 88     | 24   | freelist       | [`PageRef`] of the freelist extent (0 = none)    |
 //! | 112    | 8    | high_water     | page ids below this are part of the file         |
-//! | 120    | 8    | reserved       | 0                                                |
+//! | 120    | 40   | reserved       | 0 (identity and state fields of format v2)       |
+//! | 160    | 8    | next_bucket_id | the id the next bucket created gets (>= 2)       |
 //!
 //! The checksum in the header covers the whole page, so a torn meta write is detected.
 
 use super::bytes::{get_u32, get_u64, put_bytes, put_u32, put_u64};
-use super::ids::{PageId, TxId};
+use super::ids::{BucketId, PageId, TxId};
 use super::page::{
     is_valid_page_size, peek_txid, seal_page, verify_page, PageHeader, PageRef, PageType,
     PAGE_HEADER_SIZE,
@@ -24,9 +25,9 @@ use crate::error::{CorruptionKind, Error, Result};
 /// File magic at byte 48 of both meta pages.
 pub const MAGIC: &[u8; 8] = b"UNTORNDB";
 /// Current format version.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Bytes of the meta body after the page header.
-pub const META_BODY_SIZE: usize = 80;
+pub const META_BODY_SIZE: usize = 120;
 
 const OFF_MAGIC: usize = PAGE_HEADER_SIZE;
 const OFF_VERSION: usize = PAGE_HEADER_SIZE + 8;
@@ -34,6 +35,7 @@ const OFF_PAGE_SIZE: usize = PAGE_HEADER_SIZE + 12;
 const OFF_ROOT: usize = PAGE_HEADER_SIZE + 16;
 const OFF_FREELIST: usize = PAGE_HEADER_SIZE + 40;
 const OFF_HWM: usize = PAGE_HEADER_SIZE + 64;
+const OFF_NEXT_BUCKET_ID: usize = 160;
 
 /// Bytes at the start of a file that hold everything needed to recognise it and find its
 /// page size: the header, the magic and the page-size field of meta slot 0.
@@ -52,6 +54,8 @@ pub struct Meta {
     pub freelist: PageRef,
     /// Page ids below this are part of the file.
     pub high_water: PageId,
+    /// The id the next bucket created gets (ids are never reused).
+    pub next_bucket_id: BucketId,
 }
 
 impl Meta {
@@ -63,6 +67,7 @@ impl Meta {
             root: PageRef::NULL,
             freelist: PageRef::NULL,
             high_water: PageId::FIRST_DATA,
+            next_bucket_id: BucketId::FIRST_USER,
         }
     }
 
@@ -76,7 +81,8 @@ impl Meta {
             && put_u32(&mut page, OFF_PAGE_SIZE, self.page_size)
             && self.root.encode(&mut page, OFF_ROOT)
             && self.freelist.encode(&mut page, OFF_FREELIST)
-            && put_u64(&mut page, OFF_HWM, self.high_water.0);
+            && put_u64(&mut page, OFF_HWM, self.high_water.0)
+            && put_u64(&mut page, OFF_NEXT_BUCKET_ID, self.next_bucket_id.0);
         if !written {
             return Err(Error::Internal("meta page smaller than the meta"));
         }
@@ -121,6 +127,7 @@ impl Meta {
             root: fields.root,
             freelist: fields.freelist,
             high_water: fields.high_water,
+            next_bucket_id: fields.next_bucket_id,
         };
         meta.validate(slot)?;
         Ok(meta)
@@ -133,6 +140,13 @@ impl Meta {
             return Err(meta_err(format!(
                 "high-water mark {} below 2",
                 self.high_water
+            )));
+        }
+        if self.next_bucket_id < BucketId::FIRST_USER {
+            return Err(meta_err(format!(
+                "next bucket id {} below {}",
+                self.next_bucket_id,
+                BucketId::FIRST_USER
             )));
         }
         for (name, r) in [("root", self.root), ("freelist", self.freelist)] {
@@ -157,6 +171,7 @@ struct MetaFields {
     root: PageRef,
     freelist: PageRef,
     high_water: PageId,
+    next_bucket_id: BucketId,
 }
 
 impl MetaFields {
@@ -167,6 +182,7 @@ impl MetaFields {
             root: PageRef::decode(page, OFF_ROOT)?,
             freelist: PageRef::decode(page, OFF_FREELIST)?,
             high_water: PageId(get_u64(page, OFF_HWM)?),
+            next_bucket_id: BucketId(get_u64(page, OFF_NEXT_BUCKET_ID)?),
         })
     }
 }
@@ -212,6 +228,7 @@ mod tests {
             },
             freelist: PageRef::NULL,
             high_water: PageId(10),
+            next_bucket_id: BucketId(7),
         };
         let page = m.encode(1).expect("encode");
         assert_eq!(Meta::decode(&page, 1, 8192).expect("decode"), m);

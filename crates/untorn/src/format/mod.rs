@@ -15,7 +15,7 @@ pub mod verified;
 pub use freelist::{
     decode_freelist, encode_freelist, freelist_bytes, freelist_runs_unchecked, RUN_SIZE,
 };
-pub use ids::{PageId, TxId};
+pub use ids::{BucketId, PageId, TxId};
 pub use journal::{record_span, RecordHeader, RECORD_HEADER_SIZE};
 pub use meta::{Meta, FORMAT_VERSION, MAGIC};
 pub use node::{
