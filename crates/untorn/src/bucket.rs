@@ -5,7 +5,10 @@ use std::fmt;
 use std::ops::RangeBounds;
 use std::sync::Arc;
 
-use crate::btree::{lookup, overflow_threshold, BucketId, Child, NodeValue, TxState, ValRef};
+use crate::btree::{
+    checked_header, lookup, overflow_threshold, BucketSlot, NodeValue, Pinned, Tree, TxState,
+    ValRef,
+};
 use crate::core::TxInner;
 use crate::cursor::{bucket_names, entry_at, Cursor, Source};
 use crate::error::{CorruptionKind, Error, Result};
@@ -15,15 +18,10 @@ use crate::pager::Pager;
 use crate::range::Range;
 use crate::value::{Entry, Value};
 
-fn get_value(
-    pager: &Pager,
-    st: Option<&TxState>,
-    root: Child,
-    key: &[u8],
-) -> Result<Option<Value>> {
-    match lookup(pager, st, root, key)? {
+fn get_value(pager: &Pager, st: Option<&TxState>, tree: Tree, key: &[u8]) -> Result<Option<Value>> {
+    match lookup(pager, st, tree, key)? {
         None => Ok(None),
-        Some((h, i)) => match entry_at(pager, st, &h, i)? {
+        Some((h, i)) => match entry_at(pager, st, tree.id, &h, i)? {
             Entry::Value(v) => Ok(Some(v)),
             Entry::Bucket => Err(Error::IncompatibleValue {
                 expected: "value",
@@ -36,13 +34,13 @@ fn get_value(
 fn bucket_header_at(
     pager: &Pager,
     st: Option<&TxState>,
-    root: Child,
+    tree: Tree,
     name: &[u8],
 ) -> Result<Option<BucketHeader>> {
-    match lookup(pager, st, root, name)? {
+    match lookup(pager, st, tree, name)? {
         None => Ok(None),
         Some((h, i)) => match h.view(st)?.val(i)? {
-            ValRef::Bucket(bh) => Ok(Some(bh)),
+            ValRef::Bucket(bh) => Ok(Some(checked_header(bh, name, h.page_id())?)),
             _ => Err(Error::IncompatibleValue {
                 expected: "bucket",
                 found: "value",
@@ -55,7 +53,9 @@ fn bucket_header_at(
 #[derive(Clone)]
 pub struct Bucket<'t> {
     pager: &'t Pager,
-    root: Child,
+    tree: Tree,
+    /// The top two levels of the tree, pinned for this handle's lookups.
+    pins: Arc<Pinned>,
     header: BucketHeader,
     depth: usize,
 }
@@ -71,7 +71,7 @@ impl fmt::Debug for Bucket<'_> {
 impl<'t> Bucket<'t> {
     pub(crate) fn open_child(
         pager: &'t Pager,
-        parent_root: Child,
+        parent: Tree,
         name: &[u8],
         depth: usize,
     ) -> Result<Option<Bucket<'t>>> {
@@ -83,9 +83,10 @@ impl<'t> Bucket<'t> {
             ));
         }
         Ok(
-            bucket_header_at(pager, None, parent_root, name)?.map(|header| Bucket {
+            bucket_header_at(pager, None, parent, name)?.map(|header| Bucket {
                 pager,
-                root: Child::from_ref(header.root),
+                tree: Tree::of(&header),
+                pins: Arc::new(Pinned::new(Tree::of(&header))),
                 header,
                 depth: depth + 1,
             }),
@@ -94,7 +95,16 @@ impl<'t> Bucket<'t> {
 
     /// The value stored under `key`.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
-        get_value(self.pager, None, self.root, key.as_ref())
+        match self.pins.lookup(self.pager, key.as_ref())? {
+            None => Ok(None),
+            Some((h, i)) => match entry_at(self.pager, None, self.tree.id, &h, i)? {
+                Entry::Value(v) => Ok(Some(v)),
+                Entry::Bucket => Err(Error::IncompatibleValue {
+                    expected: "value",
+                    found: "bucket",
+                }),
+            },
+        }
     }
 
     /// Key/value pairs directly in this bucket (O(1)).
@@ -116,12 +126,12 @@ impl<'t> Bucket<'t> {
     pub fn bucket(&self, name: impl AsRef<[u8]>) -> Result<Option<Bucket<'t>>> {
         let name = name.as_ref();
         check_key(name)?;
-        Bucket::open_child(self.pager, self.root, name, self.depth)
+        Bucket::open_child(self.pager, self.tree, name, self.depth)
     }
 
     /// Names of nested buckets, sorted.
     pub fn buckets(&self) -> Result<Vec<Vec<u8>>> {
-        bucket_names(self.pager, None, self.root)
+        bucket_names(self.pager, None, self.tree)
     }
 
     /// A cursor over keys and nested buckets.
@@ -132,7 +142,8 @@ impl<'t> Bucket<'t> {
     fn src(&self) -> Source<'t> {
         Source::Snapshot {
             pager: self.pager,
-            root: self.root,
+            tree: self.tree,
+            pins: Some(Arc::clone(&self.pins)),
         }
     }
 
@@ -156,7 +167,7 @@ impl<'t> Bucket<'t> {
 #[derive(Clone, Copy)]
 pub struct BucketMut<'t> {
     inner: &'t TxInner<'t>,
-    id: BucketId,
+    id: BucketSlot,
 }
 
 impl fmt::Debug for BucketMut<'_> {
@@ -169,7 +180,7 @@ impl<'t> BucketMut<'t> {
     pub(crate) fn root(inner: &'t TxInner<'t>) -> BucketMut<'t> {
         BucketMut {
             inner,
-            id: BucketId::ROOT,
+            id: BucketSlot::ROOT,
         }
     }
 
@@ -177,15 +188,15 @@ impl<'t> BucketMut<'t> {
         &self.inner.shared.pager
     }
 
-    fn root_child(&self) -> Result<Child> {
-        Ok(self.inner.borrow()?.bucket(self.id)?.root)
+    fn root_child(&self) -> Result<Tree> {
+        self.inner.borrow()?.tree(self.id)
     }
 
     /// The value stored under `key`.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
         let st = self.inner.borrow()?;
-        let root = st.bucket(self.id)?.root;
-        get_value(self.pager(), Some(&st), root, key.as_ref())
+        let tree = st.tree(self.id)?;
+        get_value(self.pager(), Some(&st), tree, key.as_ref())
     }
 
     /// Stores `value` under `key`, replacing any previous value.
@@ -195,7 +206,7 @@ impl<'t> BucketMut<'t> {
         if value.len() > MAX_VALUE_SIZE {
             return Err(Error::ValueTooLarge(value.len()));
         }
-        if self.id == BucketId::ROOT {
+        if self.id == BucketSlot::ROOT {
             return Err(Error::IncompatibleValue {
                 expected: "bucket",
                 found: "value",
@@ -206,7 +217,7 @@ impl<'t> BucketMut<'t> {
         let val = if value.len() > overflow_threshold(st.page_size) {
             NodeValue::NewOverflow(Arc::from(value))
         } else {
-            NodeValue::Inline(value.to_vec())
+            NodeValue::Inline(st.store.push(value)?)
         };
         st.put_value(pager, self.id, key, val)
     }
@@ -297,8 +308,8 @@ impl<'t> BucketMut<'t> {
     /// Names of nested buckets, sorted.
     pub fn buckets(&self) -> Result<Vec<Vec<u8>>> {
         let st = self.inner.borrow()?;
-        let root = st.bucket(self.id)?.root;
-        bucket_names(self.pager(), Some(&st), root)
+        let tree = st.tree(self.id)?;
+        bucket_names(self.pager(), Some(&st), tree)
     }
 
     /// A cursor over keys and nested buckets (supports `delete`).

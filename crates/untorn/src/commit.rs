@@ -5,11 +5,11 @@
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 
-use crate::btree::{BucketId, Child, NodeValue, TxState};
+use crate::btree::{BucketSlot, Child, NodeValue, TxState};
 use crate::error::{Error, Result};
 use crate::format::{
     encode_branch, encode_freelist, encode_leaf, encode_overflow, extent_pages_for, freelist_bytes,
-    LeafValue, Meta, PageHeader, PageId, PageRef, TxId, VerifiedPage, PAGE_HEADER_SIZE,
+    BucketId, LeafValue, Meta, PageHeader, PageId, PageRef, TxId, VerifiedPage, PAGE_HEADER_SIZE,
 };
 use crate::freeset::FreeSet;
 use crate::limits::MAX_TREE_DEPTH;
@@ -36,8 +36,9 @@ impl Allocator {
 }
 
 /// The one exit of every image this commit writes: asserts the allocation (a data page,
-/// wholly below the high-water mark, written by this commit), then verifies the encoded
-/// bytes exactly as a reader will verify them on the way in.
+/// wholly below the high-water mark, written by this commit) and wraps the sealed image.
+/// The seal was the image's one CRC; debug builds also verify the bytes exactly as a
+/// reader will (see `VerifiedPage::sealed`).
 fn seal(
     (bytes, header): (Vec<u8>, PageHeader),
     txid: TxId,
@@ -51,7 +52,7 @@ fn seal(
     if header.txid != txid {
         return Err(Error::Internal("spilled a page with another commit's txid"));
     }
-    VerifiedPage::verify(bytes, id, page_size).map(Arc::new)
+    VerifiedPage::sealed(bytes, header, id, page_size).map(Arc::new)
 }
 
 /// Allocates the extent of a node whose encoded size is `size`, encodes it there and
@@ -76,11 +77,13 @@ fn spill_node(
     seal(encoded, txid, alloc.high_water, page_size)
 }
 
-/// Encodes the dirty part of the tree at `root` into images; returns the new root ref.
+/// Encodes the dirty part of the tree at `root` (the tree of bucket `tree`) into
+/// images; returns the new root ref.
 fn spill_tree(
     st: &mut TxState,
     alloc: &mut Allocator,
     root: Child,
+    tree: BucketId,
     images: &mut Vec<Arc<VerifiedPage>>,
 ) -> Result<PageRef> {
     let page_size = st.page_size;
@@ -106,12 +109,13 @@ fn spill_tree(
             continue;
         }
         let node = std::mem::take(st.node_mut(n)?);
-        node.assert_sound()?;
+        let store = &st.store;
+        node.assert_sound(store)?;
         let img = if node.leaf {
             let mut entries: Vec<(&[u8], LeafValue<'_>)> = Vec::with_capacity(node.keys.len());
             for (k, v) in node.keys.iter().zip(node.vals.iter()) {
                 let value = match v {
-                    NodeValue::Inline(b) => LeafValue::Inline(b),
+                    NodeValue::Inline(b) => LeafValue::Inline(store.get(*b)),
                     NodeValue::Overflow { extent, len } => LeafValue::Overflow {
                         extent: *extent,
                         len: *len,
@@ -121,7 +125,7 @@ fn spill_tree(
                         let pages = extent_pages_for(PAGE_HEADER_SIZE + bytes.len(), page_size)
                             .ok_or(Error::Internal("overflow value larger than an extent"))?;
                         let id = alloc.allocate(pages)?;
-                        let encoded = encode_overflow(bytes, id, txid, page_size)?;
+                        let encoded = encode_overflow(bytes, id, txid, tree, page_size)?;
                         let ov = seal(encoded, txid, alloc.high_water, page_size)?;
                         let extent = ov.reference();
                         images.push(ov);
@@ -131,10 +135,10 @@ fn spill_tree(
                         }
                     }
                 };
-                entries.push((k.as_slice(), value));
+                entries.push((k.bytes(store), value));
             }
             spill_node(alloc, node.size, txid, page_size, |id| {
-                encode_leaf(&entries, id, txid, page_size)
+                encode_leaf(&entries, id, txid, tree, page_size)
             })?
         } else {
             let mut entries: Vec<(&[u8], PageRef)> = Vec::with_capacity(node.keys.len());
@@ -146,10 +150,10 @@ fn spill_tree(
                         .ok_or(Error::Internal("child encoded after parent"))?,
                     Child::Null => return Err(Error::Internal("branch with a null child")),
                 };
-                entries.push((k.as_slice(), r));
+                entries.push((k.bytes(store), r));
             }
             spill_node(alloc, node.size, txid, page_size, |id| {
-                encode_branch(&entries, id, txid, page_size)
+                encode_branch(&entries, id, txid, tree, page_size)
             })?
         };
         done.insert(n, img.reference());
@@ -203,7 +207,7 @@ pub(crate) fn prepare(
 
     // Buckets deepest first: each spilled bucket's header goes into its parent, which
     // may make the parent dirty in turn.
-    let mut heap: BinaryHeap<(usize, BucketId)> =
+    let mut heap: BinaryHeap<(usize, BucketSlot)> =
         st.dirty_buckets_deepest_first().into_iter().collect();
     let mut spilled = 0usize;
     while let Some((_, bucket)) = heap.pop() {
@@ -214,17 +218,17 @@ pub(crate) fn prepare(
         let Some(state) = st.bucket_state(bucket).filter(|s| s.dirty && !s.deleted) else {
             continue;
         };
-        let root = state.root;
-        let root_ref = spill_tree(&mut st, &mut alloc, root, &mut images)?;
+        let (root, tree) = (state.root, state.bucket_id);
+        let root_ref = spill_tree(&mut st, &mut alloc, root, tree, &mut images)?;
         let parent = st.store_bucket_header(pager, bucket, root_ref)?;
-        if parent != BucketId::ROOT {
+        if parent != BucketSlot::ROOT {
             if let Some(p) = st.bucket_state(parent).filter(|p| p.dirty && !p.deleted) {
                 heap.push((p.depth, parent));
             }
         }
     }
-    let root_child = st.bucket(BucketId::ROOT)?.root;
-    let root = spill_tree(&mut st, &mut alloc, root_child, &mut images)?;
+    let root_child = st.bucket(BucketSlot::ROOT)?.root;
+    let root = spill_tree(&mut st, &mut alloc, root_child, BucketId::ROOT, &mut images)?;
 
     // Everything this transaction replaced, plus the old freelist, becomes pending.
     let mut freed = FreeSet::new();
@@ -270,7 +274,7 @@ pub(crate) fn prepare(
         root,
         freelist,
         high_water: alloc.high_water,
-        next_bucket_id: base.next_bucket_id,
+        next_bucket_id: st.next_bucket_id,
     };
     meta.validate(0)?;
     Ok(Prepared {

@@ -121,8 +121,10 @@ impl Shared {
         let recovered =
             recovery::recover(data.as_ref(), journal.as_ref(), &choice, !opts.read_only)?;
         let meta = recovered.meta;
-        // Read-only, the replayed images are served from memory.
+        // Read-only, the replayed images are served from memory; everything up to the
+        // checkpointed meta is home.
         pager.publish(&recovered.unwritten);
+        pager.set_home_through(recovered.checkpointed);
         let journal_writer = if opts.read_only {
             None
         } else {
@@ -279,6 +281,8 @@ impl Shared {
             )?;
             *lock(&self.active_slot) = active;
             w.checkpointed = w.meta.txid;
+            // The images are home and synced: readers of them may skip the overlay.
+            self.pager.set_home_through(w.meta.txid);
             // J4: only now may the journal space be reused.
             jw.reset(w.meta.txid)?;
             self.pager.retire_overlay(&images);

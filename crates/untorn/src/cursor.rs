@@ -7,16 +7,24 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::btree::{load, too_deep, BucketId, Child, Handle, TxState, ValRef};
+use crate::btree::{
+    load, read_page, too_deep, BucketSlot, Child, Handle, Pinned, Tree, TxState, ValRef,
+};
 use crate::core::TxInner;
 use crate::error::{Error, Result};
-use crate::format::{overflow_value_range, PageSlice, VerifiedPage};
+use crate::format::{overflow_value_range, BucketId, PageSlice, VerifiedPage};
 use crate::limits::{MAX_LEAF_STEPS, MAX_TREE_DEPTH};
 use crate::pager::Pager;
 use crate::value::{Entry, Value};
 
-/// What element `i` of node `h` holds, its value borrowed from its page.
-pub(crate) fn entry_at(pager: &Pager, st: Option<&TxState>, h: &Handle, i: usize) -> Result<Entry> {
+/// What element `i` of node `h` (of tree `tree`) holds, its value borrowed from its page.
+pub(crate) fn entry_at(
+    pager: &Pager,
+    st: Option<&TxState>,
+    tree: BucketId,
+    h: &Handle,
+    i: usize,
+) -> Result<Entry> {
     let in_page = |page: &Arc<VerifiedPage>, range| {
         PageSlice::new(Arc::clone(page), range)
             .map(|s| Entry::Value(Value::in_page(s)))
@@ -31,7 +39,7 @@ pub(crate) fn entry_at(pager: &Pager, st: Option<&TxState>, h: &Handle, i: usize
             Handle::Mem(_) => Ok(Entry::Value(Value::owned(b.to_vec()))),
         },
         ValRef::Overflow { extent, len } => {
-            let page = pager.read(&extent)?;
+            let page = read_page(pager, tree, &extent)?;
             in_page(
                 &page,
                 overflow_value_range(page.bytes(), page.header(), len)?,
@@ -42,15 +50,20 @@ pub(crate) fn entry_at(pager: &Pager, st: Option<&TxState>, h: &Handle, i: usize
     }
 }
 
-/// Names of the sub-buckets in the tree at `root`.
+/// Names of the sub-buckets in `tree`.
 pub(crate) fn bucket_names(
     pager: &Pager,
     st: Option<&TxState>,
-    root: Child,
+    tree: Tree,
 ) -> Result<Vec<Vec<u8>>> {
-    let mut c = Cursor::new(Source::Snapshot { pager, root });
+    let mut c = Cursor::new(Source::Snapshot {
+        pager,
+        tree,
+        pins: None,
+    });
+    c.tree_id = tree.id;
     let mut names = Vec::new();
-    let mut item = c.first_with(pager, st, root)?;
+    let mut item = c.first_with(pager, st, tree.root)?;
     while let Some((k, e)) = item {
         if matches!(e, Entry::Bucket) {
             names.push(k);
@@ -61,14 +74,19 @@ pub(crate) fn bucket_names(
 }
 
 /// The tree a cursor (or range) walks.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(crate) enum Source<'t> {
-    /// A bucket of a read snapshot: a fixed root.
-    Snapshot { pager: &'t Pager, root: Child },
+    /// A bucket of a read snapshot: a fixed tree, and its top levels if a bucket handle
+    /// pinned them.
+    Snapshot {
+        pager: &'t Pager,
+        tree: Tree,
+        pins: Option<Arc<Pinned>>,
+    },
     /// A bucket of the write transaction: its root is looked up at every move.
     Write {
         inner: &'t TxInner<'t>,
-        bucket: BucketId,
+        bucket: BucketSlot,
     },
 }
 
@@ -81,6 +99,8 @@ pub(crate) type Item = Option<(Vec<u8>, Entry)>;
 /// re-seeks to its last key when the transaction changed.
 pub struct Cursor<'t> {
     src: Source<'t>,
+    /// The tree walked (set by every move; the pages read must carry it).
+    tree_id: BucketId,
     stack: Vec<(Handle, usize)>,
     seen_mod: u64,
     pos: Option<Vec<u8>>,
@@ -95,6 +115,10 @@ impl fmt::Debug for Cursor<'_> {
 impl<'t> Cursor<'t> {
     pub(crate) fn new(src: Source<'t>) -> Self {
         Cursor {
+            tree_id: match &src {
+                Source::Snapshot { tree, .. } => tree.id,
+                Source::Write { .. } => BucketId::NONE,
+            },
             src,
             stack: Vec::new(),
             seen_mod: 0,
@@ -106,12 +130,16 @@ impl<'t> Cursor<'t> {
         &mut self,
         f: impl FnOnce(&mut Self, &Pager, Option<&TxState>, Child) -> Result<R>,
     ) -> Result<R> {
-        match self.src {
-            Source::Snapshot { pager, root } => f(self, pager, None, root),
-            Source::Write { inner, bucket } => {
+        match &self.src {
+            Source::Snapshot { pager, tree, .. } => {
+                let (pager, root) = (*pager, tree.root);
+                f(self, pager, None, root)
+            }
+            &Source::Write { inner, bucket } => {
                 let st = inner.borrow()?;
-                let root = st.bucket(bucket)?.root;
-                f(self, &inner.shared.pager, Some(&st), root)
+                let tree = st.tree(bucket)?;
+                self.tree_id = tree.id;
+                f(self, &inner.shared.pager, Some(&st), tree.root)
             }
         }
     }
@@ -172,7 +200,7 @@ impl<'t> Cursor<'t> {
     /// Deletes the key/value pair at the cursor (write transactions only). The next
     /// `next()` returns the entry after it.
     pub fn delete(&mut self) -> Result<()> {
-        let Source::Write { inner, bucket } = self.src else {
+        let Source::Write { inner, bucket } = self.src.clone() else {
             return Err(Error::ReadOnly);
         };
         let Some(key) = self.pos.clone() else {
@@ -181,6 +209,32 @@ impl<'t> Cursor<'t> {
         let pager = &inner.shared.pager;
         inner.borrow_mut()?.delete_value(pager, bucket, &key)?;
         Ok(())
+    }
+
+    /// Loads `child`, the next node below the cursor's stack: from the pinned top levels
+    /// of a snapshot bucket when it is one of them, else through the pager.
+    fn load_node(&self, pager: &Pager, child: Child) -> Result<Option<Handle>> {
+        if let Source::Snapshot {
+            pins: Some(pins), ..
+        } = &self.src
+        {
+            match (self.stack.as_slice(), child) {
+                ([], _) if child == pins.tree().root => {
+                    return Ok(pins.root(pager)?.map(|p| Handle::Page(Arc::clone(p))));
+                }
+                ([(Handle::Page(parent), idx)], Child::Clean(r)) => {
+                    let pinned_parent = pins.root(pager)?.is_some_and(|p| Arc::ptr_eq(p, parent));
+                    if pinned_parent {
+                        let p = pins.child(pager, *idx)?;
+                        if p.page_id() == r.page_id && p.header().matches(&r) {
+                            return Ok(Some(Handle::Page(Arc::clone(p))));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        load(pager, self.tree_id, child)
     }
 
     fn first_with(&mut self, pager: &Pager, st: Option<&TxState>, root: Child) -> Result<Item> {
@@ -216,7 +270,7 @@ impl<'t> Cursor<'t> {
         self.stack.clear();
         let mut child = root;
         for _ in 0..MAX_TREE_DEPTH {
-            let Some(h) = load(pager, child)? else {
+            let Some(h) = self.load_node(pager, child)? else {
                 return Ok(());
             };
             let (leaf, idx, next) = {
@@ -282,7 +336,7 @@ impl<'t> Cursor<'t> {
             if self.stack.len() > MAX_TREE_DEPTH {
                 return Err(too_deep(0));
             }
-            let Some(h) = load(pager, child)? else {
+            let Some(h) = self.load_node(pager, child)? else {
                 return Ok(());
             };
             let (leaf, len) = {
@@ -380,11 +434,25 @@ impl<'t> Cursor<'t> {
             return Ok(None);
         }
         let key = v.key(*i)?.to_vec();
-        let entry = entry_at(pager, st, h, *i)?;
-        self.pos = Some(key.clone());
+        let entry = entry_at(pager, st, self.tree_id, h, *i)?;
+        // A write transaction's cursor keeps its key to re-seek after a modification; a
+        // snapshot's position is its stack, and its key stays borrowable (`peek_key`).
         if let Some(s) = st {
+            self.pos = Some(key.clone());
             self.seen_mod = s.mod_count;
         }
         Ok(Some((key, entry)))
+    }
+
+    /// The key the cursor stands on, borrowed: from the cached page for a snapshot
+    /// cursor, from the kept position for a write transaction's.
+    pub(crate) fn peek_key(&self) -> Option<&[u8]> {
+        match &self.src {
+            Source::Snapshot { .. } => match self.stack.last()? {
+                (Handle::Page(p), i) => p.node().ok()?.key(*i).ok(),
+                (Handle::Mem(_), _) => None,
+            },
+            Source::Write { .. } => self.pos.as_deref(),
+        }
     }
 }

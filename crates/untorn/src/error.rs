@@ -34,6 +34,9 @@ pub enum CorruptionKind {
     Journal,
     /// A bucket header or freelist entry is invalid.
     Invalid,
+    /// A node page's common key prefix or an element's stored key prefix does not match
+    /// its keys.
+    KeyPrefix,
 }
 
 impl CorruptionKind {
@@ -52,6 +55,7 @@ impl CorruptionKind {
             CorruptionKind::Meta => "meta",
             CorruptionKind::Journal => "journal",
             CorruptionKind::Invalid => "invalid",
+            CorruptionKind::KeyPrefix => "key_prefix",
         }
     }
 }

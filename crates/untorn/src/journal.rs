@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
-    decode_header, record_span, Meta, RecordHeader, TxId, VerifiedPage, RECORD_HEADER_SIZE,
+    body_crc, decode_header, record_span, Meta, RecordHeader, TxId, VerifiedPage,
+    RECORD_HEADER_SIZE,
 };
 use crate::limits::MAX_EXTENT_PAGES;
 use crate::storage::Storage;
@@ -62,21 +63,19 @@ impl JournalWriter {
         images: &[Arc<VerifiedPage>],
         sync: bool,
     ) -> Result<()> {
-        let mut body_crc = 0u32;
         let mut body_len = 0u64;
         for img in images {
             // Every image of a commit was written by that commit.
             if img.header().txid != meta.txid {
                 return Err(Error::Internal("journaling an image of another commit"));
             }
-            body_crc = crc32c::crc32c_append(body_crc, img.bytes());
             body_len += img.bytes().len() as u64;
         }
         let header = RecordHeader {
             header_crc: 0,
             salt: self.salt,
             prev_crc: self.prev_crc,
-            body_crc,
+            body_crc: body_crc(images.iter().map(|img| img.header())),
             body_len,
             image_count: u32::try_from(images.len())
                 .map_err(|_| Error::Internal("more images in a commit than a record holds"))?,
@@ -219,9 +218,6 @@ fn read_record(
     storage
         .read_at(pos + RECORD_HEADER_SIZE as u64, &mut body)
         .map_err(Error::from_io)?;
-    if crc32c::crc32c(&body) != header.body_crc {
-        return Ok(None);
-    }
     // Split the body into images; each must verify as the page it claims to be.
     let mut images = Vec::with_capacity(header.image_count as usize);
     let mut off = 0usize;
@@ -245,7 +241,9 @@ fn read_record(
         }
         off = end;
     }
-    if images.len() != header.image_count as usize {
+    if images.len() != header.image_count as usize
+        || body_crc(images.iter().map(VerifiedPage::header)) != header.body_crc
+    {
         return Ok(None);
     }
     Ok(Some(Record { header, images }))

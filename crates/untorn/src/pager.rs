@@ -1,7 +1,10 @@
 //! The pager: verified page reads through a cache and the journal overlay.
 //!
 //! A page is looked up, in order, in the *overlay* (images committed to the journal but
-//! not yet written home by a checkpoint), the cache, and the data file. Every image read
+//! not yet written home by a checkpoint), the cache, and the data file. The overlay is
+//! probed only for references newer than the last checkpoint (`home_through`): an image
+//! written by an older commit is home, so the overlay cannot hold it, and the common read
+//! takes neither the overlay's lock nor its hash probe. Every image read
 //! from storage is verified (checksum, self id, extent, node structure) before it enters
 //! the cache, and every lookup is checked against the reference the caller followed
 //! (txid, checksum, extent): parents vouch for children.
@@ -11,11 +14,11 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::error::{CorruptionKind, Error, Result};
-use crate::format::{check_ref, PageId, PageRef, VerifiedPage};
+use crate::format::{check_ref, PageId, PageRef, TxId, VerifiedPage};
 use crate::storage::Storage;
 
 /// Hasher for page ids: a multiplicative mix (page ids are not attacker-chosen keys of
@@ -134,6 +137,9 @@ pub(crate) struct Pager {
     pub(crate) overlay: RwLock<PageMap<Arc<VerifiedPage>>>,
     /// Entries in `overlay` (read without the lock to skip it when empty).
     overlay_entries: AtomicUsize,
+    /// Every image written by a commit with this txid or older is home and synced: a
+    /// reference to one of them never needs the overlay. Only grows.
+    home_through: AtomicU64,
 }
 
 impl Pager {
@@ -144,7 +150,14 @@ impl Pager {
             cache: PageCache::new(cache_bytes),
             overlay: RwLock::new(PageMap::default()),
             overlay_entries: AtomicUsize::new(0),
+            home_through: AtomicU64::new(0),
         }
+    }
+
+    /// Records that every image of commits up to `txid` is home and synced (at open, the
+    /// checkpointed meta's txid; after each checkpoint, the commit it wrote home).
+    pub(crate) fn set_home_through(&self, txid: TxId) {
+        self.home_through.fetch_max(txid.get(), Ordering::Release);
     }
 
     fn overlay_get(&self, id: PageId) -> Option<Arc<VerifiedPage>> {
@@ -170,9 +183,13 @@ impl Pager {
                 "reference to a meta page or the null page",
             ));
         }
-        if let Some(p) = self.overlay_get(r.page_id) {
-            if p.header().matches(r) {
-                return Ok(p);
+        // Images newer than the last checkpoint may live only in the overlay. (Release in
+        // `set_home_through` follows the sync of the home writes.)
+        if r.txid.get() > self.home_through.load(Ordering::Acquire) {
+            if let Some(p) = self.overlay_get(r.page_id) {
+                if p.header().matches(r) {
+                    return Ok(p);
+                }
             }
         }
         if let Some(p) = self.cache.get(r.page_id) {

@@ -8,6 +8,9 @@ use crate::error::Result;
 use crate::value::{Entry, Value};
 
 /// A double-ended iterator over the key/value pairs of a bucket within bounds.
+///
+/// Each key is copied once, into the item returned: the two cursors meet-test against
+/// each other's current key borrowed from its page (`Cursor::peek_key`).
 pub struct Range<'t> {
     front: Cursor<'t>,
     back: Cursor<'t>,
@@ -15,8 +18,6 @@ pub struct Range<'t> {
     hi: Bound<Vec<u8>>,
     front_started: bool,
     back_started: bool,
-    last_front: Option<Vec<u8>>,
-    last_back: Option<Vec<u8>>,
     done: bool,
 }
 
@@ -43,14 +44,12 @@ impl<'t> Range<'t> {
 
     fn over(src: Source<'t>, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>) -> Self {
         Range {
-            front: Cursor::new(src),
+            front: Cursor::new(src.clone()),
             back: Cursor::new(src),
             lo,
             hi,
             front_started: false,
             back_started: false,
-            last_front: None,
-            last_back: None,
             done: false,
         }
     }
@@ -76,11 +75,11 @@ impl<'t> Range<'t> {
             return self.front.next();
         }
         self.front_started = true;
-        match self.lo.clone() {
+        match &self.lo {
             Bound::Unbounded => self.front.first(),
-            Bound::Included(k) => self.front.seek(&k),
-            Bound::Excluded(k) => match self.front.seek(&k)? {
-                Some((found, _)) if found == k => self.front.next(),
+            Bound::Included(k) => self.front.seek(k),
+            Bound::Excluded(k) => match self.front.seek(k)? {
+                Some((found, _)) if found == *k => self.front.next(),
                 other => Ok(other),
             },
         }
@@ -91,14 +90,14 @@ impl<'t> Range<'t> {
             return self.back.prev();
         }
         self.back_started = true;
-        match self.hi.clone() {
+        match &self.hi {
             Bound::Unbounded => self.back.last(),
-            Bound::Included(k) => match self.back.seek(&k)? {
-                Some((found, e)) if found == k => Ok(Some((found, e))),
+            Bound::Included(k) => match self.back.seek(k)? {
+                Some((found, e)) if found == *k => Ok(Some((found, e))),
                 _ => self.back.prev(),
             },
             Bound::Excluded(k) => {
-                self.back.seek(&k)?;
+                self.back.seek(k)?;
                 self.back.prev()
             }
         }
@@ -118,10 +117,11 @@ impl Iterator for Range<'_> {
                 Ok(None) => break,
                 Ok(Some(item)) => item,
             };
-            if !self.below_hi(&k) || self.last_back.as_ref().is_some_and(|b| k >= *b) {
+            let met_back =
+                self.back_started && self.back.peek_key().is_some_and(|b| k.as_slice() >= b);
+            if !self.below_hi(&k) || met_back {
                 break;
             }
-            self.last_front = Some(k.clone());
             if let Entry::Value(v) = e {
                 return Some(Ok((k, v)));
             }
@@ -142,10 +142,11 @@ impl DoubleEndedIterator for Range<'_> {
                 Ok(None) => break,
                 Ok(Some(item)) => item,
             };
-            if !self.above_lo(&k) || self.last_front.as_ref().is_some_and(|f| k <= *f) {
+            let met_front =
+                self.front_started && self.front.peek_key().is_some_and(|f| k.as_slice() <= f);
+            if !self.above_lo(&k) || met_front {
                 break;
             }
-            self.last_back = Some(k.clone());
             if let Entry::Value(v) = e {
                 return Some(Ok((k, v)));
             }

@@ -3,13 +3,13 @@
 use std::cell::RefCell;
 use std::sync::MutexGuard;
 
-use crate::btree::{Child, TxState};
+use crate::btree::{Child, Tree, TxState};
 use crate::bucket::{Bucket, BucketMut};
 use crate::check::CheckSource;
 use crate::core::{Shared, TxInner, WriterState};
 use crate::cursor::bucket_names;
 use crate::error::{CorruptionKind, Error, Result};
-use crate::format::{Meta, PageId, PageRef, TxId};
+use crate::format::{BucketId, Meta, PageId, PageRef, TxId};
 use crate::limits::check_key;
 
 /// A read transaction: one committed snapshot, isolated from later commits. Holding it
@@ -30,16 +30,24 @@ impl<'db> ReadTx<'db> {
         self.meta.txid.0
     }
 
+    /// The root bucket's tree (the catalog of top-level buckets).
+    fn root_tree(&self) -> Tree {
+        Tree {
+            root: Child::from_ref(self.meta.root),
+            id: BucketId::ROOT,
+        }
+    }
+
     /// Opens a top-level bucket.
     pub fn bucket(&self, name: impl AsRef<[u8]>) -> Result<Option<Bucket<'_>>> {
         let name = name.as_ref();
         check_key(name)?;
-        Bucket::open_child(&self.shared.pager, Child::from_ref(self.meta.root), name, 0)
+        Bucket::open_child(&self.shared.pager, self.root_tree(), name, 0)
     }
 
     /// Names of the top-level buckets, sorted.
     pub fn buckets(&self) -> Result<Vec<Vec<u8>>> {
-        bucket_names(&self.shared.pager, None, Child::from_ref(self.meta.root))
+        bucket_names(&self.shared.pager, None, self.root_tree())
     }
 
     /// A view of this snapshot for the integrity checker.
@@ -92,7 +100,7 @@ impl<'db> WriteTx<'db> {
         let txid = base.txid.next().ok_or_else(|| {
             Error::corrupted(0, CorruptionKind::Meta, "the txid counter is exhausted")
         })?;
-        let st = TxState::new(txid, shared.pager.page_size, base.root);
+        let st = TxState::new(txid, shared.pager.page_size, base.root, base.next_bucket_id);
         Ok(WriteTx {
             inner: TxInner {
                 shared,
@@ -135,10 +143,12 @@ impl<'db> WriteTx<'db> {
 
     /// Makes the transaction durable (with `Durability::Immediate`, on return).
     pub fn commit(mut self) -> Result<()> {
-        let st = self
-            .inner
-            .st
-            .replace(TxState::new(TxId::INITIAL, 0, PageRef::NULL));
+        let st = self.inner.st.replace(TxState::new(
+            TxId::INITIAL,
+            0,
+            PageRef::NULL,
+            BucketId::NONE,
+        ));
         self.inner.shared.commit(&mut self.guard, st)
     }
 

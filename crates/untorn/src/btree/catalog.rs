@@ -1,26 +1,24 @@
 //! The bucket table of a write transaction: which buckets it opened, created or
 //! deleted, and writing their headers into their parents at commit.
 
-use std::sync::Arc;
-
-use crate::error::{Error, Result};
-use crate::format::{BucketHeader, PageRef};
+use crate::error::{CorruptionKind, Error, Result};
+use crate::format::{BucketHeader, BucketId, PageRef};
 use crate::limits::{MAX_BUCKETS_PER_DELETE, MAX_BUCKET_DEPTH, MAX_TREE_DEPTH, MAX_TREE_PAGES};
 use crate::pager::Pager;
 
 use super::node::{Child, NodeValue};
-use super::read::{load, lookup, too_deep, ValRef};
-use super::state::{BucketId, BucketState, TxState};
+use super::read::{load, lookup, too_deep, Tree, ValRef};
+use super::state::{BucketSlot, BucketState, TxState};
 
 impl TxState {
     /// Whether `id` is a bucket this transaction opened and has not deleted.
-    fn is_open(&self, id: BucketId) -> bool {
+    fn is_open(&self, id: BucketSlot) -> bool {
         self.bucket_state(id).is_some_and(|s| !s.deleted)
     }
 
     /// Adds a bucket to the table and indexes it under (parent, name).
-    fn add_bucket(&mut self, state: BucketState) -> BucketId {
-        let id = BucketId::at(self.buckets.len());
+    fn add_bucket(&mut self, state: BucketState) -> BucketSlot {
+        let id = BucketSlot::at(self.buckets.len());
         if let Some(parent) = state.parent {
             self.index.insert((parent, state.name.clone()), id);
         }
@@ -28,23 +26,22 @@ impl TxState {
         id
     }
 
-    /// Finds the value stored under `name` in bucket `parent` (read-only).
+    /// Finds what is stored under `name` in bucket `parent` (read-only): `Some(Some(h))`
+    /// for a bucket, `Some(None)` for a plain value.
     fn find_entry(
         &self,
         pager: &Pager,
-        parent: BucketId,
+        parent: BucketSlot,
         name: &[u8],
-    ) -> Result<Option<NodeValue>> {
-        let root = self.bucket(parent)?.root;
-        let Some((h, i)) = lookup(pager, Some(self), root, name)? else {
+    ) -> Result<Option<Option<BucketHeader>>> {
+        let tree = self.tree(parent)?;
+        let Some((h, i)) = lookup(pager, Some(self), tree, name)? else {
             return Ok(None);
         };
         let v = h.view(Some(self))?;
         Ok(Some(match v.val(i)? {
-            ValRef::Inline(b) => NodeValue::Inline(b.to_vec()),
-            ValRef::Overflow { extent, len } => NodeValue::Overflow { extent, len },
-            ValRef::NewOverflow(a) => NodeValue::NewOverflow(Arc::clone(a)),
-            ValRef::Bucket(h) => NodeValue::Bucket(h),
+            ValRef::Bucket(bh) => Some(checked_header(bh, name, h.page_id())?),
+            _ => None,
         }))
     }
 
@@ -52,9 +49,9 @@ impl TxState {
     pub(crate) fn open_bucket(
         &mut self,
         pager: &Pager,
-        parent: BucketId,
+        parent: BucketSlot,
         name: &[u8],
-    ) -> Result<Option<BucketId>> {
+    ) -> Result<Option<BucketSlot>> {
         let depth = self.bucket(parent)?.depth;
         if let Some(&id) = self.index.get(&(parent, name.to_vec())) {
             if self.is_open(id) {
@@ -63,8 +60,9 @@ impl TxState {
         }
         match self.find_entry(pager, parent, name)? {
             None => Ok(None),
-            Some(NodeValue::Bucket(h)) => Ok(Some(self.add_bucket(BucketState {
+            Some(Some(h)) => Ok(Some(self.add_bucket(BucketState {
                 root: Child::from_ref(h.root),
+                bucket_id: h.bucket_id,
                 sequence: h.sequence,
                 count: h.count,
                 parent: Some(parent),
@@ -73,7 +71,7 @@ impl TxState {
                 dirty: false,
                 depth: depth + 1,
             }))),
-            Some(_) => Err(Error::IncompatibleValue {
+            Some(None) => Err(Error::IncompatibleValue {
                 expected: "bucket",
                 found: "value",
             }),
@@ -84,9 +82,9 @@ impl TxState {
     pub(crate) fn create_bucket(
         &mut self,
         pager: &Pager,
-        parent: BucketId,
+        parent: BucketSlot,
         name: &[u8],
-    ) -> Result<BucketId> {
+    ) -> Result<BucketSlot> {
         let depth = self.bucket(parent)?.depth;
         if depth + 1 > MAX_BUCKET_DEPTH {
             return Err(Error::TooDeep);
@@ -94,14 +92,24 @@ impl TxState {
         if self.open_bucket(pager, parent, name)?.is_some() {
             return Err(Error::BucketExists);
         }
+        // Ids are never reused: a bucket deleted and created again is a new tree.
+        let bucket_id = self.next_bucket_id;
+        let next = bucket_id
+            .next()
+            .ok_or(Error::Internal("bucket ids exhausted"))?;
         self.put(
             pager,
             parent,
             name,
-            NodeValue::Bucket(BucketHeader::default()),
+            NodeValue::Bucket(BucketHeader {
+                bucket_id,
+                ..BucketHeader::default()
+            }),
         )?;
+        self.next_bucket_id = next;
         Ok(self.add_bucket(BucketState {
             root: Child::Null,
+            bucket_id,
             sequence: 0,
             count: 0,
             parent: Some(parent),
@@ -116,7 +124,7 @@ impl TxState {
     pub(crate) fn delete_bucket(
         &mut self,
         pager: &Pager,
-        parent: BucketId,
+        parent: BucketSlot,
         name: &[u8],
     ) -> Result<()> {
         let Some(id) = self.open_bucket(pager, parent, name)? else {
@@ -131,9 +139,9 @@ impl TxState {
             if visited > MAX_BUCKETS_PER_DELETE {
                 return Err(too_deep(0));
             }
-            let root = self.bucket(bid)?.root;
+            let tree = self.tree(bid)?;
             let mut nested = Vec::new();
-            self.free_tree(pager, root, &mut nested)?;
+            self.free_tree(pager, tree, &mut nested)?;
             for (child_name, header) in nested {
                 let sub = match self.index.get(&(bid, child_name.clone())) {
                     Some(&s) if self.is_open(s) => s,
@@ -141,6 +149,7 @@ impl TxState {
                         let depth = self.bucket(bid)?.depth + 1;
                         self.add_bucket(BucketState {
                             root: Child::from_ref(header.root),
+                            bucket_id: header.bucket_id,
                             sequence: header.sequence,
                             count: header.count,
                             parent: Some(bid),
@@ -166,17 +175,17 @@ impl TxState {
     fn free_tree(
         &mut self,
         pager: &Pager,
-        root: Child,
+        tree: Tree,
         nested: &mut Vec<(Vec<u8>, BucketHeader)>,
     ) -> Result<()> {
-        let mut stack = vec![(root, 0usize)];
+        let mut stack = vec![(tree.root, 0usize)];
         let mut visited = 0usize;
         while let Some((child, depth)) = stack.pop() {
             visited += 1;
             if depth > MAX_TREE_DEPTH || visited > MAX_TREE_PAGES {
                 return Err(too_deep(0));
             }
-            let Some(h) = load(pager, child)? else {
+            let Some(h) = load(pager, tree.id, child)? else {
                 continue;
             };
             if let Child::Clean(r) = child {
@@ -189,7 +198,11 @@ impl TxState {
                     if v.is_leaf() {
                         match v.val(i)? {
                             ValRef::Overflow { extent, .. } => extents.push(extent),
-                            ValRef::Bucket(bh) => nested.push((v.key(i)?.to_vec(), bh)),
+                            ValRef::Bucket(bh) => {
+                                let name = v.key(i)?;
+                                nested
+                                    .push((name.to_vec(), checked_header(bh, name, h.page_id())?));
+                            }
                             _ => {}
                         }
                     } else {
@@ -202,7 +215,7 @@ impl TxState {
         Ok(())
     }
 
-    pub(crate) fn set_sequence(&mut self, bucket: BucketId, v: u64) -> Result<()> {
+    pub(crate) fn set_sequence(&mut self, bucket: BucketSlot, v: u64) -> Result<()> {
         let st = self.bucket_mut(bucket)?;
         st.sequence = v;
         st.dirty = true;
@@ -212,9 +225,9 @@ impl TxState {
 
     /// The buckets whose headers must be rewritten into their parents at commit (not the
     /// root bucket, whose root goes into the meta), deepest first.
-    pub(crate) fn dirty_buckets_deepest_first(&self) -> Vec<(usize, BucketId)> {
-        let mut ids: Vec<(usize, BucketId)> = (1..self.buckets.len())
-            .map(BucketId::at)
+    pub(crate) fn dirty_buckets_deepest_first(&self) -> Vec<(usize, BucketSlot)> {
+        let mut ids: Vec<(usize, BucketSlot)> = (1..self.buckets.len())
+            .map(BucketSlot::at)
             .filter_map(|id| {
                 let s = self.bucket_state(id)?;
                 (!s.deleted && s.dirty).then_some((s.depth, id))
@@ -229,9 +242,9 @@ impl TxState {
     pub(crate) fn store_bucket_header(
         &mut self,
         pager: &Pager,
-        bucket: BucketId,
+        bucket: BucketSlot,
         root: PageRef,
-    ) -> Result<BucketId> {
+    ) -> Result<BucketSlot> {
         let (parent, name, header) = {
             let s = self.bucket(bucket)?;
             let parent = s
@@ -244,6 +257,7 @@ impl TxState {
                     root,
                     sequence: s.sequence,
                     count: s.count,
+                    bucket_id: s.bucket_id,
                 },
             )
         };
@@ -253,4 +267,22 @@ impl TxState {
         s.dirty = false;
         Ok(parent)
     }
+}
+
+/// A bucket header read from a page, refused if its id cannot be a user bucket's.
+/// `page` is the leaf holding it.
+pub(crate) fn checked_header(h: BucketHeader, name: &[u8], page: u64) -> Result<BucketHeader> {
+    if h.bucket_id < BucketId::FIRST_USER {
+        return Err(Error::corrupted(
+            page,
+            CorruptionKind::Invalid,
+            format!(
+                "bucket {:?} has id {}, below the first user bucket id {}",
+                String::from_utf8_lossy(name),
+                h.bucket_id,
+                BucketId::FIRST_USER
+            ),
+        ));
+    }
+    Ok(h)
 }

@@ -7,8 +7,8 @@ use crate::limits::MAX_TREE_DEPTH;
 use crate::pager::Pager;
 
 use super::node::{internal, Child, Node, NodeKey, NodeValue};
-use super::read::{lookup, too_deep, ValRef};
-use super::state::{BucketId, TxState};
+use super::read::{lookup, read_page, too_deep, ValRef};
+use super::state::{BucketSlot, TxState};
 
 /// Values longer than this go to an overflow extent.
 pub(crate) fn overflow_threshold(page_size: usize) -> usize {
@@ -16,14 +16,21 @@ pub(crate) fn overflow_threshold(page_size: usize) -> usize {
 }
 
 impl TxState {
-    /// Makes `child` an arena node, recording its page as freed. Returns the arena index.
-    pub(super) fn materialize(&mut self, pager: &Pager, child: Child) -> Result<usize> {
+    /// Makes `child` (a node of bucket `bucket`'s tree) an arena node, recording its page
+    /// as freed. Returns the arena index.
+    pub(super) fn materialize(
+        &mut self,
+        pager: &Pager,
+        bucket: BucketSlot,
+        child: Child,
+    ) -> Result<usize> {
         match child {
             Child::Dirty(i) => Ok(i),
             Child::Null => Err(internal("materialize null child")),
             Child::Clean(r) => {
-                let page = pager.read(&r)?;
-                let node = Node::from_view(&page.node()?)?;
+                let tree = self.bucket_state(bucket).map(|s| s.bucket_id);
+                let page = read_page(pager, tree.ok_or_else(|| internal("bucket index"))?, &r)?;
+                let node = Node::from_page(&mut self.store, page)?;
                 self.freed.push(r);
                 self.nodes.push(node);
                 Ok(self.nodes.len() - 1)
@@ -37,7 +44,7 @@ impl TxState {
     fn descend_mut(
         &mut self,
         pager: &Pager,
-        bucket: BucketId,
+        bucket: BucketSlot,
         key: &[u8],
         lower_first: bool,
     ) -> Result<(Vec<(usize, usize)>, usize)> {
@@ -47,21 +54,24 @@ impl TxState {
                 self.nodes.push(Node::new_leaf());
                 self.nodes.len() - 1
             }
-            other => self.materialize(pager, other)?,
+            other => self.materialize(pager, bucket, other)?,
         };
         self.bucket_mut(bucket)?.root = Child::Dirty(cur);
         let mut path = Vec::new();
         for _ in 0..MAX_TREE_DEPTH {
             let (idx, child) = {
-                let n = self.node_mut(cur)?;
+                let TxState { nodes, store, .. } = &mut *self;
+                let n = nodes.get_mut(cur).ok_or_else(|| internal("arena index"))?;
                 if n.leaf {
                     return Ok((path, cur));
                 }
-                let idx = n.child_index(key);
+                let idx = n.child_index(store, key);
                 if lower_first && idx == 0 {
-                    if let Some(first) = n.keys.first_mut() {
-                        if key < first.as_slice() {
-                            *first = NodeKey::new(key);
+                    let below_first = n.key(store, 0).is_some_and(|first| key < first);
+                    if below_first {
+                        let lowered = NodeKey::new(store, key)?;
+                        if let Some(first) = n.keys.first_mut() {
+                            *first = lowered;
                             n.recompute_size();
                         }
                     }
@@ -69,7 +79,7 @@ impl TxState {
                 let child = *n.children.get(idx).ok_or_else(|| internal("child index"))?;
                 (idx, child)
             };
-            let c = self.materialize(pager, child)?;
+            let c = self.materialize(pager, bucket, child)?;
             if let Some(slot) = self.node_mut(cur)?.children.get_mut(idx) {
                 *slot = Child::Dirty(c);
             }
@@ -83,15 +93,16 @@ impl TxState {
     pub(crate) fn put(
         &mut self,
         pager: &Pager,
-        bucket: BucketId,
+        bucket: BucketSlot,
         key: &[u8],
         val: NodeValue,
     ) -> Result<Option<NodeValue>> {
         let (path, leaf) = self.descend_mut(pager, bucket, key, true)?;
         let is_bucket = val.is_bucket();
         let old = {
-            let n = self.node_mut(leaf)?;
-            match n.search(key) {
+            let TxState { nodes, store, .. } = &mut *self;
+            let n = nodes.get_mut(leaf).ok_or_else(|| internal("arena index"))?;
+            match n.search(store, key) {
                 Ok(i) => {
                     let slot = n.vals.get_mut(i).ok_or_else(|| internal("leaf value"))?;
                     if slot.is_bucket() != is_bucket {
@@ -114,7 +125,7 @@ impl TxState {
                 }
                 Err(i) => {
                     n.size += leaf_entry_size(key.len(), val.stored_len());
-                    n.keys.insert(i, NodeKey::new(key));
+                    n.keys.insert(i, NodeKey::new(store, key)?);
                     n.vals.insert(i, val);
                     None
                 }
@@ -150,7 +161,7 @@ impl TxState {
     pub(crate) fn put_value(
         &mut self,
         pager: &Pager,
-        bucket: BucketId,
+        bucket: BucketSlot,
         key: &[u8],
         val: NodeValue,
     ) -> Result<()> {
@@ -160,7 +171,7 @@ impl TxState {
     /// Splits `node` (and ancestors) while they exceed a page.
     fn split(
         &mut self,
-        bucket: BucketId,
+        bucket: BucketSlot,
         mut path: Vec<(usize, usize)>,
         node: usize,
     ) -> Result<()> {
@@ -183,7 +194,8 @@ impl TxState {
                 let mut cuts = Vec::new();
                 let mut acc = 0usize;
                 let mut start = 0usize;
-                for (i, size) in n.entry_sizes().into_iter().enumerate() {
+                let sizes: Vec<usize> = n.entry_sizes().collect();
+                for (i, size) in sizes.into_iter().enumerate() {
                     acc += size;
                     let piece_len = i + 1 - start;
                     let remaining = n.len() - (i + 1);
@@ -212,7 +224,7 @@ impl TxState {
                 let sep = p
                     .keys
                     .first()
-                    .cloned()
+                    .copied()
                     .ok_or_else(|| internal("empty split piece"))?;
                 self.nodes.push(p);
                 new_entries.push((sep, Child::Dirty(self.nodes.len() - 1)));
@@ -232,7 +244,7 @@ impl TxState {
                         .node(cur)?
                         .keys
                         .first()
-                        .cloned()
+                        .copied()
                         .ok_or_else(|| internal("empty root"))?;
                     let mut root = Node {
                         leaf: false,
@@ -261,11 +273,11 @@ impl TxState {
     pub(crate) fn delete_value(
         &mut self,
         pager: &Pager,
-        bucket: BucketId,
+        bucket: BucketSlot,
         key: &[u8],
     ) -> Result<bool> {
-        let root = self.bucket(bucket)?.root;
-        match lookup(pager, Some(self), root, key)? {
+        let tree = self.tree(bucket)?;
+        match lookup(pager, Some(self), tree, key)? {
             None => Ok(false),
             Some((h, i)) if matches!(h.view(Some(self))?.val(i)?, ValRef::Bucket(_)) => {
                 Err(Error::IncompatibleValue {
@@ -281,11 +293,11 @@ impl TxState {
     pub(crate) fn delete(
         &mut self,
         pager: &Pager,
-        bucket: BucketId,
+        bucket: BucketSlot,
         key: &[u8],
     ) -> Result<Option<NodeValue>> {
-        let root = self.bucket(bucket)?.root;
-        if lookup(pager, Some(self), root, key)?.is_none() {
+        let tree = self.tree(bucket)?;
+        if lookup(pager, Some(self), tree, key)?.is_none() {
             return Ok(None);
         }
         self.remove_present(pager, bucket, key)
@@ -295,13 +307,14 @@ impl TxState {
     fn remove_present(
         &mut self,
         pager: &Pager,
-        bucket: BucketId,
+        bucket: BucketSlot,
         key: &[u8],
     ) -> Result<Option<NodeValue>> {
         let (path, leaf) = self.descend_mut(pager, bucket, key, false)?;
         let removed = {
-            let n = self.node_mut(leaf)?;
-            match n.search(key) {
+            let TxState { nodes, store, .. } = &mut *self;
+            let n = nodes.get_mut(leaf).ok_or_else(|| internal("arena index"))?;
+            match n.search(store, key) {
                 Ok(i) => {
                     let k = n.keys.remove(i);
                     let v = n.vals.remove(i);
@@ -328,7 +341,7 @@ impl TxState {
     fn rebalance(
         &mut self,
         pager: &Pager,
-        bucket: BucketId,
+        bucket: BucketSlot,
         mut path: Vec<(usize, usize)>,
         node: usize,
     ) -> Result<()> {
@@ -348,7 +361,7 @@ impl TxState {
                         break;
                     }
                     let child = *n.children.first().ok_or_else(|| internal("root child"))?;
-                    root = self.materialize(pager, child)?;
+                    root = self.materialize(pager, bucket, child)?;
                 }
                 let n = self.node(root)?;
                 let new_root = if n.leaf && n.len() == 0 {
@@ -392,8 +405,8 @@ impl TxState {
                         .ok_or_else(|| internal("right sibling"))?,
                 )
             };
-            let l = self.materialize(pager, lc)?;
-            let r = self.materialize(pager, rc)?;
+            let l = self.materialize(pager, bucket, lc)?;
+            let r = self.materialize(pager, bucket, rc)?;
             let combined = self.node(l)?.size + self.node(r)?.size - PAGE_HEADER_SIZE;
             if combined > page_size || self.node(l)?.leaf != self.node(r)?.leaf {
                 // Keep both; they are dirty now, so record them in the parent.

@@ -1,14 +1,25 @@
 //! The write transaction's arena: nodes, their keys and values, and child pointers that
 //! are either a committed page or an arena node.
+//!
+//! A node holds no bytes of its own. Keys and inline values are [`Span`]s into the
+//! transaction's [`Store`]: either the verified page the node was materialized from
+//! (kept alive by the store) or an append-only chunk holding the bytes this transaction
+//! wrote. Materializing a page therefore copies no key or value and makes no allocation
+//! per entry (one vector of keys and one of values or children per node); splits and
+//! merges move spans, never bytes. The bytes are copied once, when the node is encoded
+//! into its new page at commit.
 
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    branch_entry_size, leaf_entry_size, BucketHeader, LeafValue, NodeView, PageRef,
+    branch_entry_size, leaf_entry_size, BucketHeader, LeafValue, PageRef, VerifiedPage,
     BUCKET_HEADER_SIZE, OVERFLOW_VALUE_SIZE, PAGE_HEADER_SIZE,
 };
 use crate::limits::MAX_KEY_SIZE;
+
+/// Bytes of a fresh chunk of the store (larger items get a chunk of their own).
+const CHUNK_BYTES: usize = 256 * 1024;
 
 /// A pointer to a child node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,10 +42,96 @@ impl Child {
     }
 }
 
+/// Bytes held by the store: `buf` indexes its buffers, `off..off+len` the bytes in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Span {
+    buf: u32,
+    off: u32,
+    len: u32,
+}
+
+impl Span {
+    pub(crate) fn len(&self) -> usize {
+        self.len as usize
+    }
+}
+
+#[derive(Debug)]
+enum Buf {
+    /// A verified page a node was materialized from.
+    Page(Arc<VerifiedPage>),
+    /// Bytes written by this transaction; never reallocated (its capacity is fixed).
+    Chunk(Vec<u8>),
+}
+
+/// The bytes a write transaction's nodes refer to. Append-only: a span, once handed out,
+/// resolves to the same bytes until the transaction ends.
+#[derive(Debug, Default)]
+pub(crate) struct Store {
+    bufs: Vec<Buf>,
+    /// The chunk new bytes are appended to.
+    open_chunk: Option<usize>,
+}
+
+impl Store {
+    /// The bytes of `s`. Spans are made only by this store and its buffers never change,
+    /// so every span resolves; an empty slice would mean an engine bug.
+    #[inline]
+    pub(crate) fn get(&self, s: Span) -> &[u8] {
+        let bytes = match self.bufs.get(s.buf as usize) {
+            Some(Buf::Page(p)) => p.bytes(),
+            Some(Buf::Chunk(c)) => c.as_slice(),
+            None => &[],
+        };
+        let out = bytes.get(s.off as usize..(s.off as usize).saturating_add(s.len as usize));
+        debug_assert!(out.is_some(), "a span outside its buffer");
+        out.unwrap_or(&[])
+    }
+
+    /// Copies `bytes` into the store.
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> Result<Span> {
+        let len = u32::try_from(bytes.len()).map_err(|_| internal("item larger than a span"))?;
+        let fits = |c: &Vec<u8>| c.capacity() - c.len() >= bytes.len();
+        let idx = match self.open_chunk {
+            Some(i) if matches!(self.bufs.get(i), Some(Buf::Chunk(c)) if fits(c)) => i,
+            _ => {
+                self.bufs
+                    .push(Buf::Chunk(Vec::with_capacity(CHUNK_BYTES.max(bytes.len()))));
+                self.open_chunk = Some(self.bufs.len() - 1);
+                self.bufs.len() - 1
+            }
+        };
+        let Some(Buf::Chunk(chunk)) = self.bufs.get_mut(idx) else {
+            return Err(internal("store chunk"));
+        };
+        let off = u32::try_from(chunk.len()).map_err(|_| internal("chunk offset"))?;
+        // Within capacity: the chunk never reallocates, so earlier spans stay valid.
+        chunk.extend_from_slice(bytes);
+        Ok(Span {
+            buf: u32::try_from(idx).map_err(|_| internal("store index"))?,
+            off,
+            len,
+        })
+    }
+
+    /// Keeps `page` alive for spans into it; returns its buffer index.
+    fn adopt(&mut self, page: Arc<VerifiedPage>) -> Result<u32> {
+        self.bufs.push(Buf::Page(page));
+        u32::try_from(self.bufs.len() - 1).map_err(|_| internal("store index"))
+    }
+}
+
+/// A span into buffer `buf` covering `range`.
+fn span_in(buf: u32, range: std::ops::Range<usize>) -> Result<Span> {
+    let off = u32::try_from(range.start).map_err(|_| internal("span offset"))?;
+    let len = u32::try_from(range.len()).map_err(|_| internal("span length"))?;
+    Ok(Span { buf, off, len })
+}
+
 /// A leaf value held by a dirty node.
 #[derive(Debug, Clone)]
 pub(crate) enum NodeValue {
-    Inline(Vec<u8>),
+    Inline(Span),
     Overflow {
         extent: PageRef,
         len: u64,
@@ -56,18 +153,11 @@ impl NodeValue {
     pub(crate) fn is_bucket(&self) -> bool {
         matches!(self, NodeValue::Bucket(_))
     }
-
-    pub(super) fn from_leaf(v: LeafValue<'_>) -> NodeValue {
-        match v {
-            LeafValue::Inline(b) => NodeValue::Inline(b.to_vec()),
-            LeafValue::Overflow { extent, len } => NodeValue::Overflow { extent, len },
-            LeafValue::Bucket(h) => NodeValue::Bucket(h),
-        }
-    }
 }
 
 /// The first 8 bytes of a key, big-endian, zero-padded. Prefixes that differ order
 /// like the keys; equal prefixes say nothing and fall back to the full comparison.
+#[inline]
 fn key_prefix(key: &[u8]) -> u64 {
     key.iter()
         .take(8)
@@ -76,32 +166,32 @@ fn key_prefix(key: &[u8]) -> u64 {
 }
 
 /// A key held by an arena node, with its prefix inline: a binary search compares
-/// prefixes without chasing the heap pointer (the pointer chase was the cost of a put).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// prefixes without resolving the span.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct NodeKey {
     prefix: u64,
-    bytes: Box<[u8]>,
+    span: Span,
 }
 
 impl NodeKey {
-    pub(crate) fn new(key: &[u8]) -> NodeKey {
-        NodeKey {
+    pub(crate) fn new(store: &mut Store, key: &[u8]) -> Result<NodeKey> {
+        Ok(NodeKey {
             prefix: key_prefix(key),
-            bytes: key.into(),
-        }
+            span: store.push(key)?,
+        })
     }
 
-    pub(crate) fn as_slice(&self) -> &[u8] {
-        &self.bytes
+    pub(crate) fn bytes<'s>(&self, store: &'s Store) -> &'s [u8] {
+        store.get(self.span)
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.bytes.len()
+        self.span.len()
     }
 
-    pub(super) fn cmp_with(&self, key: &[u8], prefix: u64) -> std::cmp::Ordering {
+    fn cmp_with(&self, store: &Store, key: &[u8], prefix: u64) -> std::cmp::Ordering {
         match self.prefix.cmp(&prefix) {
-            std::cmp::Ordering::Equal => self.as_slice().cmp(key),
+            std::cmp::Ordering::Equal => self.bytes(store).cmp(key),
             other => other,
         }
     }
@@ -131,44 +221,61 @@ impl Node {
 
     /// The encoded size of each entry, in order. (A leaf pairs keys with values; the
     /// two have the same length, which `assert_sound` checks before a node is encoded.)
-    pub(super) fn entry_sizes(&self) -> Vec<usize> {
-        if self.leaf {
-            self.keys
-                .iter()
-                .zip(&self.vals)
-                .map(|(k, v)| leaf_entry_size(k.len(), v.stored_len()))
-                .collect()
-        } else {
-            self.keys
-                .iter()
-                .map(|k| branch_entry_size(k.len()))
-                .collect()
-        }
+    pub(super) fn entry_sizes(&self) -> impl Iterator<Item = usize> + '_ {
+        let leaf = self.leaf;
+        self.keys.iter().enumerate().map(move |(i, k)| {
+            if leaf {
+                leaf_entry_size(k.len(), self.vals.get(i).map_or(0, NodeValue::stored_len))
+            } else {
+                branch_entry_size(k.len())
+            }
+        })
     }
 
     fn encoded_size(&self) -> usize {
-        PAGE_HEADER_SIZE + self.entry_sizes().iter().sum::<usize>()
+        PAGE_HEADER_SIZE + self.entry_sizes().sum::<usize>()
     }
 
     pub(super) fn recompute_size(&mut self) {
         self.size = self.encoded_size();
     }
 
-    pub(super) fn from_view(v: &NodeView<'_>) -> Result<Node> {
+    /// A node over a verified page: its keys and inline values are spans into the page,
+    /// which the store keeps alive. No byte is copied.
+    pub(super) fn from_page(store: &mut Store, page: Arc<VerifiedPage>) -> Result<Node> {
+        let v = page.node()?;
         let mut n = Node {
             leaf: v.is_leaf(),
+            size: PAGE_HEADER_SIZE + usize::try_from(page.header().payload_len).unwrap_or(0),
             ..Node::default()
         };
-        n.keys.reserve(v.len());
-        for i in 0..v.len() {
-            n.keys.push(NodeKey::new(v.key(i)?));
+        let count = v.len();
+        n.keys.reserve_exact(count);
+        if n.leaf {
+            n.vals.reserve_exact(count);
+        } else {
+            n.children.reserve_exact(count);
+        }
+        let buf = store.adopt(Arc::clone(&page))?;
+        for i in 0..count {
+            let range = v.key_range(i)?;
+            let key = v.key(i)?;
+            n.keys.push(NodeKey {
+                prefix: key_prefix(key),
+                span: span_in(buf, range)?,
+            });
             if n.leaf {
-                n.vals.push(NodeValue::from_leaf(v.leaf_value(i)?));
+                n.vals.push(match v.leaf_value(i)? {
+                    LeafValue::Inline(_) => NodeValue::Inline(span_in(buf, v.value_range(i)?)?),
+                    LeafValue::Overflow { extent, len } => NodeValue::Overflow { extent, len },
+                    LeafValue::Bucket(h) => NodeValue::Bucket(h),
+                });
             } else {
                 n.children.push(Child::Clean(v.branch_child(i)?));
             }
         }
-        n.recompute_size();
+        // A validated page's payload is exactly its entries.
+        debug_assert_eq!(n.size, n.encoded_size(), "page payload vs entries");
         Ok(n)
     }
 
@@ -176,10 +283,16 @@ impl Node {
         self.keys.len()
     }
 
+    /// Key `i`.
+    pub(crate) fn key<'s>(&self, store: &'s Store, i: usize) -> Option<&'s [u8]> {
+        self.keys.get(i).map(|k| k.bytes(store))
+    }
+
     /// Asserts what an encoded node must satisfy before it is spilled: one value (leaf)
-    /// or one child (branch) per key, keys non-empty, bounded and strictly ascending, and
-    /// the size estimate is the size the entries encode to.
-    pub(crate) fn assert_sound(&self) -> Result<()> {
+    /// or one child (branch) per key, keys non-empty and bounded, and the size estimate
+    /// is the size the entries encode to. Debug builds also check the keys ascend (a
+    /// comparison of every key, which release builds leave to the code that inserts).
+    pub(crate) fn assert_sound(&self, store: &Store) -> Result<()> {
         let per_key = if self.leaf {
             self.vals.len() == self.keys.len() && self.children.is_empty()
         } else {
@@ -188,17 +301,19 @@ impl Node {
         if !per_key {
             return Err(internal("node with mismatched keys and entries"));
         }
-        let ascending = self.keys.windows(2).all(|w| match w {
-            [a, b] => a.as_slice() < b.as_slice(),
-            _ => true,
-        });
         let bounded = self
             .keys
             .iter()
-            .all(|k| !k.as_slice().is_empty() && k.len() <= MAX_KEY_SIZE);
-        if !ascending || !bounded {
-            return Err(internal("node keys empty, too long or not ascending"));
+            .all(|k| k.len() > 0 && k.len() <= MAX_KEY_SIZE);
+        if !bounded {
+            return Err(internal("node keys empty or too long"));
         }
+        debug_assert!(
+            self.keys
+                .windows(2)
+                .all(|w| matches!(w, [a, b] if a.bytes(store) < b.bytes(store))),
+            "node keys not ascending"
+        );
         if self.encoded_size() != self.size {
             return Err(internal("node size estimate out of date"));
         }
@@ -222,13 +337,14 @@ impl Node {
         right
     }
 
-    pub(super) fn search(&self, key: &[u8]) -> std::result::Result<usize, usize> {
+    pub(super) fn search(&self, store: &Store, key: &[u8]) -> std::result::Result<usize, usize> {
         let prefix = key_prefix(key);
-        self.keys.binary_search_by(|k| k.cmp_with(key, prefix))
+        self.keys
+            .binary_search_by(|k| k.cmp_with(store, key, prefix))
     }
 
-    pub(super) fn child_index(&self, key: &[u8]) -> usize {
-        match self.search(key) {
+    pub(super) fn child_index(&self, store: &Store, key: &[u8]) -> usize {
+        match self.search(store, key) {
             Ok(i) => i,
             Err(0) => 0,
             Err(i) => i - 1,

@@ -1,15 +1,34 @@
 //! Read paths over both kinds of node: a verified page or an arena node of the write
 //! transaction. Every walk is bounded by `MAX_TREE_DEPTH`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{CorruptionKind, Error, Result};
-use crate::format::{BucketHeader, LeafValue, NodeView, PageRef, VerifiedPage};
+use crate::format::{
+    check_tree, BucketHeader, BucketId, LeafValue, NodeView, PageRef, VerifiedPage,
+};
 use crate::limits::MAX_TREE_DEPTH;
 use crate::pager::Pager;
 
-use super::node::{internal, Child, Node, NodeKey, NodeValue};
+use super::node::{internal, Child, Node, NodeValue, Store};
 use super::state::TxState;
+
+/// A tree to read: its root and the id every page of it carries (`tree_id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tree {
+    pub(crate) root: Child,
+    pub(crate) id: BucketId,
+}
+
+impl Tree {
+    /// The tree of a bucket header.
+    pub(crate) fn of(h: &BucketHeader) -> Tree {
+        Tree {
+            root: Child::from_ref(h.root),
+            id: h.bucket_id,
+        }
+    }
+}
 
 /// A node to read: a verified page or an arena node.
 #[derive(Debug, Clone)]
@@ -31,39 +50,35 @@ pub(crate) enum ValRef<'a> {
 #[derive(Clone, Copy)]
 pub(crate) enum NodeRef<'a> {
     Page(NodeView<'a>),
-    Mem(&'a Node),
+    Mem(&'a Node, &'a Store),
 }
 
 impl<'a> NodeRef<'a> {
     pub(crate) fn is_leaf(&self) -> bool {
         match self {
             NodeRef::Page(v) => v.is_leaf(),
-            NodeRef::Mem(n) => n.leaf,
+            NodeRef::Mem(n, _) => n.leaf,
         }
     }
 
     pub(crate) fn len(&self) -> usize {
         match self {
             NodeRef::Page(v) => v.len(),
-            NodeRef::Mem(n) => n.len(),
+            NodeRef::Mem(n, _) => n.len(),
         }
     }
 
     pub(crate) fn key(&self, i: usize) -> Result<&'a [u8]> {
         match self {
             NodeRef::Page(v) => v.key(i),
-            NodeRef::Mem(n) => n
-                .keys
-                .get(i)
-                .map(NodeKey::as_slice)
-                .ok_or_else(|| internal("node key index")),
+            NodeRef::Mem(n, store) => n.key(store, i).ok_or_else(|| internal("node key index")),
         }
     }
 
     pub(crate) fn child(&self, i: usize) -> Result<Child> {
         match self {
             NodeRef::Page(v) => v.branch_child(i).map(Child::Clean),
-            NodeRef::Mem(n) => n
+            NodeRef::Mem(n, _) => n
                 .children
                 .get(i)
                 .copied()
@@ -78,9 +93,9 @@ impl<'a> NodeRef<'a> {
                 LeafValue::Overflow { extent, len } => ValRef::Overflow { extent, len },
                 LeafValue::Bucket(h) => ValRef::Bucket(h),
             }),
-            NodeRef::Mem(n) => Ok(
+            NodeRef::Mem(n, store) => Ok(
                 match n.vals.get(i).ok_or_else(|| internal("node value index"))? {
-                    NodeValue::Inline(b) => ValRef::Inline(b),
+                    NodeValue::Inline(b) => ValRef::Inline(store.get(*b)),
                     NodeValue::Overflow { extent, len } => ValRef::Overflow {
                         extent: *extent,
                         len: *len,
@@ -95,14 +110,14 @@ impl<'a> NodeRef<'a> {
     pub(crate) fn search(&self, key: &[u8]) -> Result<std::result::Result<usize, usize>> {
         match self {
             NodeRef::Page(v) => v.search(key),
-            NodeRef::Mem(n) => Ok(n.search(key)),
+            NodeRef::Mem(n, store) => Ok(n.search(store, key)),
         }
     }
 
     pub(crate) fn child_index(&self, key: &[u8]) -> Result<usize> {
         match self {
             NodeRef::Page(v) => v.child_index(key),
-            NodeRef::Mem(n) => Ok(n.child_index(key)),
+            NodeRef::Mem(n, store) => Ok(n.child_index(store, key)),
         }
     }
 }
@@ -112,8 +127,7 @@ impl Handle {
         match self {
             Handle::Page(p) => p.node().map(NodeRef::Page),
             Handle::Mem(i) => st
-                .and_then(|s| s.nodes.get(*i))
-                .map(NodeRef::Mem)
+                .and_then(|s| Some(NodeRef::Mem(s.nodes.get(*i)?, &s.store)))
                 .ok_or_else(|| internal("arena node without a transaction")),
         }
     }
@@ -127,11 +141,19 @@ impl Handle {
     }
 }
 
-/// Loads a child for reading.
-pub(crate) fn load(pager: &Pager, child: Child) -> Result<Option<Handle>> {
+/// Reads a committed page of tree `tree`: verified, checked against the reference and
+/// against the tree (a page of another tree is a parent mismatch).
+pub(crate) fn read_page(pager: &Pager, tree: BucketId, r: &PageRef) -> Result<Arc<VerifiedPage>> {
+    let page = pager.read(r)?;
+    check_tree(page.header(), tree)?;
+    Ok(page)
+}
+
+/// Loads a child of tree `tree` for reading.
+pub(crate) fn load(pager: &Pager, tree: BucketId, child: Child) -> Result<Option<Handle>> {
     match child {
         Child::Null => Ok(None),
-        Child::Clean(r) => Ok(Some(Handle::Page(pager.read(&r)?))),
+        Child::Clean(r) => Ok(Some(Handle::Page(read_page(pager, tree, &r)?))),
         Child::Dirty(i) => Ok(Some(Handle::Mem(i))),
     }
 }
@@ -145,16 +167,27 @@ pub(crate) fn too_deep(page: u64) -> Error {
     )
 }
 
-/// Finds `key` under `root`: the leaf holding it and its index.
+/// Finds `key` in `tree`: the leaf holding it and its index.
 pub(crate) fn lookup(
     pager: &Pager,
     st: Option<&TxState>,
-    root: Child,
+    tree: Tree,
     key: &[u8],
 ) -> Result<Option<(Handle, usize)>> {
-    let Some(mut h) = load(pager, root)? else {
+    let Some(h) = load(pager, tree.id, tree.root)? else {
         return Ok(None);
     };
+    lookup_from(pager, st, tree.id, h, key)
+}
+
+/// Finds `key` below the node `h` of tree `tree`.
+pub(crate) fn lookup_from(
+    pager: &Pager,
+    st: Option<&TxState>,
+    tree: BucketId,
+    mut h: Handle,
+    key: &[u8],
+) -> Result<Option<(Handle, usize)>> {
     for _ in 0..MAX_TREE_DEPTH {
         let next = {
             let v = h.view(st)?;
@@ -167,7 +200,7 @@ pub(crate) fn lookup(
             let idx = v.child_index(key)?;
             v.child(idx)?
         };
-        let child = load(pager, next)?.ok_or_else(|| {
+        let child = load(pager, tree, next)?.ok_or_else(|| {
             Error::corrupted(
                 h.page_id(),
                 CorruptionKind::Invalid,
@@ -177,4 +210,97 @@ pub(crate) fn lookup(
         h = child;
     }
     Err(too_deep(h.page_id()))
+}
+
+/// The top two levels of one tree of a read snapshot, pinned by a bucket handle: the root
+/// page and, when the root is a branch, each child as it is first needed. A lookup reads
+/// them from here with neither a lock nor a hash probe, and goes to the pager only for
+/// the levels below. The pages are verified, checked against their references and the
+/// tree's id exactly as the pager path does, once per handle.
+#[derive(Debug)]
+pub(crate) struct Pinned {
+    tree: Tree,
+    root: OnceLock<Arc<VerifiedPage>>,
+    /// The root's children by index (empty until the root is read, or for a leaf root).
+    children: OnceLock<Box<[OnceLock<Arc<VerifiedPage>>]>>,
+}
+
+impl Pinned {
+    pub(crate) fn new(tree: Tree) -> Pinned {
+        Pinned {
+            tree,
+            root: OnceLock::new(),
+            children: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn tree(&self) -> Tree {
+        self.tree
+    }
+
+    /// The root page (`None` for an empty tree).
+    pub(crate) fn root(&self, pager: &Pager) -> Result<Option<&Arc<VerifiedPage>>> {
+        let Child::Clean(r) = self.tree.root else {
+            return Ok(None);
+        };
+        if let Some(p) = self.root.get() {
+            return Ok(Some(p));
+        }
+        let page = read_page(pager, self.tree.id, &r)?;
+        // Another thread may have pinned the same page first; either copy is the same.
+        let _ = self.root.set(page);
+        Ok(self.root.get())
+    }
+
+    /// Child `i` of the root, which is a branch.
+    pub(crate) fn child(&self, pager: &Pager, i: usize) -> Result<&Arc<VerifiedPage>> {
+        let root = self
+            .root(pager)?
+            .ok_or_else(|| internal("pinned child of an empty tree"))?;
+        let view = root.node()?;
+        let slots = match self.children.get() {
+            Some(s) => s,
+            None => {
+                let n = if view.is_leaf() { 0 } else { view.len() };
+                let _ = self.children.set((0..n).map(|_| OnceLock::new()).collect());
+                self.children
+                    .get()
+                    .ok_or_else(|| internal("pinned children"))?
+            }
+        };
+        let slot = slots.get(i).ok_or_else(|| internal("pinned child index"))?;
+        if let Some(p) = slot.get() {
+            return Ok(p);
+        }
+        let page = read_page(pager, self.tree.id, &view.branch_child(i)?)?;
+        let _ = slot.set(page);
+        slot.get().ok_or_else(|| internal("pinned child"))
+    }
+
+    /// Finds `key`: the two pinned levels first, then the pager.
+    pub(crate) fn lookup(&self, pager: &Pager, key: &[u8]) -> Result<Option<(Handle, usize)>> {
+        let Some(root) = self.root(pager)? else {
+            return Ok(None);
+        };
+        let mut page = root;
+        for level in 0..2 {
+            let v = page.node()?;
+            let idx = if v.is_leaf() {
+                return Ok(match v.search(key)? {
+                    Ok(i) => Some((Handle::Page(Arc::clone(page)), i)),
+                    Err(_) => None,
+                });
+            } else {
+                v.child_index(key)?
+            };
+            if level == 0 {
+                page = self.child(pager, idx)?;
+            } else {
+                let below = load(pager, self.tree.id, Child::Clean(v.branch_child(idx)?))?
+                    .ok_or_else(|| internal("a loaded page"))?;
+                return lookup_from(pager, None, self.tree.id, below, key);
+            }
+        }
+        Err(too_deep(page.page_id().get()))
+    }
 }

@@ -5,25 +5,26 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::format::{PageRef, TxId};
+use crate::format::{BucketId, PageRef, TxId};
 
-use super::node::{internal, Child, Node};
+use super::node::{internal, Child, Node, Store};
+use super::read::Tree;
 
 /// A bucket's index in the write transaction's bucket table (the root bucket is 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct BucketId(usize);
+pub(crate) struct BucketSlot(usize);
 
-impl BucketId {
+impl BucketSlot {
     /// The root bucket, which holds the top-level buckets.
-    pub(crate) const ROOT: BucketId = BucketId(0);
+    pub(crate) const ROOT: BucketSlot = BucketSlot(0);
 
     pub(super) fn index(self) -> usize {
         self.0
     }
 
     /// The id the bucket at `index` of the table has.
-    pub(super) fn at(index: usize) -> BucketId {
-        BucketId(index)
+    pub(super) fn at(index: usize) -> BucketSlot {
+        BucketSlot(index)
     }
 }
 
@@ -31,10 +32,12 @@ impl BucketId {
 #[derive(Debug, Clone)]
 pub(crate) struct BucketState {
     pub(crate) root: Child,
+    /// The bucket's persistent id (the `tree_id` of its pages).
+    pub(crate) bucket_id: BucketId,
     pub(crate) sequence: u64,
     pub(crate) count: u64,
     /// The parent bucket (`None` for the root bucket).
-    pub(crate) parent: Option<BucketId>,
+    pub(crate) parent: Option<BucketSlot>,
     pub(crate) name: Vec<u8>,
     pub(crate) deleted: bool,
     /// The header must be rewritten into the parent at commit.
@@ -47,9 +50,13 @@ pub(crate) struct TxState {
     pub(crate) txid: TxId,
     pub(crate) page_size: usize,
     pub(crate) nodes: Vec<Node>,
+    /// The bytes the nodes' keys and inline values refer to.
+    pub(crate) store: Store,
+    /// The id the next bucket created gets.
+    pub(crate) next_bucket_id: BucketId,
     pub(crate) buckets: Vec<BucketState>,
     /// Open buckets by (parent, name).
-    pub(crate) index: HashMap<(BucketId, Vec<u8>), BucketId>,
+    pub(crate) index: HashMap<(BucketSlot, Vec<u8>), BucketSlot>,
     /// Pages (old versions, replaced overflow values, deleted trees) freed by this tx.
     pub(crate) freed: Vec<PageRef>,
     /// Bumped on every modification (cursors re-seek when it changes).
@@ -57,13 +64,21 @@ pub(crate) struct TxState {
 }
 
 impl TxState {
-    pub(crate) fn new(txid: TxId, page_size: usize, root: PageRef) -> TxState {
+    pub(crate) fn new(
+        txid: TxId,
+        page_size: usize,
+        root: PageRef,
+        next_bucket_id: BucketId,
+    ) -> TxState {
         TxState {
             txid,
             page_size,
             nodes: Vec::new(),
+            store: Store::default(),
+            next_bucket_id,
             buckets: vec![BucketState {
                 root: Child::from_ref(root),
+                bucket_id: BucketId::ROOT,
                 sequence: 0,
                 count: 0,
                 parent: None,
@@ -87,7 +102,7 @@ impl TxState {
     }
 
     /// An open bucket (`BucketNotFound` once deleted by this transaction).
-    pub(crate) fn bucket(&self, id: BucketId) -> Result<&BucketState> {
+    pub(crate) fn bucket(&self, id: BucketSlot) -> Result<&BucketState> {
         match self.buckets.get(id.index()) {
             Some(s) if !s.deleted => Ok(s),
             Some(_) => Err(Error::BucketNotFound),
@@ -95,7 +110,7 @@ impl TxState {
         }
     }
 
-    pub(super) fn bucket_mut(&mut self, id: BucketId) -> Result<&mut BucketState> {
+    pub(super) fn bucket_mut(&mut self, id: BucketSlot) -> Result<&mut BucketState> {
         match self.buckets.get_mut(id.index()) {
             Some(s) if !s.deleted => Ok(s),
             Some(_) => Err(Error::BucketNotFound),
@@ -103,8 +118,17 @@ impl TxState {
         }
     }
 
+    /// The tree of an open bucket: its root and id.
+    pub(crate) fn tree(&self, id: BucketSlot) -> Result<Tree> {
+        let s = self.bucket(id)?;
+        Ok(Tree {
+            root: s.root,
+            id: s.bucket_id,
+        })
+    }
+
     /// The state of bucket `id`, deleted or not (`None` only for an id never handed out).
-    pub(crate) fn bucket_state(&self, id: BucketId) -> Option<&BucketState> {
+    pub(crate) fn bucket_state(&self, id: BucketSlot) -> Option<&BucketState> {
         self.buckets.get(id.index())
     }
 }

@@ -508,6 +508,10 @@ fn write_node(
     txid: crate::format::TxId,
     e: &Entries,
 ) -> PageRef {
+    // The rewritten page stays in the tree it was in.
+    let off = id.get() as usize * PS;
+    let tree = crate::format::decode_header(&img[off..])
+        .map_or(crate::format::BucketId::ROOT, |h| h.tree_id);
     let (page, h): (Vec<u8>, PageHeader) = match e {
         Entries::Leaf(items) => {
             let items: Vec<(&[u8], LeafValue)> = items
@@ -524,15 +528,14 @@ fn write_node(
                     (k.as_slice(), lv)
                 })
                 .collect();
-            encode_leaf(&items, id, txid, PS).unwrap()
+            encode_leaf(&items, id, txid, tree, PS).unwrap()
         }
         Entries::Branch(items) => {
             let items: Vec<(&[u8], PageRef)> =
                 items.iter().map(|(k, r)| (k.as_slice(), *r)).collect();
-            encode_branch(&items, id, txid, PS).unwrap()
+            encode_branch(&items, id, txid, tree, PS).unwrap()
         }
     };
-    let off = id.get() as usize * PS;
     img[off..off + page.len()].copy_from_slice(&page);
     h.reference()
 }
@@ -690,4 +693,78 @@ fn check_of_an_old_snapshot_stays_clean_while_the_writer_moves_on() {
     assert!(new.txid() > old.txid());
     let r = check(new.check_source(), CheckOptions::default()).unwrap();
     assert!(r.findings.is_empty(), "{:#?}", r.findings);
+}
+
+#[test]
+fn real_page_of_another_tree_is_wrong_tree_and_never_read_as_data() {
+    let f = build();
+    // alpha's root page, re-sealed as a page of tree 99 and vouched for by its parent:
+    // internally valid, correctly referenced, but not alpha's.
+    let mut img = f.image();
+    let src = RawSource::open(Arc::new(MemoryStorage::from_bytes(img.clone()))).unwrap();
+    let meta = super::CheckSource::meta(&src);
+    let alpha_root = alpha_chain(&img, &meta, 0)[1];
+    let off = alpha_root.page_id.get() as usize * PS;
+    let end = off + alpha_root.extent_pages as usize * PS;
+    let mut h = decode_header(&img[off..end]).unwrap();
+    h.tree_id = crate::format::BucketId(99);
+    crate::format::seal_page(&mut img[off..end], &h).unwrap();
+    f.set_image(img);
+    rewrite_chain(&f, 0, |_, _| {});
+    let r = f.raw_check();
+    assert!(
+        r.findings
+            .iter()
+            .any(|x| x.kind == K::WrongTree && x.page == Some(alpha_root.page_id.get())),
+        "{:#?}",
+        r.findings
+    );
+    let e = read_alpha(&f).expect_err("a page of another tree is never alpha's data");
+    assert!(
+        matches!(
+            e,
+            Error::Corrupted {
+                kind: crate::CorruptionKind::ParentMismatch,
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn bucket_ids_are_never_reused() {
+    let f = Fixture::new();
+    let db = f.open().unwrap();
+    db.update(|tx| {
+        tx.create_bucket("a")?.put("k", "1")?;
+        tx.create_bucket("b")?;
+        Ok(())
+    })
+    .unwrap();
+    db.update(|tx| tx.delete_bucket("a")).unwrap();
+    db.update(|tx| tx.create_bucket("a")?.put("k", "2"))
+        .unwrap();
+    db.checkpoint().unwrap();
+    let tx = db.begin_read().unwrap();
+    let r = check(tx.check_source(), CheckOptions::default()).unwrap();
+    assert!(r.findings.is_empty(), "{:#?}", r.findings);
+    drop(tx);
+    drop(db);
+    // The re-created "a" has id 4 (2 and 3 went to the first "a" and "b").
+    let img = f.image();
+    let src = RawSource::open(Arc::new(MemoryStorage::from_bytes(img.clone()))).unwrap();
+    let meta = super::CheckSource::meta(&src);
+    assert_eq!(meta.next_bucket_id, crate::format::BucketId(5));
+    let Entries::Leaf(items) = read_node(&img, meta.root) else {
+        panic!("one root leaf");
+    };
+    let ids: Vec<(Vec<u8>, u64)> = items
+        .iter()
+        .filter_map(|(k, v)| match v {
+            Val::Bucket(h) => Some((k.clone(), h.bucket_id.get())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, vec![(b"a".to_vec(), 4), (b"b".to_vec(), 3)]);
 }

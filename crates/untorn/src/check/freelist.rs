@@ -18,7 +18,7 @@ impl Walk<'_> {
             self.account_leaks = false;
             return;
         }
-        let Some((bytes, h)) = self.read_verified(r, &[]) else {
+        let Some((bytes, h)) = self.read_verified(r, &[], None) else {
             self.account_leaks = false;
             return;
         };

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::format::{
     decode_header, encode_branch, encode_freelist, encode_leaf, encode_overflow, seal_page,
-    BucketHeader, LeafValue, Meta, PageId, PageRef, TxId,
+    BucketHeader, BucketId, LeafValue, Meta, PageId, PageRef, TxId,
 };
 use crate::report::{FindingKind as K, PageKind, PageState, Report};
 use crate::storage::{MemoryStorage, Storage};
@@ -34,6 +34,8 @@ const TXID: TxId = TxId(7);
 
 /// A database image under construction, page by page.
 struct Img {
+    /// Pages of another tree than `tree_of` says.
+    trees: Vec<(u64, BucketId)>,
     bytes: Vec<u8>,
 }
 
@@ -44,6 +46,7 @@ fn rf(h: &crate::format::PageHeader) -> PageRef {
 impl Img {
     fn new(pages: u64) -> Img {
         Img {
+            trees: Vec::new(),
             bytes: vec![0u8; pages as usize * PS],
         }
     }
@@ -60,20 +63,27 @@ impl Img {
         self.bytes[id as usize * PS..(id as usize + 1) * PS].to_vec()
     }
 
+    fn tree(&self, page: u64) -> BucketId {
+        self.trees
+            .iter()
+            .find(|(p, _)| *p == page)
+            .map_or_else(|| tree_of(page), |(_, t)| *t)
+    }
+
     fn leaf(&mut self, id: u64, entries: &[(&[u8], LeafValue<'_>)]) -> PageRef {
-        let (p, h) = encode_leaf(entries, PageId(id), TXID, PS).unwrap();
+        let (p, h) = encode_leaf(entries, PageId(id), TXID, self.tree(id), PS).unwrap();
         self.put(id, &p);
         rf(&h)
     }
 
     fn branch(&mut self, id: u64, entries: &[(&[u8], PageRef)]) -> PageRef {
-        let (p, h) = encode_branch(entries, PageId(id), TXID, PS).unwrap();
+        let (p, h) = encode_branch(entries, PageId(id), TXID, self.tree(id), PS).unwrap();
         self.put(id, &p);
         rf(&h)
     }
 
     fn overflow(&mut self, id: u64, value: &[u8]) -> PageRef {
-        let (p, h) = encode_overflow(value, PageId(id), TXID, PS).unwrap();
+        let (p, h) = encode_overflow(value, PageId(id), TXID, self.tree(id), PS).unwrap();
         self.put(id, &p);
         rf(&h)
     }
@@ -93,7 +103,7 @@ impl Img {
                 root,
                 freelist,
                 high_water: PageId(high_water),
-                next_bucket_id: crate::format::BucketId::FIRST_USER,
+                next_bucket_id: BucketId(10),
             };
             self.put(slot, &m.encode(slot).unwrap());
         }
@@ -126,11 +136,33 @@ impl Img {
     }
 }
 
+/// The tree a hand-built page belongs to. Every image here follows one layout: page 2
+/// is the root bucket's leaf and every other tree page belongs to the one top-level
+/// bucket with a tree (id 2), except the pages an image names in `Img::trees` (the
+/// standard image's bucket "a/sub").
+fn tree_of(page: u64) -> BucketId {
+    match page {
+        2 => BucketId::ROOT,
+        _ => BucketId(2),
+    }
+}
+
+/// A bucket header with the id `tree_of` gives its root (9 for an empty bucket).
 fn bucket(root: PageRef, count: u64) -> LeafValue<'static> {
+    let id = if root.is_null() {
+        BucketId(9)
+    } else {
+        BucketId(2)
+    };
+    bucket_with_id(root, count, id)
+}
+
+fn bucket_with_id(root: PageRef, count: u64, bucket_id: BucketId) -> LeafValue<'static> {
     LeafValue::Bucket(BucketHeader {
         root,
         sequence: 0,
         count,
+        bucket_id,
     })
 }
 
@@ -189,6 +221,7 @@ const BIG: [u8; 6000] = [0xab; 6000];
 
 fn standard(k: Knobs) -> Std {
     let mut img = Img::new(k.high_water);
+    img.trees.push((11, BucketId(3)));
     let sub = img.leaf(11, &[(b"x", LeafValue::Inline(b"1"))]);
     let overflow = img.overflow(6, &BIG);
     assert_eq!(overflow.extent_pages, 2);
@@ -209,7 +242,7 @@ fn standard(k: Knobs) -> Std {
                     len: k.overflow_len.unwrap_or(BIG.len() as u64),
                 },
             ),
-            (b"sub", bucket(sub, 1)),
+            (b"sub", bucket_with_id(sub, 1, BucketId(3))),
         ],
     );
     let branch = img.branch(
@@ -393,6 +426,86 @@ fn element_count_beyond_the_page_is_element_bounds() {
     );
     s.img.metas(root, s.refs.freelist, 12);
     expect(&s.img.check(), &[(K::ElementBounds, Some(4))]);
+}
+
+/// Rebuilds the branch (page 3) and the root over new refs to the two leaves, so that the
+/// parents vouch for a page the test damaged.
+fn vouch_for(s: &mut Std, leaf4: PageRef, leaf5: PageRef) {
+    let branch = s.img.branch(3, &[(b"k1", leaf4), (b"k5", leaf5)]);
+    let root = s.img.leaf(
+        2,
+        &[(b"a", bucket(branch, 4)), (b"b", bucket(PageRef::NULL, 0))],
+    );
+    s.img.metas(root, s.refs.freelist, 12);
+}
+
+#[test]
+fn a_page_of_another_tree_is_wrong_tree() {
+    // Leaf 5 claims the tree of bucket "a/sub" (3) while bucket "a" (2) references it.
+    let mut s = standard(Knobs::default());
+    let leaf5 = s.img.reseal(5, |h| h.tree_id = BucketId(3));
+    let leaf4 = s.refs.leaf4;
+    vouch_for(&mut s, leaf4, leaf5);
+    let r = s.img.check();
+    // The leaf is not walked: its overflow value and sub-bucket are unreachable.
+    expect(
+        &r,
+        &[
+            (K::WrongTree, Some(5)),
+            (K::Unreachable, Some(6)),
+            (K::Unreachable, Some(11)),
+        ],
+    );
+    assert_eq!(finding(&r, K::WrongTree).path, vec![2, 3, 5]);
+}
+
+#[test]
+fn a_wrong_common_prefix_or_key_prefix_is_key_prefix() {
+    // A common prefix the keys do not share ("k1", "k2" share one byte, not two).
+    let mut s = standard(Knobs::default());
+    let leaf4 = s.img.reseal(4, |h| h.common_prefix_len = 2);
+    let leaf5 = s.refs.leaf5;
+    vouch_for(&mut s, leaf4, leaf5);
+    expect(&s.img.check(), &[(K::KeyPrefix, Some(4))]);
+
+    // An element's stored key prefix that is not its key's bytes.
+    let mut s = standard(Knobs::default());
+    s.img.flip(4, crate::format::PAGE_HEADER_SIZE + 12);
+    let leaf4 = s.img.reseal(4, |_| {});
+    let leaf5 = s.refs.leaf5;
+    vouch_for(&mut s, leaf4, leaf5);
+    expect(&s.img.check(), &[(K::KeyPrefix, Some(4))]);
+}
+
+#[test]
+fn bucket_ids_must_be_unique_user_ids_below_the_meta_counter() {
+    // (id of "a", id of the empty bucket "b", what the finding says)
+    for (a_id, b_id, why) in [
+        (1, 9, "below the first"),
+        (10, 9, "not below"),
+        (2, 2, "another bucket"),
+    ] {
+        let mut s = standard(Knobs::default());
+        let header = |root, count, bucket_id| {
+            LeafValue::Bucket(BucketHeader {
+                root,
+                sequence: 0,
+                count,
+                bucket_id: BucketId(bucket_id),
+            })
+        };
+        let root = s.img.leaf(
+            2,
+            &[
+                (b"a", header(s.refs.branch, 4, a_id)),
+                (b"b", header(PageRef::NULL, 0, b_id)),
+            ],
+        );
+        s.img.metas(root, s.refs.freelist, 12);
+        let r = s.img.check();
+        expect(&r, &[(K::BucketHeader, Some(2))]);
+        assert!(finding(&r, K::BucketHeader).message.contains(why), "{r:?}");
+    }
 }
 
 #[test]

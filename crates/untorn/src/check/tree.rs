@@ -4,8 +4,8 @@
 
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
-    decode_header, overflow_value, peek_extent_pages, BucketHeader, LeafValue, NodeView, PageId,
-    PageRef, TxId, PAGE_HEADER_SIZE,
+    decode_header, overflow_value, peek_extent_pages, BucketHeader, BucketId, LeafValue, NodeView,
+    PageId, PageRef, TxId, PAGE_HEADER_SIZE,
 };
 use crate::limits::{MAX_BUCKET_DEPTH, MAX_STACK_FRAMES, MAX_TREE_DEPTH};
 use crate::report::{FindingKind, PageKind};
@@ -30,7 +30,8 @@ impl Walk<'_> {
         let h = match decode_header(&first) {
             Some(h) => h,
             None => {
-                self.trees.push(Tree::new(Vec::new(), false, None, None));
+                self.trees
+                    .push(Tree::new(Vec::new(), None, false, None, None));
                 self.stack.push(Frame::EndTree);
                 let r = PageRef {
                     page_id: PageId(id),
@@ -39,7 +40,7 @@ impl Walk<'_> {
                     extent_pages: extent,
                 };
                 if self.claim(r, RefKind::Node, &[]) {
-                    self.read_verified(r, &[]);
+                    self.read_verified(r, &[], None);
                 }
                 return Ok(());
             }
@@ -50,7 +51,9 @@ impl Walk<'_> {
             checksum: h.checksum,
             extent_pages: extent,
         };
-        self.trees.push(Tree::new(Vec::new(), false, None, None));
+        // The start page names its tree; every page below it must carry the same id.
+        self.trees
+            .push(Tree::new(Vec::new(), Some(h.tree_id), false, None, None));
         self.stack.push(Frame::EndTree);
         self.visit_node(r, None, None, 0)
     }
@@ -143,6 +146,7 @@ impl Walk<'_> {
         }
         self.stats.buckets += 1;
         self.report.buckets_checked += 1;
+        let id = self.check_bucket_id(&name, header.bucket_id, holder);
         if header.root.is_null() {
             if header.count != 0 {
                 self.push(
@@ -159,9 +163,48 @@ impl Walk<'_> {
             return Ok(());
         }
         self.trees
-            .push(Tree::new(name, false, Some(header.count), holder));
+            .push(Tree::new(name, id, false, Some(header.count), holder));
         self.stack.push(Frame::EndTree);
         self.visit_node(header.root, None, None, 0)
+    }
+
+    /// Checks a bucket header's id: a user bucket's (>= 2), below the meta's
+    /// `next_bucket_id`, and not another bucket's. Returns the id the bucket's pages must
+    /// carry, or `None` when the id is unusable (then the tree's ids are not checked).
+    fn check_bucket_id(
+        &mut self,
+        name: &[u8],
+        id: BucketId,
+        holder: Option<u64>,
+    ) -> Option<BucketId> {
+        let problem = if id < BucketId::FIRST_USER {
+            Some(format!(
+                "bucket {:?} has id {id}, below the first user bucket id {}",
+                short_name(name),
+                BucketId::FIRST_USER
+            ))
+        } else if self.full_walk && id >= self.meta.next_bucket_id {
+            Some(format!(
+                "bucket {:?} has id {id}, not below the meta's next bucket id {}",
+                short_name(name),
+                self.meta.next_bucket_id
+            ))
+        } else {
+            self.bucket_ids.insert(id, holder).map(|other| {
+                format!(
+                    "bucket {:?} has id {id}, which another bucket (header in page {}) has too",
+                    short_name(name),
+                    other.map_or_else(|| "?".to_owned(), |p| p.to_string())
+                )
+            })
+        };
+        match problem {
+            Some(msg) => {
+                self.push(FindingKind::BucketHeader, holder, &[], msg);
+                None
+            }
+            None => Some(id),
+        }
     }
 
     /// Claims, reads and verifies a branch or leaf and pushes its frame.
@@ -186,7 +229,8 @@ impl Walk<'_> {
         if !self.claim(r, RefKind::Node, &[]) {
             return Ok(());
         }
-        let Some((bytes, h)) = self.read_verified(r, &[]) else {
+        let tree = self.trees.last().and_then(|t| t.id);
+        let Some((bytes, h)) = self.read_verified(r, &[], tree) else {
             return Ok(());
         };
         let view = match NodeView::validate(&bytes, &h) {
@@ -347,7 +391,8 @@ impl Walk<'_> {
             return;
         }
         let id = extent.page_id.get();
-        let Some((bytes, h)) = self.read_verified(extent, &[leaf]) else {
+        let tree = self.trees.last().and_then(|t| t.id);
+        let Some((bytes, h)) = self.read_verified(extent, &[leaf], tree) else {
             return;
         };
         if let Err(e) = overflow_value(&bytes, &h, len) {

@@ -10,7 +10,8 @@
 //!    (`OutOfBounds`, `OverflowBounds`), a page on the current stack (`Cycle`), a page
 //!    reached before (`MultipleReferences`), a free page (`ReachableFreed`). Then the page
 //!    is read and verified (`Checksum`, `ZeroedPage`, `PageIdMismatch`, `ParentMismatch`,
-//!    `InvalidType`, `ElementBounds`, `KeyOrder`) and its keys are checked against the
+//!    `WrongTree`, `InvalidType`, `ElementBounds`, `KeyOrder`, `KeyPrefix`) and its keys
+//!    are checked against the
 //!    bounds its ancestors give it (`KeyOutOfBounds`), its depth against the tree's other
 //!    leaves (`UnevenDepth`), and each bucket's entry count against its header
 //!    (`BucketHeader`; `tree.rs`).
@@ -26,7 +27,7 @@
 
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
-    check_ref, peek_extent_pages, verify_page, BucketHeader, Meta, PageHeader, PageRef,
+    check_ref, peek_extent_pages, verify_page, BucketHeader, BucketId, Meta, PageHeader, PageRef,
 };
 use crate::limits::{MAX_EXTENT_BYTES, MAX_PAGES_BEYOND_FILE};
 use crate::report::{FindingKind, FindingSink, PageInfo, PageKind, Report, Stats};
@@ -108,6 +109,8 @@ pub(super) enum Frame {
 pub(super) struct Tree {
     /// The bucket's name, for messages (empty for the root bucket).
     pub(super) name: Vec<u8>,
+    /// The id every page of the tree must carry (`None`: not known, not checked).
+    pub(super) id: Option<BucketId>,
     /// The root bucket holds only buckets.
     pub(super) is_root_bucket: bool,
     /// Entry count from the bucket header, if there is one.
@@ -124,12 +127,14 @@ pub(super) struct Tree {
 impl Tree {
     pub(super) fn new(
         name: Vec<u8>,
+        id: Option<BucketId>,
         is_root_bucket: bool,
         expected: Option<u64>,
         header: Option<u64>,
     ) -> Self {
         Tree {
             name,
+            id,
             is_root_bucket,
             expected_count: expected,
             header_page: header,
@@ -176,6 +181,8 @@ pub(super) struct Walk<'a> {
     pub(super) account_leaks: bool,
     /// Not a `from_page` walk: metas and freelist were checked.
     pub(super) full_walk: bool,
+    /// Bucket ids seen so far, with the page holding each header (ids are unique).
+    pub(super) bucket_ids: std::collections::HashMap<BucketId, Option<u64>>,
 }
 
 pub(super) fn short_name(name: &[u8]) -> String {
@@ -244,13 +251,20 @@ impl<'a> Walk<'a> {
             next_progress: PROGRESS_EVERY_PAGES,
             account_leaks: opts.from_page.is_none(),
             full_walk: opts.from_page.is_none(),
+            bucket_ids: std::collections::HashMap::new(),
         };
         walk.report_progress(true)?;
         match opts.from_page {
             None => {
                 walk.check_metas();
                 walk.walk_freelist();
-                walk.trees.push(Tree::new(Vec::new(), true, None, None));
+                walk.trees.push(Tree::new(
+                    Vec::new(),
+                    Some(BucketId::ROOT),
+                    true,
+                    None,
+                    None,
+                ));
                 walk.stack.push(Frame::EndTree);
                 if !meta.root.is_null() {
                     walk.visit_node(meta.root, None, None, 0)?;
@@ -450,10 +464,13 @@ impl<'a> Walk<'a> {
     }
 
     /// Reads and verifies a claimed extent against its parent's reference.
+    /// Reads the page `r` refers to and verifies it, its match with `r` and, for a page
+    /// of tree `tree`, its `tree_id`.
     pub(super) fn read_verified(
         &mut self,
         r: PageRef,
         via: &[u64],
+        tree: Option<BucketId>,
     ) -> Option<(Vec<u8>, PageHeader)> {
         let id = r.page_id.get();
         let mut path = via.to_vec();
@@ -479,6 +496,19 @@ impl<'a> Walk<'a> {
                         Some(id),
                         &path,
                         error_detail(&e),
+                    );
+                    self.mark_damaged();
+                    return None;
+                }
+                if let Some(t) = tree.filter(|t| *t != h.tree_id) {
+                    self.push(
+                        FindingKind::WrongTree,
+                        Some(id),
+                        &path,
+                        format!(
+                            "page {id} belongs to tree {}, but bucket tree {t} references it",
+                            h.tree_id
+                        ),
                     );
                     self.mark_damaged();
                     return None;
@@ -555,6 +585,7 @@ pub(super) fn finding_kind(e: &Error) -> FindingKind {
             CorruptionKind::Meta => FindingKind::MetaInvalid,
             CorruptionKind::Journal => FindingKind::Journal,
             CorruptionKind::Invalid => FindingKind::ElementBounds,
+            CorruptionKind::KeyPrefix => FindingKind::KeyPrefix,
         },
         Error::Io(_) => FindingKind::ReadError,
         Error::UnsupportedVersion(_) => FindingKind::MetaInvalid,

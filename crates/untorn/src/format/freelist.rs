@@ -42,6 +42,8 @@ pub fn encode_freelist(
         extent_pages,
         count: u32_from(runs.len()).ok_or(Error::Internal("freelist run count"))?,
         payload_len: (runs.len() * RUN_SIZE) as u64,
+        common_prefix_len: 0,
+        tree_id: super::ids::BucketId::NONE,
     };
     h.checksum = seal_page(&mut page, &h)?;
     Ok((page, h))

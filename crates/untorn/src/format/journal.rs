@@ -14,7 +14,7 @@
 //! | 16     | 8    | salt             | journal generation; new random value at every reset  |
 //! | 24     | 8    | txid             | the commit                                           |
 //! | 32     | 4    | prev_crc         | header_crc of the previous record (0 for the first)  |
-//! | 36     | 4    | body_crc         | CRC32C over the body                                 |
+//! | 36     | 4    | body_crc         | CRC32C over the images' (checksum, extent_pages) pairs, in order (see [`body_crc`]) |
 //! | 40     | 8    | body_len         | bytes of page images                                 |
 //! | 48     | 4    | image_count      | number of page images in the body                    |
 //! | 52     | 4    | page_size        | must equal the database's                            |
@@ -113,6 +113,20 @@ impl RecordHeader {
             },
         })
     }
+}
+
+/// The record's `body_crc`: a CRC32C over each image's page checksum and extent length
+/// (both u32 little-endian), in body order. Every image is verified by its own page
+/// checksum when the record is read back, so the record's check only has to bind those
+/// images to this header (a body mixing images of two writes of the same txid fails
+/// it); checksumming the image bytes a second time would buy nothing.
+pub fn body_crc<'a>(images: impl IntoIterator<Item = &'a super::page::PageHeader>) -> u32 {
+    images.into_iter().fold(0u32, |crc, h| {
+        let mut pair = [0u8; 8];
+        let written = put_u32(&mut pair, 0, h.checksum) && put_u32(&mut pair, 4, h.extent_pages);
+        debug_assert!(written, "two u32s fit eight bytes");
+        crc32c::crc32c_append(crc, &pair)
+    })
 }
 
 /// Bytes a record with `body_len` body bytes occupies (header + body, 512-aligned).

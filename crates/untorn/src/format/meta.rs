@@ -94,6 +94,8 @@ impl Meta {
             extent_pages: 1,
             count: 0,
             payload_len: META_BODY_SIZE as u64,
+            common_prefix_len: 0,
+            tree_id: BucketId::NONE,
         };
         seal_page(&mut page, &h)?;
         Ok(page)

@@ -16,16 +16,16 @@ pub use freelist::{
     decode_freelist, encode_freelist, freelist_bytes, freelist_runs_unchecked, RUN_SIZE,
 };
 pub use ids::{BucketId, PageId, TxId};
-pub use journal::{record_span, RecordHeader, RECORD_HEADER_SIZE};
+pub use journal::{body_crc, record_span, RecordHeader, RECORD_HEADER_SIZE};
 pub use meta::{Meta, FORMAT_VERSION, MAGIC};
 pub use node::{
-    branch_entry_size, encode_branch, encode_leaf, leaf_entry_size, BucketHeader, LeafValue,
-    NodeView, BUCKET_HEADER_SIZE, OVERFLOW_VALUE_SIZE,
+    branch_entry_size, common_prefix_len, encode_branch, encode_leaf, key_prefix_at,
+    leaf_entry_size, BucketHeader, LeafValue, NodeView, BUCKET_HEADER_SIZE, OVERFLOW_VALUE_SIZE,
 };
 pub use overflow::{encode_overflow, overflow_value, overflow_value_range};
 pub use page::{
-    check_ref, decode_header, extent_pages_for, is_valid_page_size, page_checksum, page_sizes,
-    peek_extent_pages, peek_txid, seal_page, verify_page, PageHeader, PageRef, PageType,
-    DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE, PAGE_HEADER_SIZE, PAGE_REF_SIZE,
+    check_ref, check_tree, decode_header, extent_pages_for, is_valid_page_size, page_checksum,
+    page_sizes, peek_extent_pages, peek_txid, seal_page, verify_page, PageHeader, PageRef,
+    PageType, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE, PAGE_HEADER_SIZE, PAGE_REF_SIZE,
 };
 pub use verified::{PageSlice, VerifiedPage};

@@ -3,36 +3,48 @@
 //! After the 48-byte page header come `count` fixed-size element headers, then the
 //! key/value heap. All offsets are from the start of the extent.
 //!
-//! Branch element (32 bytes):
+//! The header's `common_prefix_len` (cpl) is the length of the prefix every key of the
+//! page shares (the encoder computes it from the first and the last key). Every element
+//! stores `key_prefix`: the key's bytes `[cpl, cpl+4)`, zero-padded, compared as a
+//! big-endian `u32`. Padding keeps the order monotone (`pad(A) < pad(B)` implies
+//! `A < B`), so a binary search compares prefixes inside the element array and reads a
+//! key only when two prefixes are equal. Keys are stored whole, so they stay borrowable.
 //!
-//! | offset | size | field     |
-//! |-------:|-----:|-----------|
+//! Branch element (36 bytes):
+//!
+//! | offset | size | field      |
+//! |-------:|-----:|------------|
 //! | 0      | 24   | child [`PageRef`] |
-//! | 24     | 4    | key_off   |
-//! | 28     | 4    | key_len   |
+//! | 24     | 4    | key_off    |
+//! | 28     | 2    | key_len    |
+//! | 30     | 2    | flags: 0   |
+//! | 32     | 4    | key_prefix |
 //!
 //! Separator `key[i]` is a lower bound of every key in child `i`; child `i` holds keys
 //! in `[key[i], key[i+1])`.
 //!
 //! Leaf element (16 bytes):
 //!
-//! | offset | size | field     | meaning                                    |
-//! |-------:|-----:|-----------|--------------------------------------------|
-//! | 0      | 1    | kind      | 0 inline value, 1 overflow value, 2 bucket |
-//! | 1      | 3    | reserved  | 0                                          |
-//! | 4      | 4    | key_len   |                                            |
-//! | 8      | 4    | val_len   | stored value bytes                         |
-//! | 12     | 4    | data_off  | key at data_off, value right after it      |
+//! | offset | size | field      | meaning                                    |
+//! |-------:|-----:|------------|--------------------------------------------|
+//! | 0      | 1    | kind       | 0 inline value, 1 overflow value, 2 bucket |
+//! | 1      | 1    | flags      | 0                                          |
+//! | 2      | 2    | key_len    | 1..=32768                                  |
+//! | 4      | 4    | val_len    | stored value bytes                         |
+//! | 8      | 4    | data_off   | key at data_off, value right after it      |
+//! | 12     | 4    | key_prefix |                                            |
 //!
 //! An overflow value stores 32 bytes: the extent's [`PageRef`] then the value length
 //! (u64). A bucket stores its 48-byte [`BucketHeader`].
 
+use std::cmp::Ordering;
 use std::ops::Range;
 
 use super::bytes::{
-    get_u32, get_u64, get_u8, put_bytes, put_u32, put_u64, put_u8, u32_from, usize_from,
+    get_u16, get_u32, get_u64, get_u8, put_bytes, put_u16, put_u32, put_u64, put_u8, u32_from,
+    usize_from,
 };
-use super::ids::{PageId, TxId};
+use super::ids::{BucketId, PageId, TxId};
 use super::page::{
     new_extent, seal, PageHeader, PageRef, PageType, PAGE_HEADER_SIZE, PAGE_REF_SIZE,
 };
@@ -40,17 +52,52 @@ use crate::error::{CorruptionKind, Error, Result};
 use crate::limits::{MAX_EXTENT_PAGES, MAX_KEY_SIZE};
 
 /// Size of a branch element header.
-pub const BRANCH_ELEM_SIZE: usize = 32;
+pub const BRANCH_ELEM_SIZE: usize = 36;
 /// Size of a leaf element header.
 pub const LEAF_ELEM_SIZE: usize = 16;
 /// Stored size of an overflow value reference.
 pub const OVERFLOW_VALUE_SIZE: usize = PAGE_REF_SIZE + 8;
 /// Stored size of a bucket header.
 pub const BUCKET_HEADER_SIZE: usize = 48;
+/// Bytes of a key after the common prefix that an element stores as its `key_prefix`.
+pub const KEY_PREFIX_SIZE: usize = 4;
 
 const KIND_INLINE: u8 = 0;
 const KIND_OVERFLOW: u8 = 1;
 const KIND_BUCKET: u8 = 2;
+
+const LEAF_OFF_KIND: usize = 0;
+const LEAF_OFF_KEY_LEN: usize = 2;
+const LEAF_OFF_VAL_LEN: usize = 4;
+const LEAF_OFF_DATA: usize = 8;
+const LEAF_OFF_PREFIX: usize = 12;
+const BRANCH_OFF_KEY: usize = 24;
+const BRANCH_OFF_KEY_LEN: usize = 28;
+const BRANCH_OFF_PREFIX: usize = 32;
+
+/// The length of the prefix `first` and `last` share, capped at `u16::MAX`: for the
+/// sorted keys of a page, the prefix every key between them shares too.
+pub fn common_prefix_len(first: &[u8], last: &[u8]) -> usize {
+    first
+        .iter()
+        .zip(last)
+        .take(usize::from(u16::MAX))
+        .take_while(|(a, b)| a == b)
+        .count()
+}
+
+/// A key's bytes `[cpl, cpl+4)`, zero-padded, as a big-endian `u32` (the `key_prefix`
+/// an element stores).
+#[inline]
+pub fn key_prefix_at(key: &[u8], cpl: usize) -> u32 {
+    let mut b = [0u8; KEY_PREFIX_SIZE];
+    let tail = key.get(cpl..).unwrap_or(&[]);
+    let n = tail.len().min(KEY_PREFIX_SIZE);
+    if let (Some(dst), Some(src)) = (b.get_mut(..n), tail.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    u32::from_be_bytes(b)
+}
 
 /// A bucket's header, stored as the value of its name in the parent bucket.
 ///
@@ -59,7 +106,7 @@ const KIND_BUCKET: u8 = 2;
 /// | 0      | 24   | root [`PageRef`] (null = empty bucket) |
 /// | 24     | 8    | sequence |
 /// | 32     | 8    | count (key/value pairs directly in this bucket) |
-/// | 40     | 8    | reserved |
+/// | 40     | 8    | bucket_id (>= 2; every page of the bucket's tree carries it as `tree_id`) |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BucketHeader {
     /// Root of the bucket's B+tree.
@@ -68,6 +115,8 @@ pub struct BucketHeader {
     pub sequence: u64,
     /// Number of key/value pairs (not sub-buckets) directly in the bucket.
     pub count: u64,
+    /// The bucket's id: the `tree_id` of every page of its tree.
+    pub bucket_id: BucketId,
 }
 
 impl BucketHeader {
@@ -80,6 +129,7 @@ impl BucketHeader {
             root: PageRef::decode(b, 0)?,
             sequence: get_u64(b, 24)?,
             count: get_u64(b, 32)?,
+            bucket_id: BucketId(get_u64(b, 40)?),
         })
     }
 
@@ -88,7 +138,8 @@ impl BucketHeader {
         let mut b = [0u8; BUCKET_HEADER_SIZE];
         let written = self.root.encode(&mut b, 0)
             && put_u64(&mut b, 24, self.sequence)
-            && put_u64(&mut b, 32, self.count);
+            && put_u64(&mut b, 32, self.count)
+            && put_u64(&mut b, 40, self.bucket_id.0);
         // The fields are laid out inside the fixed-size array above.
         debug_assert!(written, "bucket header fields exceed its size");
         b
@@ -132,19 +183,35 @@ pub fn branch_entry_size(key_len: usize) -> usize {
     BRANCH_ELEM_SIZE + key_len
 }
 
-/// Encodes a leaf extent. `entries` should be sorted, non-empty keys: the encoder
-/// writes what it is given (tests build damaged pages with it); the engine asserts its
-/// nodes are sound before it encodes them, and verifies every image after.
+/// The common prefix length of sorted `keys` (first and last decide) and the header
+/// field that stores it.
+fn page_cpl<'k>(mut keys: impl DoubleEndedIterator<Item = &'k [u8]>) -> (usize, u16) {
+    let first = keys.next();
+    let last = keys.next_back().or(first);
+    let cpl = match (first, last) {
+        (Some(f), Some(l)) => common_prefix_len(f, l),
+        _ => 0,
+    };
+    // `common_prefix_len` caps at u16::MAX.
+    (cpl, u16::try_from(cpl).unwrap_or(u16::MAX))
+}
+
+/// Encodes a leaf extent of the tree `tree`. `entries` should be sorted, non-empty keys:
+/// the encoder writes what it is given (tests build damaged pages with it); the engine
+/// asserts its nodes are sound before it encodes them. The common prefix and every
+/// element's key prefix are computed here, so they are right for sorted keys.
 pub fn encode_leaf(
     entries: &[(&[u8], LeafValue<'_>)],
     page_id: PageId,
     txid: TxId,
+    tree: BucketId,
     page_size: usize,
 ) -> Result<(Vec<u8>, PageHeader)> {
     let body: usize = entries
         .iter()
         .map(|(k, v)| leaf_entry_size(k.len(), v.stored_len()))
         .sum();
+    let (cpl, cpl16) = page_cpl(entries.iter().map(|(k, _)| *k));
     let (extent_pages, mut page) = new_extent(body, page_size)?;
     let mut written = true;
     let mut data_off = PAGE_HEADER_SIZE + entries.len() * LEAF_ELEM_SIZE;
@@ -155,15 +222,20 @@ pub fn encode_leaf(
             LeafValue::Overflow { .. } => (KIND_OVERFLOW, OVERFLOW_VALUE_SIZE),
             LeafValue::Bucket(_) => (KIND_BUCKET, BUCKET_HEADER_SIZE),
         };
-        let (Some(klen), Some(vlen32), Some(off)) =
-            (u32_from(k.len()), u32_from(vlen), u32_from(data_off))
+        let (Ok(klen), Some(vlen32), Some(off)) =
+            (u16::try_from(k.len()), u32_from(vlen), u32_from(data_off))
         else {
-            return Err(Error::Internal("leaf entry larger than a u32 offset"));
+            return Err(Error::Internal("leaf entry larger than its fields"));
         };
-        written &= put_u8(&mut page, e, kind)
-            && put_u32(&mut page, e + 4, klen)
-            && put_u32(&mut page, e + 8, vlen32)
-            && put_u32(&mut page, e + 12, off)
+        written &= put_u8(&mut page, e + LEAF_OFF_KIND, kind)
+            && put_u16(&mut page, e + LEAF_OFF_KEY_LEN, klen)
+            && put_u32(&mut page, e + LEAF_OFF_VAL_LEN, vlen32)
+            && put_u32(&mut page, e + LEAF_OFF_DATA, off)
+            && put_bytes(
+                &mut page,
+                e + LEAF_OFF_PREFIX,
+                &key_prefix_at(k, cpl).to_be_bytes(),
+            )
             && put_bytes(&mut page, data_off, k);
         let voff = data_off + k.len();
         written &= match v {
@@ -183,32 +255,42 @@ pub fn encode_leaf(
         extent_pages,
         count: u32_from(entries.len()).ok_or(Error::Internal("leaf entry count"))?,
         payload_len: body as u64,
+        common_prefix_len: cpl16,
+        tree_id: tree,
     };
     seal(page, h, written)
 }
 
-/// Encodes a branch extent. `entries` are (separator key, child) in key order.
+/// Encodes a branch extent of the tree `tree`. `entries` are (separator key, child) in
+/// key order.
 pub fn encode_branch(
     entries: &[(&[u8], PageRef)],
     page_id: PageId,
     txid: TxId,
+    tree: BucketId,
     page_size: usize,
 ) -> Result<(Vec<u8>, PageHeader)> {
     let body: usize = entries
         .iter()
         .map(|(k, _)| branch_entry_size(k.len()))
         .sum();
+    let (cpl, cpl16) = page_cpl(entries.iter().map(|(k, _)| *k));
     let (extent_pages, mut page) = new_extent(body, page_size)?;
     let mut written = true;
     let mut data_off = PAGE_HEADER_SIZE + entries.len() * BRANCH_ELEM_SIZE;
     for (i, (k, child)) in entries.iter().enumerate() {
         let e = PAGE_HEADER_SIZE + i * BRANCH_ELEM_SIZE;
-        let (Some(off), Some(klen)) = (u32_from(data_off), u32_from(k.len())) else {
-            return Err(Error::Internal("branch entry larger than a u32 offset"));
+        let (Some(off), Ok(klen)) = (u32_from(data_off), u16::try_from(k.len())) else {
+            return Err(Error::Internal("branch entry larger than its fields"));
         };
         written &= child.encode(&mut page, e)
-            && put_u32(&mut page, e + 24, off)
-            && put_u32(&mut page, e + 28, klen)
+            && put_u32(&mut page, e + BRANCH_OFF_KEY, off)
+            && put_u16(&mut page, e + BRANCH_OFF_KEY_LEN, klen)
+            && put_bytes(
+                &mut page,
+                e + BRANCH_OFF_PREFIX,
+                &key_prefix_at(k, cpl).to_be_bytes(),
+            )
             && put_bytes(&mut page, data_off, k);
         data_off += k.len();
     }
@@ -220,6 +302,8 @@ pub fn encode_branch(
         extent_pages,
         count: u32_from(entries.len()).ok_or(Error::Internal("branch entry count"))?,
         payload_len: body as u64,
+        common_prefix_len: cpl16,
+        tree_id: tree,
     };
     seal(page, h, written)
 }
@@ -232,11 +316,14 @@ pub struct NodeView<'a> {
     page_id: PageId,
     leaf: bool,
     count: usize,
+    /// Bytes every key of the page shares.
+    cpl: usize,
 }
 
 impl<'a> NodeView<'a> {
-    /// Validates element bounds, key sizes, key order and value kinds of a page whose
-    /// header already verified, and returns a view. Cost O(page).
+    /// Validates element bounds, key sizes, key order, the common prefix and every
+    /// element's key prefix, and value kinds of a page whose header already verified,
+    /// and returns a view. Cost O(page).
     pub fn validate(page: &'a [u8], h: &PageHeader) -> Result<NodeView<'a>> {
         let view = NodeView::prevalidated(page, h)?;
         let leaf = view.leaf;
@@ -264,7 +351,18 @@ impl<'a> NodeView<'a> {
         if !leaf && view.count == 0 {
             return Err(bad("branch page with no children".into()));
         }
+        if view.count == 0 && view.cpl != 0 {
+            return Err(Error::corrupted(
+                h.page_id.0,
+                CorruptionKind::KeyPrefix,
+                format!(
+                    "an empty page claims a common key prefix of {} bytes",
+                    view.cpl
+                ),
+            ));
+        }
         let mut prev: Option<&[u8]> = None;
+        let mut common: &[u8] = &[];
         for i in 0..view.count {
             let (koff, klen, vlen) = view.raw_elem(i)?;
             if klen == 0 || klen > MAX_KEY_SIZE {
@@ -308,6 +406,33 @@ impl<'a> NodeView<'a> {
                 }
             }
             let key = view.key(i)?;
+            let prefix_bad = |detail: String| {
+                Error::corrupted(
+                    h.page_id.0,
+                    CorruptionKind::KeyPrefix,
+                    format!("element {i}: {detail}"),
+                )
+            };
+            if i == 0 {
+                common = key.get(..view.cpl).ok_or_else(|| {
+                    prefix_bad(format!(
+                        "the page's common prefix of {} bytes is longer than its first key ({klen} bytes)",
+                        view.cpl
+                    ))
+                })?;
+            } else if !key.starts_with(common) {
+                return Err(prefix_bad(format!(
+                    "key does not start with the page's common prefix of {} bytes",
+                    view.cpl
+                )));
+            }
+            let stored = view.elem_prefix(i)?;
+            let actual = key_prefix_at(key, view.cpl);
+            if stored != actual {
+                return Err(prefix_bad(format!(
+                    "stored key prefix {stored:#010x} differs from the key's {actual:#010x}"
+                )));
+            }
             if let Some(p) = prev {
                 if p >= key {
                     return Err(Error::corrupted(
@@ -342,6 +467,7 @@ impl<'a> NodeView<'a> {
             page_id: h.page_id,
             leaf,
             count: usize_from(h.count),
+            cpl: usize::from(h.common_prefix_len),
         })
     }
 
@@ -353,23 +479,57 @@ impl<'a> NodeView<'a> {
         )
     }
 
+    /// Offset of element `i`'s header.
+    #[inline]
+    fn elem_off(&self, i: usize) -> usize {
+        let size = if self.leaf {
+            LEAF_ELEM_SIZE
+        } else {
+            BRANCH_ELEM_SIZE
+        };
+        PAGE_HEADER_SIZE + i * size
+    }
+
     /// (key offset, key length, stored value length) of element `i`.
+    #[inline]
     fn raw_elem(&self, i: usize) -> Result<(usize, usize, usize)> {
         if i >= self.count {
             return Err(self.bounds("element index"));
         }
-        if self.leaf {
-            let e = PAGE_HEADER_SIZE + i * LEAF_ELEM_SIZE;
-            let klen = get_u32(self.page, e + 4).ok_or_else(|| self.bounds("element"))?;
-            let vlen = get_u32(self.page, e + 8).ok_or_else(|| self.bounds("element"))?;
-            let off = get_u32(self.page, e + 12).ok_or_else(|| self.bounds("element"))?;
-            Ok((usize_from(off), usize_from(klen), usize_from(vlen)))
+        let e = self.elem_off(i);
+        let fields = if self.leaf {
+            get_u16(self.page, e + LEAF_OFF_KEY_LEN).and_then(|klen| {
+                Some((
+                    get_u32(self.page, e + LEAF_OFF_DATA)?,
+                    klen,
+                    get_u32(self.page, e + LEAF_OFF_VAL_LEN)?,
+                ))
+            })
         } else {
-            let e = PAGE_HEADER_SIZE + i * BRANCH_ELEM_SIZE;
-            let off = get_u32(self.page, e + 24).ok_or_else(|| self.bounds("element"))?;
-            let klen = get_u32(self.page, e + 28).ok_or_else(|| self.bounds("element"))?;
-            Ok((usize_from(off), usize_from(klen), 0))
+            get_u32(self.page, e + BRANCH_OFF_KEY)
+                .and_then(|off| Some((off, get_u16(self.page, e + BRANCH_OFF_KEY_LEN)?, 0)))
+        };
+        let (off, klen, vlen) = fields.ok_or_else(|| self.bounds("element"))?;
+        Ok((usize_from(off), usize::from(klen), usize_from(vlen)))
+    }
+
+    /// The stored `key_prefix` of element `i`.
+    #[inline]
+    fn elem_prefix(&self, i: usize) -> Result<u32> {
+        if i >= self.count {
+            return Err(self.bounds("element index"));
         }
+        let at = self.elem_off(i)
+            + if self.leaf {
+                LEAF_OFF_PREFIX
+            } else {
+                BRANCH_OFF_PREFIX
+            };
+        self.page
+            .get(at..at + KEY_PREFIX_SIZE)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_be_bytes)
+            .ok_or_else(|| self.bounds("element"))
     }
 
     /// The value kind byte of leaf element `i`.
@@ -377,7 +537,7 @@ impl<'a> NodeView<'a> {
         if !self.leaf || i >= self.count {
             return Err(self.bounds("leaf element"));
         }
-        get_u8(self.page, PAGE_HEADER_SIZE + i * LEAF_ELEM_SIZE)
+        get_u8(self.page, self.elem_off(i) + LEAF_OFF_KIND)
             .ok_or_else(|| self.bounds("leaf element"))
     }
 
@@ -401,7 +561,23 @@ impl<'a> NodeView<'a> {
         self.count == 0
     }
 
+    /// The length of the prefix every key of the page shares.
+    pub fn common_prefix_len(&self) -> usize {
+        self.cpl
+    }
+
+    /// Where the key of element `i` lies in the page.
+    pub fn key_range(&self, i: usize) -> Result<Range<usize>> {
+        let (off, klen, _) = self.raw_elem(i)?;
+        let range = off..off.saturating_add(klen);
+        match self.page.get(range.clone()) {
+            Some(_) => Ok(range),
+            None => Err(self.bounds("key")),
+        }
+    }
+
     /// Key of element `i`.
+    #[inline]
     pub fn key(&self, i: usize) -> Result<&'a [u8]> {
         let (off, klen, _) = self.raw_elem(i)?;
         self.page
@@ -414,8 +590,7 @@ impl<'a> NodeView<'a> {
         if self.leaf || i >= self.count {
             return Err(self.bounds("branch element"));
         }
-        PageRef::decode(self.page, PAGE_HEADER_SIZE + i * BRANCH_ELEM_SIZE)
-            .ok_or_else(|| self.bounds("child reference"))
+        PageRef::decode(self.page, self.elem_off(i)).ok_or_else(|| self.bounds("child reference"))
     }
 
     /// Where the stored value of leaf element `i` lies in the page (the value bytes of
@@ -458,14 +633,41 @@ impl<'a> NodeView<'a> {
     }
 
     /// Binary search: `Ok(i)` if `key` is element `i`, else `Err(insertion point)`.
+    ///
+    /// The key is compared once with the page's common prefix, then the search runs over
+    /// the elements' `key_prefix` fields (inside the element array) and reads a stored
+    /// key only when its prefix equals the searched one.
     pub fn search(&self, key: &[u8]) -> Result<std::result::Result<usize, usize>> {
+        if self.count == 0 {
+            return Ok(Err(0));
+        }
+        let cpl = self.cpl;
+        if cpl > 0 {
+            let common = self
+                .key(0)?
+                .get(..cpl)
+                .ok_or_else(|| self.bounds("common prefix"))?;
+            // A shorter key compares as its whole self: below the prefix if it is one.
+            match key.get(..cpl).unwrap_or(key).cmp(common) {
+                Ordering::Less => return Ok(Err(0)),
+                Ordering::Greater => return Ok(Err(self.count)),
+                Ordering::Equal if key.len() < cpl => return Ok(Err(0)),
+                Ordering::Equal => {}
+            }
+        }
+        let probe = key_prefix_at(key, cpl);
+        let rest = key.get(cpl..).unwrap_or(&[]);
         let (mut lo, mut hi) = (0usize, self.count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match self.key(mid)?.cmp(key) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Ok(Ok(mid)),
+            let ord = match self.elem_prefix(mid)?.cmp(&probe) {
+                Ordering::Equal => self.key(mid)?.get(cpl..).unwrap_or(&[]).cmp(rest),
+                other => other,
+            };
+            match ord {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Greater => hi = mid,
+                Ordering::Equal => return Ok(Ok(mid)),
             }
         }
         Ok(Err(lo))
@@ -493,6 +695,7 @@ mod tests {
             root: PageRef::NULL,
             sequence: 4,
             count: 2,
+            bucket_id: BucketId(5),
         };
         let entries: Vec<(&[u8], LeafValue)> = vec![
             (b"a", LeafValue::Inline(b"1")),
@@ -510,7 +713,8 @@ mod tests {
                 },
             ),
         ];
-        let (page, h) = encode_leaf(&entries, PageId(7), TxId(1), 4096).expect("encode");
+        let (page, h) =
+            encode_leaf(&entries, PageId(7), TxId(1), BucketId(2), 4096).expect("encode");
         let h2 = verify_page(&page, PageId(7), 4096).expect("verify");
         assert_eq!(h, h2);
         let v = NodeView::validate(&page, &h2).expect("valid");
@@ -524,6 +728,86 @@ mod tests {
     }
 
     #[test]
+    fn prefix_search_agrees_with_a_plain_search() {
+        // Keys sharing a long prefix, keys that are prefixes of others, keys whose bytes
+        // after the common prefix are zero (padding must not confuse them).
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        for tail in [
+            &b""[..],
+            b"\0",
+            b"\0\0\0\0",
+            b"\0\0\0\0\0",
+            b"a",
+            b"ab",
+            b"abcd",
+            b"abcde",
+            b"abce",
+            b"b",
+            b"\xff\xff\xff\xff\xff",
+        ] {
+            let mut k = b"common/".to_vec();
+            k.extend_from_slice(tail);
+            keys.push(k);
+        }
+        keys.sort();
+        let entries: Vec<(&[u8], LeafValue)> = keys
+            .iter()
+            .map(|k| (k.as_slice(), LeafValue::Inline(b"v")))
+            .collect();
+        let (page, h) =
+            encode_leaf(&entries, PageId(7), TxId(1), BucketId(2), 4096).expect("encode");
+        assert_eq!(h.common_prefix_len, 7, "'common/' is shared");
+        let v = NodeView::validate(&page, &h).expect("valid");
+        let mut probes: Vec<Vec<u8>> = keys.clone();
+        for k in &keys {
+            let mut longer = k.clone();
+            longer.push(0);
+            probes.push(longer);
+            probes.push(k[..k.len() - 1].to_vec());
+        }
+        probes.extend([
+            b"a".to_vec(),
+            b"common".to_vec(),
+            b"commoo".to_vec(),
+            b"z".to_vec(),
+        ]);
+        for p in &probes {
+            let want = keys.binary_search_by(|k| k.as_slice().cmp(p.as_slice()));
+            assert_eq!(v.search(p).expect("search"), want, "probe {p:?}");
+        }
+    }
+
+    #[test]
+    fn validation_rejects_wrong_prefixes() {
+        let entries: Vec<(&[u8], LeafValue)> = vec![
+            (b"xa1", LeafValue::Inline(b"1")),
+            (b"xa2", LeafValue::Inline(b"2")),
+        ];
+        let (page, mut h) =
+            encode_leaf(&entries, PageId(7), TxId(1), BucketId(2), 4096).expect("encode");
+        assert_eq!(h.common_prefix_len, 2);
+        let mut bad = page.clone();
+        bad[PAGE_HEADER_SIZE + LEAF_OFF_PREFIX] ^= 1;
+        let e = NodeView::validate(&bad, &h).expect_err("prefix");
+        assert!(matches!(
+            e,
+            Error::Corrupted {
+                kind: CorruptionKind::KeyPrefix,
+                ..
+            }
+        ));
+        h.common_prefix_len = 3;
+        let e = NodeView::validate(&page, &h).expect_err("cpl");
+        assert!(matches!(
+            e,
+            Error::Corrupted {
+                kind: CorruptionKind::KeyPrefix,
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn branch_round_trip_and_child_index() {
         let child = |id| PageRef {
             page_id: PageId(id),
@@ -532,7 +816,8 @@ mod tests {
             extent_pages: 1,
         };
         let entries: Vec<(&[u8], PageRef)> = vec![(b"b", child(2)), (b"m", child(3))];
-        let (page, h) = encode_branch(&entries, PageId(4), TxId(1), 4096).expect("encode");
+        let (page, h) =
+            encode_branch(&entries, PageId(4), TxId(1), BucketId(2), 4096).expect("encode");
         let v = NodeView::validate(&page, &h).expect("valid");
         assert_eq!(v.child_index(b"a").expect("ci"), 0);
         assert_eq!(v.child_index(b"m").expect("ci"), 1);
@@ -546,7 +831,8 @@ mod tests {
             (b"b", LeafValue::Inline(b"1")),
             (b"a", LeafValue::Inline(b"2")),
         ];
-        let (page, h) = encode_leaf(&entries, PageId(7), TxId(1), 4096).expect("encode");
+        let (page, h) =
+            encode_leaf(&entries, PageId(7), TxId(1), BucketId(2), 4096).expect("encode");
         let e = NodeView::validate(&page, &h).expect_err("order");
         assert!(matches!(
             e,
@@ -557,8 +843,9 @@ mod tests {
         ));
 
         let entries: Vec<(&[u8], LeafValue)> = vec![(b"a", LeafValue::Inline(b"1"))];
-        let (mut page, h) = encode_leaf(&entries, PageId(7), TxId(1), 4096).expect("encode");
-        assert!(put_u32(&mut page, PAGE_HEADER_SIZE + 12, 4000));
+        let (mut page, h) =
+            encode_leaf(&entries, PageId(7), TxId(1), BucketId(2), 4096).expect("encode");
+        assert!(put_u32(&mut page, PAGE_HEADER_SIZE + LEAF_OFF_DATA, 4000));
         let e = NodeView::validate(&page, &h).expect_err("offset");
         assert!(matches!(
             e,
@@ -573,7 +860,8 @@ mod tests {
     fn large_key_spans_extent() {
         let key = vec![7u8; MAX_KEY_SIZE];
         let entries: Vec<(&[u8], LeafValue)> = vec![(&key, LeafValue::Inline(b"v"))];
-        let (page, h) = encode_leaf(&entries, PageId(10), TxId(1), 4096).expect("encode");
+        let (page, h) =
+            encode_leaf(&entries, PageId(10), TxId(1), BucketId(2), 4096).expect("encode");
         assert_eq!(h.extent_pages, 9);
         let h2 = verify_page(&page, PageId(10), 4096).expect("verify");
         NodeView::validate(&page, &h2).expect("valid");

@@ -2,7 +2,7 @@
 //!
 //! | offset | size        | field                                   |
 //! |-------:|------------:|-----------------------------------------|
-//! | 0      | 48          | page header (type 4, `payload_len` = value length) |
+//! | 0      | 48          | page header (type 4, `payload_len` = value length, `tree_id` = the bucket holding the value) |
 //! | 48     | payload_len | the value                               |
 //!
 //! The leaf holding the value stores the extent's [`PageRef`](super::PageRef) and the
@@ -11,15 +11,16 @@
 use std::ops::Range;
 
 use super::bytes::put_bytes;
-use super::ids::{PageId, TxId};
+use super::ids::{BucketId, PageId, TxId};
 use super::page::{new_extent, seal, PageHeader, PageType, PAGE_HEADER_SIZE};
 use crate::error::{CorruptionKind, Error, Result};
 
-/// Encodes an overflow extent holding `value`.
+/// Encodes an overflow extent holding `value` for the bucket `tree`.
 pub fn encode_overflow(
     value: &[u8],
     page_id: PageId,
     txid: TxId,
+    tree: BucketId,
     page_size: usize,
 ) -> Result<(Vec<u8>, PageHeader)> {
     let (extent_pages, mut page) = new_extent(value.len(), page_size)?;
@@ -32,6 +33,8 @@ pub fn encode_overflow(
         extent_pages,
         count: 0,
         payload_len: value.len() as u64,
+        common_prefix_len: 0,
+        tree_id: tree,
     };
     seal(page, h, written)
 }

@@ -8,13 +8,13 @@
 //! | 0      | 4    | checksum       | CRC32C over bytes `[4, extent_pages * page_size)`   |
 //! | 4      | 1    | page_type      | 1 meta, 2 branch, 3 leaf, 4 overflow, 5 freelist    |
 //! | 5      | 1    | flags          | 0 (reserved)                                        |
-//! | 6      | 2    | reserved       | 0                                                   |
+//! | 6      | 2    | common_prefix_len | branch/leaf: bytes every key of the page shares; 0 otherwise |
 //! | 8      | 8    | page_id        | the page's own id (offset / page_size)              |
 //! | 16     | 8    | txid           | the transaction that wrote this image               |
 //! | 24     | 4    | extent_pages   | pages this image occupies (>= 1)                    |
 //! | 28     | 4    | count          | elements (branch/leaf), runs (freelist), 0 otherwise|
 //! | 32     | 8    | payload_len    | bytes used after the header                         |
-//! | 40     | 8    | reserved       | 0                                                   |
+//! | 40     | 8    | tree_id        | the [`BucketId`] of the tree a branch, leaf or overflow page belongs to; 0 for meta and freelist |
 //!
 //! A [`PageRef`] (24 bytes) is how a parent vouches for a child:
 //!
@@ -25,8 +25,10 @@
 //! | 16     | 4    | checksum     |
 //! | 20     | 4    | extent_pages |
 
-use super::bytes::{get_u32, get_u64, get_u8, put_u32, put_u64, put_u8, usize_from};
-use super::ids::{PageId, TxId};
+use super::bytes::{
+    get_u16, get_u32, get_u64, get_u8, put_u16, put_u32, put_u64, put_u8, usize_from,
+};
+use super::ids::{BucketId, PageId, TxId};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::limits::MAX_EXTENT_PAGES;
 
@@ -46,11 +48,13 @@ const OFF_CHECKSUM: usize = 0;
 const CHECKSUMMED_FROM: usize = 4;
 const OFF_TYPE: usize = 4;
 const OFF_FLAGS: usize = 5;
+const OFF_COMMON_PREFIX_LEN: usize = 6;
 const OFF_PAGE_ID: usize = 8;
 const OFF_TXID: usize = 16;
 const OFF_EXTENT: usize = 24;
 const OFF_COUNT: usize = 28;
 const OFF_PAYLOAD_LEN: usize = 32;
+const OFF_TREE_ID: usize = 40;
 
 /// Whether `n` is a valid page size.
 pub fn is_valid_page_size(n: u64) -> bool {
@@ -120,6 +124,11 @@ pub struct PageHeader {
     pub count: u32,
     /// Payload bytes used after the header.
     pub payload_len: u64,
+    /// Branch/leaf: the length of the prefix every key of the page shares; 0 otherwise.
+    pub common_prefix_len: u16,
+    /// The tree (bucket) a branch, leaf or overflow page belongs to; `BucketId::NONE`
+    /// for meta and freelist pages.
+    pub tree_id: BucketId,
 }
 
 impl PageHeader {
@@ -210,11 +219,13 @@ pub fn seal_page(page: &mut [u8], h: &PageHeader) -> Result<u32> {
     );
     let written = put_u8(page, OFF_TYPE, h.page_type as u8)
         && put_u8(page, OFF_FLAGS, 0)
+        && put_u16(page, OFF_COMMON_PREFIX_LEN, h.common_prefix_len)
         && put_u64(page, OFF_PAGE_ID, h.page_id.0)
         && put_u64(page, OFF_TXID, h.txid.0)
         && put_u32(page, OFF_EXTENT, h.extent_pages)
         && put_u32(page, OFF_COUNT, h.count)
-        && put_u64(page, OFF_PAYLOAD_LEN, h.payload_len);
+        && put_u64(page, OFF_PAYLOAD_LEN, h.payload_len)
+        && put_u64(page, OFF_TREE_ID, h.tree_id.0);
     let crc = page_checksum(page)
         .filter(|_| written)
         .ok_or(Error::Internal("page buffer shorter than its header"))?;
@@ -234,6 +245,8 @@ pub fn decode_header(page: &[u8]) -> Option<PageHeader> {
         extent_pages: get_u32(page, OFF_EXTENT)?,
         count: get_u32(page, OFF_COUNT)?,
         payload_len: get_u64(page, OFF_PAYLOAD_LEN)?,
+        common_prefix_len: get_u16(page, OFF_COMMON_PREFIX_LEN)?,
+        tree_id: BucketId(get_u64(page, OFF_TREE_ID)?),
     })
 }
 
@@ -304,6 +317,27 @@ pub fn verify_page(page: &[u8], expected_id: PageId, page_size: usize) -> Result
             format!("payload length {} exceeds the extent", h.payload_len),
         ));
     }
+    // Pages of a tree name it; pages of no tree name none and share no key prefix.
+    let of_a_tree = matches!(
+        h.page_type,
+        PageType::Branch | PageType::Leaf | PageType::Overflow
+    );
+    if of_a_tree == (h.tree_id == BucketId::NONE) {
+        return Err(corrupt(
+            CorruptionKind::Invalid,
+            format!("a {} page with tree id {}", h.page_type.as_str(), h.tree_id),
+        ));
+    }
+    if !matches!(h.page_type, PageType::Branch | PageType::Leaf) && h.common_prefix_len != 0 {
+        return Err(corrupt(
+            CorruptionKind::Invalid,
+            format!(
+                "a {} page with a common key prefix of {} bytes",
+                h.page_type.as_str(),
+                h.common_prefix_len
+            ),
+        ));
+    }
     Ok(h)
 }
 
@@ -316,6 +350,22 @@ pub fn check_ref(h: &PageHeader, r: &PageRef) -> Result<()> {
             format!(
                 "parent expects txid {} checksum {:#010x} extent {}, page has txid {} checksum {:#010x} extent {} (stale or lost write)",
                 r.txid, r.checksum, r.extent_pages, h.txid, h.checksum, h.extent_pages
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that a verified page belongs to the tree its parent descends (`tree`): a page of
+/// another tree under this bucket is a parent mismatch naming both ids.
+pub fn check_tree(h: &PageHeader, tree: BucketId) -> Result<()> {
+    if h.tree_id != tree {
+        return Err(Error::corrupted(
+            h.page_id.0,
+            CorruptionKind::ParentMismatch,
+            format!(
+                "page belongs to tree {} but is referenced from tree {tree} (misplaced or stale page)",
+                h.tree_id
             ),
         ));
     }
@@ -375,6 +425,8 @@ mod tests {
             extent_pages: 1,
             count: 0,
             payload_len: 1,
+            common_prefix_len: 0,
+            tree_id: BucketId(3),
         };
         seal_page(&mut p, &h).expect("seal");
         p

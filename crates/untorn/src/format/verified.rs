@@ -11,8 +11,9 @@ use super::page::{verify_page, PageHeader, PageRef, PageType};
 use crate::error::Result;
 
 /// A verified page image: checksum, self id, extent length and payload bound hold, and
-/// a branch or leaf also passed [`NodeView::validate`]. Only [`VerifiedPage::verify`]
-/// makes one.
+/// a branch or leaf also passed [`NodeView::validate`]. [`VerifiedPage::verify`] makes
+/// one from bytes read from storage or the journal; inside the crate,
+/// `VerifiedPage::sealed` wraps an image the engine's own encoder just sealed.
 #[derive(Debug)]
 pub struct VerifiedPage {
     bytes: Box<[u8]>,
@@ -26,6 +27,37 @@ impl VerifiedPage {
         let header = verify_page(&bytes, id, page_size)?;
         if matches!(header.page_type, PageType::Branch | PageType::Leaf) {
             NodeView::validate(&bytes, &header)?;
+        }
+        Ok(VerifiedPage {
+            bytes: bytes.into_boxed_slice(),
+            header,
+        })
+    }
+
+    /// Wraps an image that this crate's encoder just built and sealed with `header`,
+    /// for page `id`. The encoder computes every derived field (checksum, common prefix,
+    /// key prefixes) itself, and the commit path asserts the allocation, so release
+    /// builds trust the image (one CRC per page: the seal). Debug builds verify it
+    /// exactly as a reader would, so every test run re-checks the encoders.
+    pub(crate) fn sealed(
+        bytes: Vec<u8>,
+        header: PageHeader,
+        id: PageId,
+        page_size: usize,
+    ) -> Result<VerifiedPage> {
+        if header.page_id != id || bytes.len() != header.extent_pages as usize * page_size {
+            return Err(crate::error::Error::Internal(
+                "a sealed image does not match its header",
+            ));
+        }
+        #[cfg(debug_assertions)]
+        {
+            let reverified = VerifiedPage::verify(bytes.clone(), id, page_size);
+            debug_assert!(
+                matches!(&reverified, Ok(p) if p.header == header),
+                "the encoder built an image a reader rejects: {:?}",
+                reverified.err()
+            );
         }
         Ok(VerifiedPage {
             bytes: bytes.into_boxed_slice(),

@@ -15,12 +15,18 @@ pub enum FindingKind {
     PageIdMismatch,
     /// The page is valid but not the version its parent references (stale / lost write).
     ParentMismatch,
+    /// The page belongs to another tree than the bucket that references it (its
+    /// `tree_id` differs from the bucket's id).
+    WrongTree,
     /// The page type is invalid, or invalid at this position in the tree.
     InvalidType,
     /// An element count, offset or length lies outside the page.
     ElementBounds,
     /// Keys within one page are not strictly ascending.
     KeyOrder,
+    /// A page's common key prefix, or an element's stored key prefix, does not match its
+    /// keys.
+    KeyPrefix,
     /// A key lies outside the separator bounds its ancestors give it.
     KeyOutOfBounds,
     /// Leaves of one tree are at different depths.
@@ -64,9 +70,11 @@ impl FindingKind {
         FindingKind::ZeroedPage,
         FindingKind::PageIdMismatch,
         FindingKind::ParentMismatch,
+        FindingKind::WrongTree,
         FindingKind::InvalidType,
         FindingKind::ElementBounds,
         FindingKind::KeyOrder,
+        FindingKind::KeyPrefix,
         FindingKind::KeyOutOfBounds,
         FindingKind::UnevenDepth,
         FindingKind::MultipleReferences,
@@ -93,9 +101,11 @@ impl FindingKind {
             FindingKind::ZeroedPage => "zeroed_page",
             FindingKind::PageIdMismatch => "page_id_mismatch",
             FindingKind::ParentMismatch => "parent_mismatch",
+            FindingKind::WrongTree => "wrong_tree",
             FindingKind::InvalidType => "invalid_type",
             FindingKind::ElementBounds => "element_bounds",
             FindingKind::KeyOrder => "key_order",
+            FindingKind::KeyPrefix => "key_prefix",
             FindingKind::KeyOutOfBounds => "key_out_of_bounds",
             FindingKind::UnevenDepth => "uneven_depth",
             FindingKind::MultipleReferences => "multiple_references",
