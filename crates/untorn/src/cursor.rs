@@ -12,7 +12,7 @@ use crate::btree::{
 };
 use crate::core::TxInner;
 use crate::error::{Error, Result};
-use crate::format::{overflow_value_range, BucketId, PageSlice, VerifiedPage};
+use crate::format::{overflow_value_range, BucketId, LeafValue, PageSlice, VerifiedPage};
 use crate::limits::{MAX_LEAF_STEPS, MAX_TREE_DEPTH};
 use crate::pager::Pager;
 use crate::value::{Entry, Value};
@@ -32,12 +32,23 @@ pub(crate) fn entry_at(
                 "a validated value range lies outside its page",
             ))
     };
+    if let Handle::Page(p) = h {
+        // One decode of the element: the kind and where its bytes lie.
+        return match p.node()?.leaf_value_at(i)? {
+            (LeafValue::Inline(_), range) => in_page(p, range),
+            (LeafValue::Overflow { extent, len }, _) => {
+                let page = read_page(pager, tree, &extent)?;
+                in_page(
+                    &page,
+                    overflow_value_range(page.bytes(), page.header(), len)?,
+                )
+            }
+            (LeafValue::Bucket(_), _) => Ok(Entry::Bucket),
+        };
+    }
     let v = h.view(st)?;
     match v.val(i)? {
-        ValRef::Inline(b) => match h {
-            Handle::Page(p) => in_page(p, p.node()?.value_range(i)?),
-            Handle::Mem(_) => Ok(Entry::Value(Value::owned(b.to_vec()))),
-        },
+        ValRef::Inline(b) => Ok(Entry::Value(Value::owned(b.to_vec()))),
         ValRef::Overflow { extent, len } => {
             let page = read_page(pager, tree, &extent)?;
             in_page(

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    branch_entry_size, leaf_entry_size, BucketHeader, LeafValue, PageRef, VerifiedPage,
+    branch_entry_size, leaf_entry_size, BucketHeader, BucketId, LeafValue, PageRef, VerifiedPage,
     BUCKET_HEADER_SIZE, OVERFLOW_VALUE_SIZE, PAGE_HEADER_SIZE,
 };
 use crate::limits::MAX_KEY_SIZE;
@@ -38,6 +38,23 @@ impl Child {
             Child::Null
         } else {
             Child::Clean(r)
+        }
+    }
+}
+
+/// A tree to read: its root and the id every page of it carries (`tree_id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tree {
+    pub(crate) root: Child,
+    pub(crate) id: BucketId,
+}
+
+impl Tree {
+    /// The tree of a bucket header.
+    pub(crate) fn of(h: &BucketHeader) -> Tree {
+        Tree {
+            root: Child::from_ref(h.root),
+            id: h.bucket_id,
         }
     }
 }

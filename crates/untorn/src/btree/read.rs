@@ -10,25 +10,9 @@ use crate::format::{
 use crate::limits::MAX_TREE_DEPTH;
 use crate::pager::Pager;
 
+pub(crate) use super::node::Tree;
 use super::node::{internal, Child, Node, NodeValue, Store};
 use super::state::TxState;
-
-/// A tree to read: its root and the id every page of it carries (`tree_id`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Tree {
-    pub(crate) root: Child,
-    pub(crate) id: BucketId,
-}
-
-impl Tree {
-    /// The tree of a bucket header.
-    pub(crate) fn of(h: &BucketHeader) -> Tree {
-        Tree {
-            root: Child::from_ref(h.root),
-            id: h.bucket_id,
-        }
-    }
-}
 
 /// A node to read: a verified page or an arena node.
 #[derive(Debug, Clone)]

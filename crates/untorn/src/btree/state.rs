@@ -7,8 +7,7 @@ use std::collections::HashMap;
 use crate::error::{Error, Result};
 use crate::format::{BucketId, PageRef, TxId};
 
-use super::node::{internal, Child, Node, Store};
-use super::read::Tree;
+use super::node::{internal, Child, Node, Store, Tree};
 
 /// A bucket's index in the write transaction's bucket table (the root bucket is 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

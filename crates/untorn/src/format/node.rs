@@ -610,10 +610,18 @@ impl<'a> NodeView<'a> {
 
     /// Value of leaf element `i`.
     pub fn leaf_value(&self, i: usize) -> Result<LeafValue<'a>> {
-        let v = self
-            .page
-            .get(self.value_range(i)?)
-            .ok_or_else(|| self.bounds("value"))?;
+        self.leaf_value_at(i).map(|(v, _)| v)
+    }
+
+    /// Value of leaf element `i` and where its stored bytes lie in the page.
+    pub fn leaf_value_at(&self, i: usize) -> Result<(LeafValue<'a>, Range<usize>)> {
+        let range = self.value_range(i)?;
+        let value = self.decode_value(i, range.clone())?;
+        Ok((value, range))
+    }
+
+    fn decode_value(&self, i: usize, range: Range<usize>) -> Result<LeafValue<'a>> {
+        let v = self.page.get(range).ok_or_else(|| self.bounds("value"))?;
         match self.leaf_kind(i)? {
             KIND_INLINE => Ok(LeafValue::Inline(v)),
             KIND_OVERFLOW => {
@@ -657,10 +665,25 @@ impl<'a> NodeView<'a> {
         }
         let probe = key_prefix_at(key, cpl);
         let rest = key.get(cpl..).unwrap_or(&[]);
+        let (elem, prefix_off) = if self.leaf {
+            (LEAF_ELEM_SIZE, LEAF_OFF_PREFIX)
+        } else {
+            (BRANCH_ELEM_SIZE, BRANCH_OFF_PREFIX)
+        };
+        // The element array, bounds-checked once; each probe reads 4 bytes of it.
+        let elems = self
+            .page
+            .get(PAGE_HEADER_SIZE..PAGE_HEADER_SIZE + self.count * elem)
+            .ok_or_else(|| self.bounds("element array"))?;
         let (mut lo, mut hi) = (0usize, self.count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let ord = match self.elem_prefix(mid)?.cmp(&probe) {
+            let at = mid * elem + prefix_off;
+            let stored = match elems.get(at..at + KEY_PREFIX_SIZE) {
+                Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]),
+                _ => return Err(self.bounds("element")),
+            };
+            let ord = match stored.cmp(&probe) {
                 Ordering::Equal => self.key(mid)?.get(cpl..).unwrap_or(&[]).cmp(rest),
                 other => other,
             };
