@@ -57,7 +57,9 @@ impl TxState {
             other => self.materialize(pager, bucket, other)?,
         };
         self.bucket_mut(bucket)?.root = Child::Dirty(cur);
-        let mut path = Vec::new();
+        // The path buffer is the transaction's, reused by every put and delete.
+        let mut path = std::mem::take(&mut self.path_scratch);
+        path.clear();
         for _ in 0..MAX_TREE_DEPTH {
             let (idx, child) = {
                 let TxState { nodes, store, .. } = &mut *self;
@@ -97,7 +99,7 @@ impl TxState {
         key: &[u8],
         val: NodeValue,
     ) -> Result<Option<NodeValue>> {
-        let (path, leaf) = self.descend_mut(pager, bucket, key, true)?;
+        let (mut path, leaf) = self.descend_mut(pager, bucket, key, true)?;
         let is_bucket = val.is_bucket();
         let old = {
             let TxState { nodes, store, .. } = &mut *self;
@@ -153,7 +155,8 @@ impl TxState {
         }
         st.dirty = true;
         self.mod_count += 1;
-        self.split(bucket, path, leaf)?;
+        self.split(bucket, &mut path, leaf)?;
+        self.path_scratch = path;
         Ok(old)
     }
 
@@ -172,7 +175,7 @@ impl TxState {
     fn split(
         &mut self,
         bucket: BucketSlot,
-        mut path: Vec<(usize, usize)>,
+        path: &mut Vec<(usize, usize)>,
         node: usize,
     ) -> Result<()> {
         let page_size = self.page_size;
@@ -310,7 +313,7 @@ impl TxState {
         bucket: BucketSlot,
         key: &[u8],
     ) -> Result<Option<NodeValue>> {
-        let (path, leaf) = self.descend_mut(pager, bucket, key, false)?;
+        let (mut path, leaf) = self.descend_mut(pager, bucket, key, false)?;
         let removed = {
             let TxState { nodes, store, .. } = &mut *self;
             let n = nodes.get_mut(leaf).ok_or_else(|| internal("arena index"))?;
@@ -333,7 +336,8 @@ impl TxState {
         }
         st.dirty = true;
         self.mod_count += 1;
-        self.rebalance(pager, bucket, path, leaf)?;
+        self.rebalance(pager, bucket, &mut path, leaf)?;
+        self.path_scratch = path;
         Ok(Some(removed))
     }
 
@@ -342,7 +346,7 @@ impl TxState {
         &mut self,
         pager: &Pager,
         bucket: BucketSlot,
-        mut path: Vec<(usize, usize)>,
+        path: &mut Vec<(usize, usize)>,
         node: usize,
     ) -> Result<()> {
         let page_size = self.page_size;

@@ -274,21 +274,29 @@ impl Node {
             n.children.reserve_exact(count);
         }
         let buf = store.adopt(Arc::clone(&page))?;
+        let bytes = page.bytes();
         for i in 0..count {
-            let range = v.key_range(i)?;
-            let key = v.key(i)?;
-            n.keys.push(NodeKey {
-                prefix: key_prefix(key),
-                span: span_in(buf, range)?,
-            });
-            if n.leaf {
-                n.vals.push(match v.leaf_value(i)? {
-                    LeafValue::Inline(_) => NodeValue::Inline(span_in(buf, v.value_range(i)?)?),
+            let (key_range, value) = if n.leaf {
+                let (k, value, vrange) = v.leaf_entry(i)?;
+                let value = match value {
+                    LeafValue::Inline(_) => NodeValue::Inline(span_in(buf, vrange)?),
                     LeafValue::Overflow { extent, len } => NodeValue::Overflow { extent, len },
                     LeafValue::Bucket(h) => NodeValue::Bucket(h),
-                });
+                };
+                (k, Some(value))
             } else {
                 n.children.push(Child::Clean(v.branch_child(i)?));
+                (v.key_range(i)?, None)
+            };
+            let key = bytes
+                .get(key_range.clone())
+                .ok_or_else(|| internal("a validated key outside its page"))?;
+            n.keys.push(NodeKey {
+                prefix: key_prefix(key),
+                span: span_in(buf, key_range)?,
+            });
+            if let Some(value) = value {
+                n.vals.push(value);
             }
         }
         // A validated page's payload is exactly its entries.

@@ -60,6 +60,8 @@ pub(crate) struct TxState {
     pub(crate) freed: Vec<PageRef>,
     /// Bumped on every modification (cursors re-seek when it changes).
     pub(crate) mod_count: u64,
+    /// The descent path of the current put or delete (kept to reuse its allocation).
+    pub(super) path_scratch: Vec<(usize, usize)>,
 }
 
 impl TxState {
@@ -89,6 +91,7 @@ impl TxState {
             index: HashMap::new(),
             freed: Vec::new(),
             mod_count: 0,
+            path_scratch: Vec::new(),
         }
     }
 

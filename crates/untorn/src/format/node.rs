@@ -46,7 +46,7 @@ use super::bytes::{
 };
 use super::ids::{BucketId, PageId, TxId};
 use super::page::{
-    new_extent, seal, PageHeader, PageRef, PageType, PAGE_HEADER_SIZE, PAGE_REF_SIZE,
+    extent_for, seal, PageHeader, PageRef, PageType, PAGE_HEADER_SIZE, PAGE_REF_SIZE,
 };
 use crate::error::{CorruptionKind, Error, Result};
 use crate::limits::{MAX_EXTENT_PAGES, MAX_KEY_SIZE};
@@ -200,6 +200,9 @@ fn page_cpl<'k>(mut keys: impl DoubleEndedIterator<Item = &'k [u8]>) -> (usize, 
 /// the encoder writes what it is given (tests build damaged pages with it); the engine
 /// asserts its nodes are sound before it encodes them. The common prefix and every
 /// element's key prefix are computed here, so they are right for sorted keys.
+///
+/// The extent is written front to back (header, elements, keys and values, zero tail),
+/// so no byte is written twice.
 pub fn encode_leaf(
     entries: &[(&[u8], LeafValue<'_>)],
     page_id: PageId,
@@ -212,11 +215,12 @@ pub fn encode_leaf(
         .map(|(k, v)| leaf_entry_size(k.len(), v.stored_len()))
         .sum();
     let (cpl, cpl16) = page_cpl(entries.iter().map(|(k, _)| *k));
-    let (extent_pages, mut page) = new_extent(body, page_size)?;
+    let (extent_pages, len) = extent_for(body, page_size)?;
+    let mut page = Vec::with_capacity(len);
+    page.resize(PAGE_HEADER_SIZE, 0);
     let mut written = true;
     let mut data_off = PAGE_HEADER_SIZE + entries.len() * LEAF_ELEM_SIZE;
-    for (i, (k, v)) in entries.iter().enumerate() {
-        let e = PAGE_HEADER_SIZE + i * LEAF_ELEM_SIZE;
+    for (k, v) in entries {
         let (kind, vlen) = match v {
             LeafValue::Inline(b) => (KIND_INLINE, b.len()),
             LeafValue::Overflow { .. } => (KIND_OVERFLOW, OVERFLOW_VALUE_SIZE),
@@ -227,26 +231,33 @@ pub fn encode_leaf(
         else {
             return Err(Error::Internal("leaf entry larger than its fields"));
         };
-        written &= put_u8(&mut page, e + LEAF_OFF_KIND, kind)
-            && put_u16(&mut page, e + LEAF_OFF_KEY_LEN, klen)
-            && put_u32(&mut page, e + LEAF_OFF_VAL_LEN, vlen32)
-            && put_u32(&mut page, e + LEAF_OFF_DATA, off)
+        let mut e = [0u8; LEAF_ELEM_SIZE];
+        written &= put_u8(&mut e, LEAF_OFF_KIND, kind)
+            && put_u16(&mut e, LEAF_OFF_KEY_LEN, klen)
+            && put_u32(&mut e, LEAF_OFF_VAL_LEN, vlen32)
+            && put_u32(&mut e, LEAF_OFF_DATA, off)
             && put_bytes(
-                &mut page,
-                e + LEAF_OFF_PREFIX,
+                &mut e,
+                LEAF_OFF_PREFIX,
                 &key_prefix_at(k, cpl).to_be_bytes(),
-            )
-            && put_bytes(&mut page, data_off, k);
-        let voff = data_off + k.len();
-        written &= match v {
-            LeafValue::Inline(b) => put_bytes(&mut page, voff, b),
-            LeafValue::Overflow { extent, len } => {
-                extent.encode(&mut page, voff) && put_u64(&mut page, voff + PAGE_REF_SIZE, *len)
-            }
-            LeafValue::Bucket(h) => put_bytes(&mut page, voff, &h.encode()),
-        };
-        data_off = voff + vlen;
+            );
+        page.extend_from_slice(&e);
+        data_off += k.len() + vlen;
     }
+    for (k, v) in entries {
+        page.extend_from_slice(k);
+        match v {
+            LeafValue::Inline(b) => page.extend_from_slice(b),
+            LeafValue::Overflow { extent, len } => {
+                let mut b = [0u8; OVERFLOW_VALUE_SIZE];
+                written &= extent.encode(&mut b, 0) && put_u64(&mut b, PAGE_REF_SIZE, *len);
+                page.extend_from_slice(&b);
+            }
+            LeafValue::Bucket(h) => page.extend_from_slice(&h.encode()),
+        }
+    }
+    written &= page.len() == PAGE_HEADER_SIZE + body && page.len() <= len;
+    page.resize(len, 0);
     let h = PageHeader {
         checksum: 0,
         page_type: PageType::Leaf,
@@ -262,7 +273,7 @@ pub fn encode_leaf(
 }
 
 /// Encodes a branch extent of the tree `tree`. `entries` are (separator key, child) in
-/// key order.
+/// key order. Written front to back like [`encode_leaf`].
 pub fn encode_branch(
     entries: &[(&[u8], PageRef)],
     page_id: PageId,
@@ -275,25 +286,32 @@ pub fn encode_branch(
         .map(|(k, _)| branch_entry_size(k.len()))
         .sum();
     let (cpl, cpl16) = page_cpl(entries.iter().map(|(k, _)| *k));
-    let (extent_pages, mut page) = new_extent(body, page_size)?;
+    let (extent_pages, len) = extent_for(body, page_size)?;
+    let mut page = Vec::with_capacity(len);
+    page.resize(PAGE_HEADER_SIZE, 0);
     let mut written = true;
     let mut data_off = PAGE_HEADER_SIZE + entries.len() * BRANCH_ELEM_SIZE;
-    for (i, (k, child)) in entries.iter().enumerate() {
-        let e = PAGE_HEADER_SIZE + i * BRANCH_ELEM_SIZE;
+    for (k, child) in entries {
         let (Some(off), Ok(klen)) = (u32_from(data_off), u16::try_from(k.len())) else {
             return Err(Error::Internal("branch entry larger than its fields"));
         };
-        written &= child.encode(&mut page, e)
-            && put_u32(&mut page, e + BRANCH_OFF_KEY, off)
-            && put_u16(&mut page, e + BRANCH_OFF_KEY_LEN, klen)
+        let mut e = [0u8; BRANCH_ELEM_SIZE];
+        written &= child.encode(&mut e, 0)
+            && put_u32(&mut e, BRANCH_OFF_KEY, off)
+            && put_u16(&mut e, BRANCH_OFF_KEY_LEN, klen)
             && put_bytes(
-                &mut page,
-                e + BRANCH_OFF_PREFIX,
+                &mut e,
+                BRANCH_OFF_PREFIX,
                 &key_prefix_at(k, cpl).to_be_bytes(),
-            )
-            && put_bytes(&mut page, data_off, k);
+            );
+        page.extend_from_slice(&e);
         data_off += k.len();
     }
+    for (k, _) in entries {
+        page.extend_from_slice(k);
+    }
+    written &= page.len() == PAGE_HEADER_SIZE + body && page.len() <= len;
+    page.resize(len, 0);
     let h = PageHeader {
         checksum: 0,
         page_type: PageType::Branch,
@@ -611,6 +629,21 @@ impl<'a> NodeView<'a> {
     /// Value of leaf element `i`.
     pub fn leaf_value(&self, i: usize) -> Result<LeafValue<'a>> {
         self.leaf_value_at(i).map(|(v, _)| v)
+    }
+
+    /// Leaf element `i` in one decode: where its key lies, its value, and where the
+    /// value's stored bytes lie.
+    pub fn leaf_entry(&self, i: usize) -> Result<(Range<usize>, LeafValue<'a>, Range<usize>)> {
+        if !self.leaf {
+            return Err(self.bounds("leaf element"));
+        }
+        let (off, klen, vlen) = self.raw_elem(i)?;
+        let key = off..off.saturating_add(klen);
+        let value = key.end..key.end.saturating_add(vlen);
+        if self.page.get(key.start..value.end).is_none() {
+            return Err(self.bounds("entry"));
+        }
+        Ok((key, self.decode_value(i, value.clone())?, value))
     }
 
     /// Value of leaf element `i` and where its stored bytes lie in the page.

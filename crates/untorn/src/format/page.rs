@@ -383,6 +383,19 @@ pub fn extent_pages_for(bytes: usize, page_size: usize) -> Option<u32> {
         .map(|n| n.max(1))
 }
 
+/// The page count and byte length of an extent for a header and `payload` bytes.
+pub(super) fn extent_for(payload: usize, page_size: usize) -> Result<(u32, usize)> {
+    let extent_pages = PAGE_HEADER_SIZE
+        .checked_add(payload)
+        .and_then(|used| extent_pages_for(used, page_size))
+        .filter(|n| *n <= MAX_EXTENT_PAGES)
+        .ok_or(Error::Internal("extent larger than the largest extent"))?;
+    let len = usize_from(extent_pages)
+        .checked_mul(page_size)
+        .ok_or(Error::Internal("extent larger than the address space"))?;
+    Ok((extent_pages, len))
+}
+
 /// An all-zero extent large enough for a header and `payload` bytes: its page count and
 /// its bytes.
 pub(super) fn new_extent(payload: usize, page_size: usize) -> Result<(u32, Vec<u8>)> {
