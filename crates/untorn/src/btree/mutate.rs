@@ -1,13 +1,16 @@
 //! Keys and values in the write transaction's trees: descending with copy-on-write,
 //! puts with eager splits, deletes with merges.
 
+use std::sync::Arc;
+
 use crate::error::{Error, Result};
+use crate::format::check_tree;
 use crate::format::{leaf_entry_size, PAGE_HEADER_SIZE};
 use crate::limits::MAX_TREE_DEPTH;
 use crate::pager::Pager;
 
 use super::node::{internal, Child, Node, NodeKey, NodeValue};
-use super::read::{lookup, read_page, too_deep, ValRef};
+use super::read::{load, lookup, read_page, too_deep, Handle, Tree, ValRef};
 use super::state::{BucketSlot, TxState};
 
 /// Values longer than this go to an overflow extent.
@@ -28,8 +31,23 @@ impl TxState {
             Child::Dirty(i) => Ok(i),
             Child::Null => Err(internal("materialize null child")),
             Child::Clean(r) => {
-                let tree = self.bucket_state(bucket).map(|s| s.bucket_id);
-                let page = read_page(pager, tree.ok_or_else(|| internal("bucket index"))?, &r)?;
+                let tree = self
+                    .bucket_state(bucket)
+                    .map(|s| s.bucket_id)
+                    .ok_or_else(|| internal("bucket index"))?;
+                // A page a lookup of this operation just read (and checked) is reused.
+                let seen = self
+                    .looked_up
+                    .iter()
+                    .find(|p| p.page_id() == r.page_id && p.header().matches(&r))
+                    .cloned();
+                let page = match seen {
+                    Some(p) => {
+                        check_tree(p.header(), tree)?;
+                        p
+                    }
+                    None => read_page(pager, tree, &r)?,
+                };
                 let node = Node::from_page(&mut self.store, page)?;
                 self.freed.push(r);
                 self.nodes.push(node);
@@ -280,16 +298,56 @@ impl TxState {
         key: &[u8],
     ) -> Result<bool> {
         let tree = self.tree(bucket)?;
-        match lookup(pager, Some(self), tree, key)? {
-            None => Ok(false),
-            Some((h, i)) if matches!(h.view(Some(self))?.val(i)?, ValRef::Bucket(_)) => {
-                Err(Error::IncompatibleValue {
-                    expected: "value",
-                    found: "bucket",
-                })
+        let found = self.find_keeping_pages(pager, tree, key);
+        let removed = match found {
+            Ok(None) => Ok(false),
+            Ok(Some(true)) => Err(Error::IncompatibleValue {
+                expected: "value",
+                found: "bucket",
+            }),
+            Ok(Some(false)) => self.remove_present(pager, bucket, key).map(|v| v.is_some()),
+            Err(e) => Err(e),
+        };
+        self.looked_up.clear();
+        removed
+    }
+
+    /// Looks `key` up in `tree` (read-only): `Some(is_bucket)` if present. Keeps the
+    /// committed pages of the path in `looked_up`, so that removing the key materializes
+    /// them without reading them through the pager a second time.
+    fn find_keeping_pages(
+        &mut self,
+        pager: &Pager,
+        tree: Tree,
+        key: &[u8],
+    ) -> Result<Option<bool>> {
+        let mut pages = std::mem::take(&mut self.looked_up);
+        pages.clear();
+        let found = (|| {
+            let Some(mut h) = load(pager, tree.id, tree.root)? else {
+                return Ok(None);
+            };
+            for _ in 0..MAX_TREE_DEPTH {
+                if let Handle::Page(p) = &h {
+                    pages.push(Arc::clone(p));
+                }
+                let next = {
+                    let v = h.view(Some(self))?;
+                    if v.is_leaf() {
+                        return Ok(match v.search(key)? {
+                            Ok(i) => Some(matches!(v.val(i)?, ValRef::Bucket(_))),
+                            Err(_) => None,
+                        });
+                    }
+                    v.child(v.child_index(key)?)?
+                };
+                h = load(pager, tree.id, next)?
+                    .ok_or_else(|| internal("branch with a null child"))?;
             }
-            Some(_) => Ok(self.remove_present(pager, bucket, key)?.is_some()),
-        }
+            Err(too_deep(h.page_id()))
+        })();
+        self.looked_up = pages;
+        found
     }
 
     /// Removes `key` from bucket `b`. Returns the removed value, or None if absent.

@@ -62,6 +62,8 @@ pub(crate) struct TxState {
     pub(crate) mod_count: u64,
     /// The descent path of the current put or delete (kept to reuse its allocation).
     pub(super) path_scratch: Vec<(usize, usize)>,
+    /// Committed pages a delete's lookup just read, reused when it materializes them.
+    pub(super) looked_up: Vec<std::sync::Arc<crate::format::VerifiedPage>>,
 }
 
 impl TxState {
@@ -92,6 +94,7 @@ impl TxState {
             freed: Vec::new(),
             mod_count: 0,
             path_scratch: Vec::new(),
+            looked_up: Vec::new(),
         }
     }
 
