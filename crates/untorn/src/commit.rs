@@ -16,6 +16,12 @@ use crate::limits::MAX_TREE_DEPTH;
 use crate::pager::Pager;
 
 /// Page allocation during one commit: free runs first, then the high-water mark.
+///
+/// Every page allocated here is written through the journal. Large transactions will
+/// write some pages straight home instead (format v2, §2.3 direct extents); those may
+/// only come from home-safe pages (free at the last checkpoint and not freed since) or
+/// from beyond the high-water mark, so that path will ask for them with a separate
+/// home-safe allocation, never from `allocate`.
 pub(crate) struct Allocator {
     pub(crate) free: FreeSet,
     pub(crate) high_water: PageId,
