@@ -15,7 +15,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{check_ref, PageId, PageRef, TxId, VerifiedPage};
@@ -55,30 +55,40 @@ struct Shard {
     bytes: usize,
 }
 
-/// A sharded page cache with FIFO eviction (no bookkeeping on the read path).
+/// A sharded page cache with FIFO eviction (no bookkeeping on the read path, so a hit
+/// takes only a shard's read lock: concurrent readers never wait for each other).
 #[derive(Debug)]
 pub(crate) struct PageCache {
-    shards: Vec<Mutex<Shard>>,
+    shards: Vec<RwLock<Shard>>,
     shard_capacity_bytes: usize,
 }
 
 impl PageCache {
     pub(crate) fn new(capacity_bytes: usize) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
             shard_capacity_bytes: (capacity_bytes / SHARDS).max(1),
         }
     }
 
-    fn shard(&self, id: PageId) -> Option<std::sync::MutexGuard<'_, Shard>> {
+    fn shard_lock(&self, id: PageId) -> Option<&RwLock<Shard>> {
         usize::try_from(id.0 % SHARDS as u64)
             .ok()
             .and_then(|i| self.shards.get(i))
-            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn shard(&self, id: PageId) -> Option<std::sync::RwLockWriteGuard<'_, Shard>> {
+        self.shard_lock(id)
+            .map(|m| m.write().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn get(&self, id: PageId) -> Option<Arc<VerifiedPage>> {
-        self.shard(id)?.map.get(&id).cloned()
+        self.shard_lock(id)?
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .map
+            .get(&id)
+            .cloned()
     }
 
     pub(crate) fn insert(&self, id: PageId, page: Arc<VerifiedPage>) {
