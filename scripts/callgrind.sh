@@ -7,7 +7,10 @@
 #
 # The phases before PHASE run first (they build its starting state) but are not counted:
 # callgrind collects only inside the phase's own function (`phase_<name>`), via
-# --toggle-collect. Prints the phase's total instruction count (Ir) and leaves
+# --toggle-collect. The pattern ends at the function's name: `*phase_<name>*` would also
+# match the closures inside it (`phase_<name>::{{closure}}`), and entering one would
+# toggle collection off for the very work the phase times (range reads and removals run
+# inside such closures). Prints the phase's total instruction count (Ir) and leaves
 # target/callgrind/PHASE.out for callgrind_annotate. Compare before/after on the same keys.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +31,7 @@ out=target/callgrind/$phase.out
 keys_default=(--keys 100000)
 for a in "$@"; do case "$a" in --keys|--small) keys_default=() ;; esac; done
 valgrind --tool=callgrind --callgrind-out-file="$out" \
-  --toggle-collect="*phase_${fn}*" "${toggles[@]}" \
+  --toggle-collect="*::phase_${fn}" "${toggles[@]}" \
   target/release/untorn-bench phase --engine untorn --phase "$phase" "${keys_default[@]}" "$@" >&2
 ir=$(awk '/^totals:/ {t=$2} /^summary:/ {s=$2} END {print (t != "" ? t : s)}' "$out")
 echo "$phase: $ir instructions (Ir), $out"
