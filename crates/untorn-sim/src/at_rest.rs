@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use untorn::format::{record_span, RecordHeader, RECORD_HEADER_SIZE};
+use untorn::format::{RecordHeader, RecordKind};
 use untorn::{Error, ReadTx};
 
 use crate::config::{open_db, DATA_FILE, JOURNAL_FILE};
@@ -112,17 +112,21 @@ fn read_path<'a>(
     Ok(Some(b))
 }
 
-/// One damaged copy: returns whether reads hit `Corrupted`.
-/// The journal's records in an undamaged journal: (start, end of the bytes its checksums
-/// cover). Bounded by the journal length.
+/// The commit records of the journal's current generation in an undamaged journal:
+/// (start, end) of each record (every byte of it is covered by a checksum). Bounded by
+/// the journal length.
 fn journal_records(bytes: &[u8]) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut off = 0usize;
+    let mut salt = None;
     while let Some(h) = bytes.get(off..).and_then(RecordHeader::decode) {
-        let covered =
-            off + RECORD_HEADER_SIZE + usize::try_from(h.body_len).unwrap_or(usize::MAX / 2);
-        let next = off + usize::try_from(record_span(h.body_len)).unwrap_or(usize::MAX / 2);
-        out.push((off, covered));
+        if *salt.get_or_insert(h.salt) != h.salt {
+            break;
+        }
+        let next = off + usize::try_from(h.record_len()).unwrap_or(usize::MAX / 2);
+        if h.kind == RecordKind::Commit {
+            out.push((off, next));
+        }
         if next <= off || next > bytes.len() {
             break;
         }
@@ -161,7 +165,11 @@ fn trial(
             ));
         }
         Ok(db) => db,
-        Err(Error::Corrupted { .. } | Error::NotADatabase(_)) => {
+        // Detected damage: corruption, or a typed refusal that names what a rollback
+        // would discard (a damaged meta nothing proves older, a damaged journal record).
+        Err(e @ (Error::Corrupted { .. } | Error::NotADatabase(_))) | Err(e)
+            if e.is_corruption() || e.needs_rollback() || matches!(e, Error::NotADatabase(_)) =>
+        {
             stats.open_refused += 1;
             return Ok(());
         }
@@ -180,7 +188,10 @@ fn trial(
         stats.rolled_back += 1;
         // Rolling back to an earlier intact commit must say so (repair ladder step 2).
         let report = db.recovery_report();
-        if report.meta_fallback.is_none() && report.bytes_discarded == 0 {
+        if report.meta_fallback.is_none()
+            && report.bytes_discarded == 0
+            && report.damaged_record.is_none()
+        {
             return Err(format!(
                 "opened at txid {txid} < last commit {last} without reporting a meta fallback or discarded journal bytes: {report:?}"
             ));

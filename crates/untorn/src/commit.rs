@@ -1,6 +1,9 @@
 //! Turning a write transaction's dirty nodes into page images: allocation, bottom-up
 //! encoding (children before parents, so every parent records its children's txid and
-//! checksum), overflow extents, the freelist extent and the new meta.
+//! checksum), overflow extents and the new meta — and the writer's free state, updated in
+//! place by each commit and undone if the commit fails. A commit writes no freelist: its
+//! record carries the runs it freed (the delta), and the freelist extent is written at
+//! checkpoints only (`recovery::freelist_extent`).
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
@@ -8,29 +11,73 @@ use std::sync::Arc;
 use crate::btree::{BucketSlot, Child, NodeValue, TxState};
 use crate::error::{Error, Result};
 use crate::format::{
-    encode_branch, encode_freelist, encode_leaf, encode_overflow, extent_pages_for, freelist_bytes,
-    BucketId, LeafValue, Meta, PageHeader, PageId, PageRef, TxId, VerifiedPage, PAGE_HEADER_SIZE,
+    encode_branch, encode_leaf, encode_overflow, extent_pages_for, BucketId, LeafValue, Meta,
+    PageHeader, PageId, PageRef, TxId, VerifiedPage, PAGE_HEADER_SIZE,
 };
 use crate::freeset::FreeSet;
 use crate::limits::MAX_TREE_DEPTH;
 use crate::pager::Pager;
 
-/// Page allocation during one commit: free runs first, then the high-water mark.
-///
-/// Every page allocated here is written through the journal. Large transactions will
-/// write some pages straight home instead (format v2, §2.3 direct extents); those may
-/// only come from home-safe pages (free at the last checkpoint and not freed since) or
-/// from beyond the high-water mark, so that path will ask for them with a separate
-/// home-safe allocation, never from `allocate`.
-pub(crate) struct Allocator {
+/// The writer's free pages: `free` (reusable now), `pending` (freed by a commit, held
+/// back while a reader may still see them) and `freed_since_checkpoint` (pages freed by
+/// the commits of this journal generation: not home-safe, because the meta on disk may
+/// still need them). Updated in place by every commit; a failed commit undoes its changes
+/// ([`FreeUndo`]) instead of working on a copy of the whole state.
+#[derive(Debug, Default)]
+pub(crate) struct FreeState {
     pub(crate) free: FreeSet,
-    pub(crate) high_water: PageId,
+    pub(crate) pending: BTreeMap<TxId, Vec<(u64, u64)>>,
+    pub(crate) freed_since_checkpoint: FreeSet,
 }
 
-impl Allocator {
+/// What one commit changed in a [`FreeState`] before it became durable.
+#[derive(Debug, Default)]
+pub(crate) struct FreeUndo {
+    /// Runs taken from `free`.
+    taken: Vec<(u64, u64)>,
+    /// Pending entries moved into `free`.
+    released: Vec<(TxId, Vec<(u64, u64)>)>,
+}
+
+impl FreeState {
+    /// Puts back what a failed commit took: the allocations first, then the released
+    /// pending entries (which the allocations may have drawn from).
+    pub(crate) fn undo(&mut self, undo: FreeUndo) {
+        for (s, l) in undo.taken.into_iter().rev() {
+            self.free.insert(s, l);
+        }
+        for (txid, runs) in undo.released.into_iter().rev() {
+            for (s, l) in &runs {
+                self.free.remove(*s, *l);
+            }
+            self.pending.insert(txid, runs);
+        }
+    }
+
+    /// Every page free in the newest committed state (free and pending): what a
+    /// checkpoint's freelist lists.
+    pub(crate) fn all_free(&self) -> FreeSet {
+        let mut all = self.free.clone();
+        for (s, l) in self.pending.values().flatten() {
+            all.insert(*s, *l);
+        }
+        all
+    }
+}
+
+/// Page allocation during one commit: free runs first, then the high-water mark. Every
+/// run taken is logged so that a failed commit can give it back.
+pub(crate) struct Allocator<'a> {
+    pub(crate) free: &'a mut FreeSet,
+    pub(crate) high_water: PageId,
+    taken: &'a mut Vec<(u64, u64)>,
+}
+
+impl Allocator<'_> {
     pub(crate) fn allocate(&mut self, pages: u32) -> Result<PageId> {
         let pages = u64::from(pages);
         if let Some(start) = self.free.allocate(pages) {
+            self.taken.push((start, pages));
             return Ok(PageId(start));
         }
         let start = self.high_water;
@@ -170,44 +217,90 @@ fn spill_tree(
         .ok_or(Error::Internal("root not encoded"))
 }
 
-/// The result of preparing a commit: images to journal and the new writer state.
+/// The result of preparing a commit: the images and meta to journal, the runs this
+/// commit frees, and how to undo its changes to the free state if it fails.
 pub(crate) struct Prepared {
     pub(crate) meta: Meta,
     pub(crate) images: Vec<Arc<VerifiedPage>>,
-    pub(crate) free: FreeSet,
-    pub(crate) pending: BTreeMap<TxId, Vec<(u64, u64)>>,
+    /// Extents this commit replaced or deleted (coalesced runs): the record's delta.
+    pub(crate) freed: Vec<(u64, u64)>,
+    pub(crate) undo: FreeUndo,
 }
 
-/// Prepares a commit of `st` on top of `base`. `free`/`pending` are copies of the
-/// writer's state (installed only if the commit becomes durable); `oldest_reader` is the
+/// Prepares a commit of `st` on top of `base`, allocating from `fs` in place. On error,
+/// `fs` is as it was; on success the caller either installs the commit
+/// ([`FreeState::commit`]) or undoes it ([`FreeState::undo`]). `oldest_reader` is the
 /// smallest snapshot txid still open.
 pub(crate) fn prepare(
     pager: &Pager,
-    mut st: TxState,
+    st: TxState,
     base: &Meta,
-    free: FreeSet,
-    mut pending: BTreeMap<TxId, Vec<(u64, u64)>>,
+    fs: &mut FreeState,
     oldest_reader: Option<TxId>,
 ) -> Result<Prepared> {
-    let page_size = st.page_size;
-    let txid = st.txid;
+    let mut undo = FreeUndo::default();
     // Pages freed by commit F were visible only to snapshots older than F.
-    let mut free = free;
-    let releasable: Vec<TxId> = pending
+    let releasable: Vec<TxId> = fs
+        .pending
         .keys()
         .copied()
         .filter(|f| oldest_reader.is_none_or(|r| *f <= r))
         .collect();
     for f in releasable {
-        if let Some(runs) = pending.remove(&f) {
-            for (s, l) in runs {
-                free.insert(s, l);
+        if let Some(runs) = fs.pending.remove(&f) {
+            for (s, l) in &runs {
+                fs.free.insert(*s, *l);
             }
+            undo.released.push((f, runs));
         }
     }
+    match spill(pager, st, base, &mut fs.free, &mut undo.taken) {
+        Ok((meta, images, freed)) => Ok(Prepared {
+            meta,
+            images,
+            freed,
+            undo,
+        }),
+        Err(e) => {
+            fs.undo(undo);
+            Err(e)
+        }
+    }
+}
+
+impl FreeState {
+    /// Installs a durable commit's delta: its freed runs wait for the readers that can
+    /// still see them, and are not home-safe until the next checkpoint.
+    pub(crate) fn commit(&mut self, txid: TxId, freed: &[(u64, u64)]) {
+        if freed.is_empty() {
+            return;
+        }
+        for (s, l) in freed {
+            self.freed_since_checkpoint.insert(*s, *l);
+        }
+        // A checkpoint may already hold back the old freelist extent under this txid.
+        self.pending
+            .entry(txid)
+            .or_default()
+            .extend_from_slice(freed);
+    }
+}
+
+type Spilled = (Meta, Vec<Arc<VerifiedPage>>, Vec<(u64, u64)>);
+
+/// Encodes every dirty bucket and the root tree into images allocated from `free`.
+fn spill(
+    pager: &Pager,
+    mut st: TxState,
+    base: &Meta,
+    free: &mut FreeSet,
+    taken: &mut Vec<(u64, u64)>,
+) -> Result<Spilled> {
+    let txid = st.txid;
     let mut alloc = Allocator {
         free,
         high_water: base.high_water,
+        taken,
     };
     let mut images = Vec::new();
 
@@ -236,57 +329,18 @@ pub(crate) fn prepare(
     let root_child = st.bucket(BucketSlot::ROOT)?.root;
     let root = spill_tree(&mut st, &mut alloc, root_child, BucketId::ROOT, &mut images)?;
 
-    // Everything this transaction replaced, plus the old freelist, becomes pending.
+    // Everything this transaction replaced: the record's freed delta.
     let mut freed = FreeSet::new();
     for r in &st.freed {
         freed.insert(r.page_id.0, u64::from(r.extent_pages));
     }
-    if !base.freelist.is_null() {
-        freed.insert(
-            base.freelist.page_id.0,
-            u64::from(base.freelist.extent_pages),
-        );
-    }
-    if freed.pages() > 0 {
-        pending.insert(txid, freed.runs().collect());
-    }
-
-    // The freelist lists free and pending pages (at open no reader exists).
-    let pending_runs = pending.values().map(Vec::len).sum::<usize>();
-    let freelist = if alloc.free.pages() == 0 && pending_runs == 0 {
-        PageRef::NULL
-    } else {
-        let bound = alloc.free.run_count() + pending_runs + 1;
-        let pages = extent_pages_for(freelist_bytes(bound), page_size)
-            .ok_or(Error::Internal("freelist larger than an extent"))?;
-        let id = alloc.allocate(pages)?;
-        let merged = FreeSet::from_runs(
-            alloc
-                .free
-                .runs()
-                .chain(pending.values().flat_map(|v| v.iter().copied())),
-        );
-        let runs: Vec<(u64, u64)> = merged.runs().collect();
-        let encoded = encode_freelist(&runs, id, txid, page_size, pages)?;
-        let img = seal(encoded, txid, alloc.high_water, page_size)?;
-        let r = img.reference();
-        images.push(img);
-        r
-    };
-
     let meta = Meta {
         txid,
-        page_size: u32::try_from(page_size).map_err(|_| Error::Internal("page size"))?,
         root,
-        freelist,
         high_water: alloc.high_water,
         next_bucket_id: st.next_bucket_id,
+        ..*base
     };
     meta.validate(0)?;
-    Ok(Prepared {
-        meta,
-        images,
-        free: alloc.free,
-        pending,
-    })
+    Ok((meta, images, freed.runs().collect()))
 }

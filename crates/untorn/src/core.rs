@@ -1,15 +1,16 @@
 //! The engine core behind a [`crate::Database`] handle: the state its transactions
-//! share, opening (superblock, recovery, freelist), the commit path, checkpoints,
-//! reader registration and poisoning.
+//! share, opening (creation, the superblock's choice, recovery), the commit path,
+//! checkpoints, a clean close, reader registration and poisoning.
 //!
-//! States of a handle: *open* (read-write or read-only) → *poisoned* (a sync or journal
-//! write failed: reads continue, writes refuse until reopen). Transitions happen only in
-//! [`Shared::commit`] and [`Shared::checkpoint_locked`].
+//! States of a handle: *open* (read-write or read-only) → *poisoned* (a sync or a journal
+//! header write failed: reads continue, writes refuse until reopen). Transitions happen
+//! only in [`Shared::commit`] and [`Shared::checkpoint_locked`].
 //!
 //! **Invariant:** pages freed by commit F are reused only when no registered reader has
 //! a snapshot older than F.
-//! **Invariant:** a failed journal write/sync or checkpoint I/O poisons the handle;
-//! there is no retry path.
+//! **Invariant:** a failed journal sync, a failed header write or checkpoint I/O poisons
+//! the handle; there is no retry path. A commit that fails before its header is written
+//! leaves nothing replayable and the handle usable (J13).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -17,15 +18,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::btree::TxState;
-use crate::commit;
+use crate::commit::{self, FreeState};
+use crate::entropy::Entropy;
 use crate::error::{Error, Result};
-use crate::format::{decode_freelist, Meta, TxId};
+use crate::format::{Meta, MetaState, PageRef, TxId};
 use crate::freeset::FreeSet;
-use crate::journal::{self, JournalWriter};
+use crate::journal::{self, AppendError, JournalWriter};
 use crate::pager::Pager;
-use crate::recovery::{self, RecoveryReport};
+use crate::recovery::{self, Evidence, RecoverOptions, RecoveryReport};
 use crate::storage::Storage;
-use crate::superblock::{self, Slot};
+use crate::superblock::{self, Chosen, Slot};
 
 /// Locks a mutex, serving its value even if a panic poisoned the lock: every value
 /// behind these locks is consistent between statements.
@@ -33,8 +35,11 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Keeps a journal's bytes before a rollback reuses it (see `recovery::Evidence`).
+pub(crate) type EvidenceFn = Arc<dyn Fn(&dyn Storage) -> Result<String> + Send + Sync>;
+
 /// What opening needs to know (the validated options of a `Builder`).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Options {
     pub(crate) page_size: usize,
     pub(crate) cache_size_bytes: usize,
@@ -42,11 +47,89 @@ pub(crate) struct Options {
     /// Sync the journal at every commit (`Durability::Immediate`).
     pub(crate) sync_on_commit: bool,
     pub(crate) checkpoint_threshold_bytes: u64,
+    /// `Recovery::RollbackToLastGood`.
+    pub(crate) rollback: bool,
+    /// Fixed seed for ids and salts (simulator, golden files); `None`: random.
+    pub(crate) id_seed: Option<u64>,
+    /// Where a rollback keeps the journal's bytes (path-based opens).
+    pub(crate) evidence: Option<EvidenceFn>,
+}
+
+/// One commit's change to the free set, in a persistent list a reader's snapshot keeps
+/// alive (so the checker can compute a snapshot's free pages without the writer).
+pub(crate) struct Delta {
+    prev: Option<Arc<Delta>>,
+    allocated: Vec<(u64, u64)>,
+    freed: Vec<(u64, u64)>,
+}
+
+impl Drop for Delta {
+    // Iterative, so that dropping a long list never recurses.
+    fn drop(&mut self) {
+        let mut next = self.prev.take();
+        while let Some(d) = next {
+            match Arc::try_unwrap(d) {
+                Ok(mut inner) => next = inner.prev.take(),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+/// The free pages of one committed snapshot: the set at the last checkpoint (or open)
+/// and the deltas of the commits since.
+#[derive(Clone, Default)]
+pub(crate) struct FreeView {
+    base: Option<Arc<Vec<(u64, u64)>>>,
+    last: Option<Arc<Delta>>,
+}
+
+impl FreeView {
+    fn new(base: &FreeSet) -> FreeView {
+        FreeView {
+            base: Some(Arc::new(base.runs().collect())),
+            last: None,
+        }
+    }
+
+    fn push(&self, allocated: Vec<(u64, u64)>, freed: Vec<(u64, u64)>) -> FreeView {
+        FreeView {
+            base: self.base.clone(),
+            last: Some(Arc::new(Delta {
+                prev: self.last.clone(),
+                allocated,
+                freed,
+            })),
+        }
+    }
+
+    /// The snapshot's free runs; `None` if unknown (a read-only open whose freelist could
+    /// not be read: the checker reads the extent itself).
+    pub(crate) fn runs(&self) -> Option<Vec<(u64, u64)>> {
+        let base = self.base.as_ref()?;
+        let mut chain = Vec::new();
+        let mut at = self.last.as_ref();
+        while let Some(d) = at {
+            chain.push(d);
+            at = d.prev.as_ref();
+        }
+        let mut free = FreeSet::from_runs(base.iter().copied());
+        for d in chain.into_iter().rev() {
+            for (s, l) in &d.allocated {
+                free.remove(*s, *l);
+            }
+            for (s, l) in &d.freed {
+                free.insert(*s, *l);
+            }
+        }
+        Some(free.runs().collect())
+    }
 }
 
 /// The newest committed meta and the snapshots readers hold.
 pub(crate) struct Published {
     pub(crate) current: Meta,
+    pub(crate) free: FreeView,
     /// Open read transactions per snapshot txid.
     pub(crate) readers: BTreeMap<TxId, usize>,
 }
@@ -55,13 +138,12 @@ pub(crate) struct Published {
 pub(crate) struct WriterState {
     /// The newest committed meta (the base of the next write transaction).
     pub(crate) meta: Meta,
-    /// The txid of the meta in the active slot on disk (the last checkpoint's).
-    pub(crate) checkpointed: TxId,
-    pub(crate) free: FreeSet,
-    /// Runs freed by each commit, released once no reader can see them.
-    pub(crate) pending: BTreeMap<TxId, Vec<(u64, u64)>>,
+    /// The meta in the active slot on disk (the last checkpoint's).
+    pub(crate) on_disk: Meta,
+    pub(crate) fs: FreeState,
     /// `None` for a read-only handle.
     pub(crate) journal: Option<JournalWriter>,
+    entropy: Entropy,
 }
 
 /// The state shared by a database handle and its transactions.
@@ -75,8 +157,45 @@ pub(crate) struct Shared {
     pub(crate) writer: Mutex<WriterState>,
     poisoned: AtomicBool,
     pub(crate) recovery: RecoveryReport,
+    /// Per meta slot, why its damage (seen at open) is harmless, for the checker.
+    pub(crate) slot_notes: [Option<String>; 2],
     /// The on-disk meta slot in use (the newest checkpointed meta).
     active_slot: Mutex<Slot>,
+}
+
+/// Journal space a generation start keeps (more is truncated).
+fn keep_bytes_max(opts: &Options) -> u64 {
+    // Enough to hold a whole generation, so a steady workload stops allocating after its
+    // first checkpoint; a clean close gives it back.
+    opts.checkpoint_threshold_bytes
+        .saturating_mul(2)
+        .max(8 * journal::ALLOCATION_CHUNK_BYTES)
+}
+
+/// Creates a new database on `data` + `journal` (§3.1): both metas in state `creating`,
+/// the first generation's marker, the directory entries, then the session start. Returns
+/// the open meta and the journal writer.
+fn create(
+    opts: &Options,
+    data: &dyn Storage,
+    journal: &Arc<dyn Storage>,
+    entropy: &mut Entropy,
+) -> Result<(Meta, JournalWriter)> {
+    let db_id = entropy.db_id();
+    let base = superblock::create_metas(data, opts.page_size, db_id, entropy.salt())?;
+    data.sync_directory_entry().map_err(Error::from_io)?;
+    let mut jw = JournalWriter::new(Arc::clone(journal), db_id, 0, keep_bytes_max(opts));
+    jw.start_generation(&base, true)?;
+    journal.sync_directory_entry().map_err(Error::from_io)?;
+    let next = Meta {
+        meta_seq: base.meta_seq + 1,
+        journal_salt: entropy.salt(),
+        state: MetaState::Open,
+        ..base
+    };
+    recovery::advance(data, &mut jw, &[], &base, &next, false)?;
+    jw.presize(0);
+    Ok((next, jw))
 }
 
 impl Shared {
@@ -87,79 +206,87 @@ impl Shared {
         journal: Arc<dyn Storage>,
         create_if_empty: bool,
     ) -> Result<Shared> {
+        let mut entropy = opts.id_seed.map_or_else(Entropy::random, Entropy::seeded);
         let data_len = data.len().map_err(Error::from_io)?;
-        let journal_len = journal.len().map_err(Error::from_io)?;
-        let create = create_if_empty && !opts.read_only;
-        if data_len == 0 {
-            if !create {
+        let create_ok = create_if_empty && !opts.read_only;
+        let evidence: Option<Evidence<'_>> = opts.evidence.as_deref().map(|e| e as Evidence<'_>);
+        let fresh = |entropy: &mut Entropy| -> Result<recovery::Recovered> {
+            if journal.len().map_err(Error::from_io)? > 0 {
+                if let Some(keep) = evidence {
+                    let kept = keep(journal.as_ref())?;
+                    tracing::warn!(
+                        "creating a database beside a journal with contents: kept as {kept}"
+                    );
+                }
+            }
+            let (meta, jw) = create(opts, data.as_ref(), &journal, entropy)?;
+            Ok(recovery::Recovered {
+                meta,
+                on_disk: meta,
+                unwritten: Vec::new(),
+                free: Some(FreeSet::new()),
+                freed_since_checkpoint: FreeSet::new(),
+                journal: Some(jw),
+                report: RecoveryReport::default(),
+            })
+        };
+        let mut slot_notes: [Option<String>; 2] = [None, None];
+        let recovered = if data_len == 0 {
+            if !create_ok {
                 return Err(Error::NotADatabase("the file is empty".into()));
             }
-            initialise(data.as_ref(), journal.as_ref(), opts.page_size)?;
-        }
-        let choice = match superblock::choose(data.as_ref())? {
-            Ok(c) => c,
-            // A crash while the file was being initialised leaves at most two pages and
-            // an empty journal: nothing can be lost by initialising again.
-            Err(_) if create && data_len <= 2 * opts.page_size as u64 && journal_len == 0 => {
-                tracing::warn!("re-initialising a database whose creation was interrupted");
-                initialise(data.as_ref(), journal.as_ref(), opts.page_size)?;
-                superblock::choose(data.as_ref())??
+            fresh(&mut entropy)?
+        } else {
+            match superblock::choose(data.as_ref(), Some(journal.as_ref()), opts.rollback)?? {
+                Chosen::Reinitialise(why) => {
+                    if !create_ok {
+                        return Err(Error::NotADatabase(format!(
+                            "{why}; `Database::create` initialises it again"
+                        )));
+                    }
+                    tracing::warn!("re-initialising: {why}");
+                    fresh(&mut entropy)?
+                }
+                Chosen::Base(choice) => {
+                    for slot in Slot::BOTH {
+                        let note = choice.proven(slot).map(str::to_owned).or_else(|| {
+                            (choice.restored_from_marker && slot == choice.slot())
+                                .then(|| "restored from the journal's generation marker".to_owned())
+                        });
+                        if let Some(n) = slot_notes.get_mut(usize::from(slot.page() == 1)) {
+                            *n = note;
+                        }
+                    }
+                    let ropts = RecoverOptions {
+                        read_only: opts.read_only,
+                        rollback: opts.rollback,
+                        evidence,
+                        keep_bytes_max: keep_bytes_max(opts),
+                    };
+                    recovery::recover(data.as_ref(), &journal, &choice, &ropts, &mut entropy)?
+                }
             }
-            Err(e) => return Err(e),
         };
-        let page_size = choice.page_size;
-        if !opts.read_only && data.len().map_err(Error::from_io)? < 2 * page_size as u64 {
-            // A crash while the file was created left one meta slot: complete it.
-            let other = choice.slot.other();
-            tracing::warn!(
-                "completing an interrupted initialisation (meta slot {} missing)",
-                other.page()
-            );
-            superblock::write(data.as_ref(), other, &choice.meta)?;
-        }
+        let page_size = recovered.meta.page_size as usize;
         let pager = Pager::new(Arc::clone(&data), page_size, opts.cache_size_bytes);
-        let recovered =
-            recovery::recover(data.as_ref(), journal.as_ref(), &choice, !opts.read_only)?;
-        let meta = recovered.meta;
         // Read-only, the replayed images are served from memory; everything up to the
         // checkpointed meta is home.
         pager.publish(&recovered.unwritten);
-        pager.set_home_through(recovered.checkpointed);
-        let journal_writer = if opts.read_only {
-            None
-        } else {
-            let mut jw = JournalWriter {
-                storage: Arc::clone(&journal),
-                pos: 0,
-                salt: recovered.journal_salt,
-                prev_crc: 0,
-                synced_through: meta.txid,
-                commits: 0,
-                allocated: journal_len,
-                // Enough to hold a whole generation, so a steady workload stops
-                // allocating after its first checkpoint; a clean close gives it back.
-                keep_bytes_max: opts
-                    .checkpoint_threshold_bytes
-                    .saturating_mul(2)
-                    .max(8 * journal::ALLOCATION_CHUNK_BYTES),
-            };
-            if journal_len > 0 {
-                jw.reset_truncating(meta.txid)?;
-            } else {
-                jw.salt = journal::next_salt(recovered.journal_salt, meta.txid);
-            }
-            Some(jw)
+        pager.set_home_through(recovered.on_disk.txid);
+        let meta = recovered.meta;
+        let free_view = recovered
+            .free
+            .as_ref()
+            .map_or_else(FreeView::default, FreeView::new);
+        let fs = FreeState {
+            free: recovered.free.unwrap_or_default(),
+            pending: BTreeMap::new(),
+            freed_since_checkpoint: recovered.freed_since_checkpoint,
         };
-        // The freelist is needed only for writing.
-        let free = if opts.read_only || meta.freelist.is_null() {
-            FreeSet::new()
+        let active = if recovered.on_disk.slot() == 0 {
+            Slot::Zero
         } else {
-            let page = pager.read(&meta.freelist)?;
-            FreeSet::from_runs(decode_freelist(
-                page.bytes(),
-                page.header(),
-                meta.high_water,
-            )?)
+            Slot::One
         };
         Ok(Shared {
             pager,
@@ -169,18 +296,20 @@ impl Shared {
             checkpoint_threshold: opts.checkpoint_threshold_bytes,
             published: Mutex::new(Published {
                 current: meta,
+                free: free_view,
                 readers: BTreeMap::new(),
             }),
             writer: Mutex::new(WriterState {
                 meta,
-                checkpointed: recovered.checkpointed,
-                free,
-                pending: BTreeMap::new(),
-                journal: journal_writer,
+                on_disk: recovered.on_disk,
+                fs,
+                journal: recovered.journal,
+                entropy,
             }),
             poisoned: AtomicBool::new(false),
             recovery: recovered.report,
-            active_slot: Mutex::new(recovered.active),
+            slot_notes,
+            active_slot: Mutex::new(active),
         })
     }
 
@@ -199,11 +328,11 @@ impl Shared {
     }
 
     /// Registers a reader on the current snapshot.
-    pub(crate) fn register_reader(&self) -> Meta {
+    pub(crate) fn register_reader(&self) -> (Meta, FreeView) {
         let mut p = lock(&self.published);
         let meta = p.current;
         *p.readers.entry(meta.txid).or_insert(0) += 1;
-        meta
+        (meta, p.free.clone())
     }
 
     pub(crate) fn unregister_reader(&self, txid: TxId) {
@@ -221,33 +350,56 @@ impl Shared {
         if self.is_poisoned() {
             return Err(Error::Poisoned);
         }
-        if Some(st.txid) != w.meta.txid.next() {
+        let txid = st.txid;
+        if Some(txid) != w.meta.txid.next() {
             return Err(Error::Internal("a commit must follow the newest meta"));
         }
         let oldest_reader = lock(&self.published).readers.keys().next().copied();
-        let prepared = commit::prepare(
-            &self.pager,
-            st,
-            &w.meta,
-            w.free.clone(),
-            w.pending.clone(),
-            oldest_reader,
-        )?;
+        let prepared = commit::prepare(&self.pager, st, &w.meta, &mut w.fs, oldest_reader)?;
         let Some(jw) = w.journal.as_mut() else {
+            w.fs.undo(prepared.undo);
             return Err(Error::ReadOnly);
         };
-        if let Err(e) = jw.append(&prepared.meta, &prepared.images, self.sync_on_commit) {
-            self.poison(&e);
-            return Err(e);
+        match jw.append(
+            &prepared.meta,
+            &prepared.images,
+            &prepared.freed,
+            &[],
+            self.sync_on_commit,
+        ) {
+            Ok(()) => {}
+            Err(AppendError::Clean(e)) => {
+                // Nothing replayable was written: the handle stays usable.
+                w.fs.undo(prepared.undo);
+                return Err(e);
+            }
+            Err(AppendError::HeaderMayHaveLanded(e)) => {
+                self.poison(&e);
+                w.fs.undo(prepared.undo);
+                return Err(match jw.revoke(txid) {
+                    Ok(()) => e,
+                    Err(r) => Error::CommitOutcomeUnknown {
+                        txid: txid.get(),
+                        detail: format!("{e}; writing the revocation: {r}"),
+                    },
+                });
+            }
         }
         // Durable (or, with Durability::None, written): publish.
         self.pager.publish(&prepared.images);
+        w.fs.commit(txid, &prepared.freed);
+        let mut allocated = FreeSet::new();
+        for img in &prepared.images {
+            allocated.insert(img.page_id().0, u64::from(img.header().extent_pages));
+        }
         w.meta = prepared.meta;
-        w.free = prepared.free;
-        w.pending = prepared.pending;
-        lock(&self.published).current = prepared.meta;
+        {
+            let mut p = lock(&self.published);
+            p.free = p.free.push(allocated.runs().collect(), prepared.freed);
+            p.current = prepared.meta;
+        }
         if jw.pos >= self.checkpoint_threshold {
-            if let Err(e) = self.checkpoint_locked(w) {
+            if let Err(e) = self.checkpoint_locked(w, false) {
                 // The commit itself is durable; the handle refuses further writes.
                 self.poison(&e);
             }
@@ -255,37 +407,99 @@ impl Shared {
         Ok(())
     }
 
-    /// Writes journal images home, syncs, advances the meta, then truncates the journal.
-    pub(crate) fn checkpoint_locked(&self, w: &mut WriterState) -> Result<()> {
+    /// Checkpoint (§3.4): syncs the journal, writes the overlay images and a new freelist
+    /// extent home, advances the meta (state `clean` when `closing`) and starts the next
+    /// journal generation (truncated to its marker when `closing`).
+    pub(crate) fn checkpoint_locked(&self, w: &mut WriterState, closing: bool) -> Result<()> {
         if self.is_poisoned() {
             return Err(Error::Poisoned);
         }
         let Some(jw) = w.journal.as_mut() else {
             return Err(Error::ReadOnly);
         };
-        if jw.commits == 0 {
+        if jw.commits == 0 && !closing {
             return Ok(());
         }
+        let commits = jw.commits;
+        let page_size = self.pager.page_size;
         let result = (|| -> Result<()> {
             // J2: records must be durable before any home page is overwritten.
             jw.storage.sync().map_err(Error::from_io)?;
             jw.synced_through = w.meta.txid;
-            let images = self.pager.overlay_images();
-            let active = recovery::write_home(
+            let overlay = self.pager.overlay_images();
+            let mut images = overlay.clone();
+            let mut next = w.meta;
+            let old_freelist = w.on_disk.freelist;
+            if commits > 0 {
+                let mut all_free = w.fs.all_free();
+                if !old_freelist.is_null() {
+                    all_free.insert(old_freelist.page_id.0, u64::from(old_freelist.extent_pages));
+                }
+                let (img, high_water) = recovery::freelist_extent(
+                    &mut w.fs.free,
+                    &w.fs.freed_since_checkpoint,
+                    all_free,
+                    next.txid,
+                    next.high_water,
+                    page_size,
+                )?;
+                next.freelist = img.as_ref().map_or(PageRef::NULL, |i| i.reference());
+                next.high_water = high_water;
+                images.extend(img);
+                images.sort_by_key(|p| (p.header().txid, p.page_id()));
+            }
+            next.meta_seq = w
+                .on_disk
+                .meta_seq
+                .checked_add(1)
+                .ok_or(Error::Internal("meta sequence exhausted"))?;
+            next.journal_salt = w.entropy.salt();
+            next.state = if closing {
+                MetaState::Clean
+            } else {
+                MetaState::Open
+            };
+            let peak = jw.peak_pos;
+            recovery::advance(
                 self.pager.data.as_ref(),
-                self.pager.page_size,
+                jw,
                 &images,
-                &w.meta,
-                self.active_slot(),
-                w.checkpointed,
+                &w.on_disk,
+                &next,
+                closing,
             )?;
-            *lock(&self.active_slot) = active;
-            w.checkpointed = w.meta.txid;
+            if !closing {
+                jw.presize(peak);
+            }
+            // Installed only now that the new meta and generation are durable.
+            w.fs.freed_since_checkpoint = FreeSet::new();
+            if commits > 0 && !old_freelist.is_null() {
+                let run = (old_freelist.page_id.0, u64::from(old_freelist.extent_pages));
+                // Readers of this txid may still read the old extent (the checker does).
+                let release_at = next
+                    .txid
+                    .next()
+                    .ok_or(Error::Internal("txid counter exhausted"))?;
+                w.fs.pending.entry(release_at).or_default().push(run);
+                w.fs.freed_since_checkpoint.insert(run.0, run.1);
+            }
+            *lock(&self.active_slot) = if next.slot() == 0 {
+                Slot::Zero
+            } else {
+                Slot::One
+            };
+            w.on_disk = next;
+            w.meta = next;
+            {
+                let mut p = lock(&self.published);
+                p.current = next;
+                if commits > 0 {
+                    p.free = FreeView::new(&w.fs.all_free());
+                }
+            }
             // The images are home and synced: readers of them may skip the overlay.
-            self.pager.set_home_through(w.meta.txid);
-            // J4: only now may the journal space be reused.
-            jw.reset(w.meta.txid)?;
-            self.pager.retire_overlay(&images);
+            self.pager.set_home_through(next.txid);
+            self.pager.retire_overlay(&overlay);
             Ok(())
         })();
         if let Err(e) = &result {
@@ -293,13 +507,6 @@ impl Shared {
         }
         result
     }
-}
-
-/// Makes `data` + `journal` a new, empty database.
-fn initialise(data: &dyn Storage, journal: &dyn Storage, page_size: usize) -> Result<()> {
-    superblock::initialise(data, page_size)?;
-    journal.set_len(0).map_err(Error::from_io)?;
-    journal.sync().map_err(Error::from_io)
 }
 
 /// The part of a write transaction that bucket handles and cursors borrow: the shared

@@ -6,11 +6,11 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::core::{lock, Options, Shared};
+use crate::core::{lock, EvidenceFn, Options, Shared};
 use crate::error::{Error, Result};
 use crate::format::{is_valid_page_size, DEFAULT_PAGE_SIZE};
-use crate::recovery::RecoveryReport;
-use crate::storage::{FileStorage, MemoryStorage, Storage};
+use crate::recovery::{Recovery, RecoveryReport};
+use crate::storage::{sync_parent_directory, FileStorage, MemoryStorage, Storage};
 use crate::tx::{ReadTx, WriteTx};
 
 /// When a commit is durable.
@@ -46,6 +46,8 @@ pub struct Info {
     pub meta_fallback: Option<String>,
     /// Whether the handle is read-only.
     pub read_only: bool,
+    /// The database's identity (hex).
+    pub database_id: String,
 }
 
 /// Options for opening a database. Obtain with [`Database::builder`].
@@ -56,6 +58,8 @@ pub struct Builder {
     read_only: bool,
     durability: Durability,
     checkpoint_threshold_bytes: u64,
+    recovery: Recovery,
+    id_seed: Option<u64>,
 }
 
 impl Default for Builder {
@@ -66,6 +70,8 @@ impl Default for Builder {
             read_only: false,
             durability: Durability::Immediate,
             checkpoint_threshold_bytes: 64 << 20,
+            recovery: Recovery::Strict,
+            id_seed: None,
         }
     }
 }
@@ -101,6 +107,23 @@ impl Builder {
     /// Journal size that triggers a checkpoint after a commit.
     pub fn checkpoint_threshold_bytes(mut self, bytes: u64) -> Self {
         self.checkpoint_threshold_bytes = bytes;
+        self
+    }
+    /// What open does when recovering needs a choice only the user can make: refuse
+    /// with a typed error (`Recovery::Strict`, the default), or roll back to the newest
+    /// intact state and report what was discarded (`Recovery::RollbackToLastGood`; see
+    /// [`RecoveryReport::rollback`]).
+    pub fn recovery(mut self, r: Recovery) -> Self {
+        self.recovery = r;
+        self
+    }
+    /// Derives the database id and every journal salt from `seed` instead of the
+    /// operating system's randomness (deterministic simulation and golden files only:
+    /// two databases made with one seed share an id, so a journal of one would be
+    /// accepted beside the other).
+    #[doc(hidden)]
+    pub fn deterministic_ids(mut self, seed: u64) -> Self {
+        self.id_seed = Some(seed);
         self
     }
 
@@ -144,9 +167,10 @@ impl Builder {
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::from_io(e)),
         }
         let jpath = journal_path(path);
+        let journal_existed = jpath.exists();
         let journal: Arc<dyn Storage> = if self.read_only {
             match File::open(&jpath) {
-                Ok(f) => Arc::new(FileStorage::new(f)),
+                Ok(f) => Arc::new(FileStorage::with_path(f, &jpath)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     Arc::new(MemoryStorage::new())
                 }
@@ -160,18 +184,43 @@ impl Builder {
                 .truncate(false)
                 .open(&jpath)
                 .map_err(Error::from_io)?;
-            Arc::new(FileStorage::new(f))
+            Arc::new(FileStorage::with_path(f, &jpath))
         };
-        self.open_storage(Arc::new(FileStorage::new(file)), journal, create)
+        let evidence: EvidenceFn = {
+            let jpath = jpath.clone();
+            Arc::new(move |journal: &dyn Storage| keep_journal(&jpath, journal))
+        };
+        let opened = self.open_with(
+            Arc::new(FileStorage::with_path(file, path)),
+            journal,
+            create,
+            Some(evidence),
+        );
+        if opened.is_err() && !journal_existed && !self.read_only {
+            // Do not leave behind an empty journal this failed open created.
+            let _ = std::fs::remove_file(&jpath);
+        }
+        opened
     }
 
     /// Opens a database on arbitrary storage (a simulator, memory). With
-    /// `create_if_empty`, an empty data storage is initialised as a new database.
+    /// `create_if_empty`, an empty data storage is initialised as a new database. A
+    /// rollback here cannot keep the journal's bytes aside (the storage has no path).
     pub fn open_storage(
         self,
         data: Arc<dyn Storage>,
         journal: Arc<dyn Storage>,
         create_if_empty: bool,
+    ) -> Result<Database> {
+        self.open_with(data, journal, create_if_empty, None)
+    }
+
+    fn open_with(
+        &self,
+        data: Arc<dyn Storage>,
+        journal: Arc<dyn Storage>,
+        create_if_empty: bool,
+        evidence: Option<EvidenceFn>,
     ) -> Result<Database> {
         if !is_valid_page_size(self.page_size as u64) {
             return Err(Error::InvalidPageSize(self.page_size as u64));
@@ -182,6 +231,9 @@ impl Builder {
             read_only: self.read_only,
             sync_on_commit: self.durability == Durability::Immediate,
             checkpoint_threshold_bytes: self.checkpoint_threshold_bytes,
+            rollback: self.recovery == Recovery::RollbackToLastGood,
+            id_seed: self.id_seed,
+            evidence,
         };
         let shared = Shared::open(&opts, data, journal, create_if_empty)?;
         Ok(Database {
@@ -189,6 +241,42 @@ impl Builder {
             batch_queue: Mutex::new(Vec::new()),
         })
     }
+}
+
+/// Copies the journal's bytes to `<journal>.rollback-<unix-seconds>` (a new file, synced,
+/// its directory entry too) before a rollback reuses the journal; returns the path.
+fn keep_journal(jpath: &Path, journal: &dyn Storage) -> Result<String> {
+    use std::io::Write;
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut target = PathBuf::from(format!("{}.rollback-{secs}", jpath.display()));
+    let mut n = 1;
+    while target.exists() {
+        target = PathBuf::from(format!("{}.rollback-{secs}-{n}", jpath.display()));
+        n += 1;
+    }
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&target)
+        .map_err(Error::from_io)?;
+    let len = journal.len().map_err(Error::from_io)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    while at < len {
+        let n = usize::try_from((len - at).min(buf.len() as u64))
+            .map_err(|_| Error::Internal("copy chunk larger than its buffer"))?;
+        let chunk = buf
+            .get_mut(..n)
+            .ok_or(Error::Internal("copy chunk larger than its buffer"))?;
+        journal.read_at(at, chunk).map_err(Error::from_io)?;
+        out.write_all(chunk).map_err(Error::from_io)?;
+        at += n as u64;
+    }
+    out.sync_all().map_err(Error::from_io)?;
+    sync_parent_directory(&target).map_err(Error::from_io)?;
+    Ok(target.display().to_string())
 }
 
 /// A closure queued by [`Database::batch`].
@@ -351,7 +439,7 @@ impl Database {
             return Err(Error::ReadOnly);
         }
         let mut w = lock(&self.shared.writer);
-        self.shared.checkpoint_locked(&mut w)
+        self.shared.checkpoint_locked(&mut w, false)
     }
 
     /// Facts about the database.
@@ -378,6 +466,7 @@ impl Database {
             active_meta_slot: Some(self.shared.active_slot().page()),
             meta_fallback: self.shared.recovery.meta_fallback.clone(),
             read_only: self.shared.read_only,
+            database_id: meta.db_id.to_string(),
         })
     }
 
@@ -410,22 +499,12 @@ impl Drop for Database {
         if self.shared.read_only || self.shared.is_poisoned() {
             return;
         }
-        // Clean close: checkpoint so the next open has nothing to replay.
+        // Clean close (§3.4): checkpoint into a meta of state `clean` and truncate the
+        // journal to its marker, so the next open has nothing to replay and a missing
+        // journal loses nothing.
         let mut w = lock(&self.shared.writer);
-        if let Err(e) = self.shared.checkpoint_locked(&mut w) {
-            tracing::error!(
-                "checkpoint at close failed: {e}; the journal will be replayed at next open"
-            );
-            return;
-        }
-        // Nothing is left to replay: give the journal's space back.
-        let txid = w.meta.txid;
-        if let Some(jw) = w.journal.as_mut() {
-            if jw.allocated > 0 {
-                if let Err(e) = jw.reset_truncating(txid) {
-                    tracing::warn!("could not truncate the journal at close: {e}");
-                }
-            }
+        if let Err(e) = self.shared.checkpoint_locked(&mut w, true) {
+            tracing::error!("clean close failed: {e}; the journal will be replayed at next open");
         }
     }
 }

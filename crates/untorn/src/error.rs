@@ -87,8 +87,85 @@ pub enum Error {
     #[error("not an untorn database: {0}")]
     NotADatabase(String),
     /// The file was written by an unsupported format version.
-    #[error("unsupported format version {0}")]
+    #[error(
+        "unsupported format version {0}: this build reads format version 2; convert the file by \
+         dumping it with the build that wrote it (`untorn dump FILE > FILE.jsonl`) and loading \
+         the dump with this one (`untorn load NEW < FILE.jsonl`)"
+    )]
     UnsupportedVersion(u32),
+    /// The journal beside the data file belongs to another database: it is never replayed.
+    #[error(
+        "the journal belongs to another database (database id {database}, journal id {journal}): \
+         it was not replayed; if the data file is right, `untorn recover FILE --rollback` moves \
+         the journal aside and opens the data file as it is"
+    )]
+    ForeignJournal {
+        /// The data file's database id (hex).
+        database: String,
+        /// The id the journal's records carry (hex).
+        journal: String,
+    },
+    /// The meta says the journal may hold newer commits, but the journal is missing or empty.
+    #[error(
+        "the journal is missing or empty, but the database was open for writing at txid {txid}: \
+         commits acknowledged after txid {txid} may be lost; restore the journal, or accept the \
+         loss with `untorn recover FILE --rollback`"
+    )]
+    JournalMissing {
+        /// The txid of the newest checkpointed state (what a rollback opens at).
+        txid: u64,
+    },
+    /// A meta slot is damaged and nothing proves it older than the other slot.
+    #[error(
+        "meta slot {slot} is damaged ({detail}) and nothing proves it older than slot {other_slot} \
+         (txid {other_slot_txid}){claimed}; a rollback to txid {other_slot_txid} \
+         (`untorn recover FILE --rollback`) would discard every commit after it",
+        claimed = claimed_txid.map(|t| format!("; it claims txid {t}")).unwrap_or_default()
+    )]
+    MetaDamaged {
+        /// The damaged slot (0 or 1).
+        slot: u64,
+        /// The other slot.
+        other_slot: u64,
+        /// The txid the intact slot offers.
+        other_slot_txid: u64,
+        /// The txid the damaged slot claims, if its magic and version survived.
+        claimed_txid: Option<u64>,
+        /// Why the slot was rejected.
+        detail: String,
+    },
+    /// A complete journal record fails its checksum: the commit is there but damaged.
+    #[error(
+        "the journal record of txid {txid} at offset {offset} is complete but damaged{ack}; \
+         nothing was truncated; `untorn recover FILE --rollback` opens at txid {last_good} and \
+         discards txid {txid}{later} (the journal is kept as evidence)",
+        ack = if *acknowledged { " (a later record shows it was acknowledged)" } else { "" },
+        last_good = txid.saturating_sub(1),
+        later = if *later_records > 0 { format!(" and {later_records} later record(s)") } else { String::new() }
+    )]
+    JournalRecordDamaged {
+        /// The damaged commit.
+        txid: u64,
+        /// Its byte offset in the journal.
+        offset: u64,
+        /// Whether a later record proves the commit was durable (acknowledged).
+        acknowledged: bool,
+        /// Valid records of the same generation after it.
+        later_records: u64,
+    },
+    /// A commit failed after its record may have reached the journal, and revoking the
+    /// record failed too: whether the commit is visible after a reopen is unknown.
+    #[error(
+        "the outcome of commit txid {txid} is unknown: {detail}; revoking its journal record \
+         failed too, so after a reopen the commit may or may not be present (the handle is \
+         poisoned; reopen and look)"
+    )]
+    CommitOutcomeUnknown {
+        /// The commit.
+        txid: u64,
+        /// The original failure and the revocation's.
+        detail: String,
+    },
     /// The page size is not a power of two between 4 KiB and 64 KiB.
     #[error("invalid page size {0}: must be a power of two from 4096 to 65536")]
     InvalidPageSize(u64),
@@ -165,6 +242,39 @@ impl Error {
             },
             Error::NotADatabase(s) => Error::NotADatabase(s.clone()),
             Error::UnsupportedVersion(v) => Error::UnsupportedVersion(*v),
+            Error::ForeignJournal { database, journal } => Error::ForeignJournal {
+                database: database.clone(),
+                journal: journal.clone(),
+            },
+            Error::JournalMissing { txid } => Error::JournalMissing { txid: *txid },
+            Error::MetaDamaged {
+                slot,
+                other_slot,
+                other_slot_txid,
+                claimed_txid,
+                detail,
+            } => Error::MetaDamaged {
+                slot: *slot,
+                other_slot: *other_slot,
+                other_slot_txid: *other_slot_txid,
+                claimed_txid: *claimed_txid,
+                detail: detail.clone(),
+            },
+            Error::JournalRecordDamaged {
+                txid,
+                offset,
+                acknowledged,
+                later_records,
+            } => Error::JournalRecordDamaged {
+                txid: *txid,
+                offset: *offset,
+                acknowledged: *acknowledged,
+                later_records: *later_records,
+            },
+            Error::CommitOutcomeUnknown { txid, detail } => Error::CommitOutcomeUnknown {
+                txid: *txid,
+                detail: detail.clone(),
+            },
             Error::InvalidPageSize(v) => Error::InvalidPageSize(*v),
             Error::Locked => Error::Locked,
             Error::Poisoned => Error::Poisoned,
@@ -189,6 +299,22 @@ impl Error {
     /// Whether this error reports damage in the file.
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::Corrupted { .. })
+    }
+
+    /// Whether open refused the database because recovering it would need a choice only
+    /// the user can make (`Recovery::RollbackToLastGood` opens it, reporting what is lost).
+    pub fn needs_rollback(&self) -> bool {
+        matches!(
+            self,
+            Error::ForeignJournal { .. }
+                | Error::JournalMissing { .. }
+                | Error::MetaDamaged { .. }
+                | Error::JournalRecordDamaged { .. }
+                | Error::Corrupted {
+                    kind: CorruptionKind::Journal,
+                    ..
+                }
+        )
     }
 
     /// Maps an I/O error, recognising a full disk.

@@ -73,6 +73,96 @@ impl FreeSet {
         self.pages += new_end - new_start;
     }
 
+    /// Removes the pages `[start, start + len)` that are in the set (splitting runs);
+    /// returns how many were present.
+    pub(crate) fn remove(&mut self, start: u64, len: u64) -> u64 {
+        let end = start.saturating_add(len);
+        let mut removed = 0;
+        // Every run that overlaps [start, end): the one starting at or before `start`, and
+        // those starting inside. Bounded by the runs the range touches.
+        let first = self
+            .runs
+            .range(..=start)
+            .next_back()
+            .map(|(s, _)| *s)
+            .unwrap_or(start);
+        let hits: Vec<(u64, u64)> = self
+            .runs
+            .range(first..end)
+            .map(|(s, l)| (*s, *l))
+            .filter(|(s, l)| s.saturating_add(*l) > start)
+            .collect();
+        for (s, l) in hits {
+            let run_end = s.saturating_add(l);
+            self.runs.remove(&s);
+            self.pages -= l;
+            if s < start {
+                self.runs.insert(s, start - s);
+                self.pages += start - s;
+            }
+            if run_end > end {
+                self.runs.insert(end, run_end - end);
+                self.pages += run_end - end;
+            }
+            removed += run_end.min(end) - s.max(start);
+        }
+        removed
+    }
+
+    /// Whether any page of `[start, start + len)` is in the set.
+    pub(crate) fn intersects(&self, start: u64, len: u64) -> bool {
+        let end = start.saturating_add(len);
+        let before = self
+            .runs
+            .range(..=start)
+            .next_back()
+            .is_some_and(|(s, l)| s.saturating_add(*l) > start);
+        before || self.runs.range(start..end).next().is_some()
+    }
+
+    /// Takes `n` contiguous pages none of which is in `avoid` (first fit). Used for the
+    /// checkpoint's freelist extent: pages free at the last checkpoint and not freed since
+    /// are the only ones the older meta on disk cannot need (home-safe). Cost O(runs of
+    /// both sets).
+    pub(crate) fn allocate_avoiding(&mut self, n: u64, avoid: &FreeSet) -> Option<u64> {
+        if n == 0 {
+            return None;
+        }
+        let mut found = None;
+        'runs: for (&s, &l) in &self.runs {
+            let end = s.saturating_add(l);
+            let mut at = s;
+            // Pieces of this run between the avoided runs that overlap it.
+            let first = avoid
+                .runs
+                .range(..=s)
+                .next_back()
+                .map(|(a, _)| *a)
+                .unwrap_or(s);
+            for (&a, &al) in avoid.runs.range(first..end) {
+                let a_end = a.saturating_add(al);
+                if a_end <= at {
+                    continue;
+                }
+                if a >= at && a - at >= n {
+                    found = Some(at);
+                    break 'runs;
+                }
+                at = at.max(a_end);
+                if at >= end {
+                    continue 'runs;
+                }
+            }
+            if end - at >= n {
+                found = Some(at);
+                break;
+            }
+        }
+        let start = found?;
+        self.remove(start, n);
+        Some(start)
+    }
+
     /// Takes `n` contiguous pages (first fit, lowest ids first).
     pub(crate) fn allocate(&mut self, n: u64) -> Option<u64> {
         if n == 0 {
@@ -131,5 +221,38 @@ mod tests {
         f.truncate_at(13);
         assert_eq!(f.runs().collect::<Vec<_>>(), vec![(12, 1)]);
         assert_eq!(f.pages(), 1);
+    }
+
+    #[test]
+    fn remove_splits_runs_and_counts_pages() {
+        let mut f = FreeSet::from_runs([(10, 10), (30, 5)]);
+        assert_eq!(f.remove(12, 3), 3);
+        assert_eq!(
+            f.runs().collect::<Vec<_>>(),
+            vec![(10, 2), (15, 5), (30, 5)]
+        );
+        assert_eq!(f.remove(18, 14), 4);
+        assert_eq!(
+            f.runs().collect::<Vec<_>>(),
+            vec![(10, 2), (15, 3), (32, 3)]
+        );
+        assert_eq!(f.pages(), 8);
+        assert_eq!(f.remove(0, 5), 0);
+        assert!(f.intersects(11, 1) && f.intersects(0, 11) && !f.intersects(12, 3));
+    }
+
+    #[test]
+    fn allocate_avoiding_skips_avoided_pages() {
+        let mut f = FreeSet::from_runs([(10, 10), (40, 4)]);
+        let avoid = FreeSet::from_runs([(11, 2), (16, 1)]);
+        assert_eq!(f.allocate_avoiding(3, &avoid), Some(13));
+        assert_eq!(f.allocate_avoiding(3, &avoid), Some(17));
+        assert_eq!(f.allocate_avoiding(2, &avoid), Some(40));
+        assert_eq!(f.allocate_avoiding(5, &avoid), None);
+        assert_eq!(f.allocate_avoiding(1, &avoid), Some(10));
+        assert_eq!(
+            f.runs().collect::<Vec<_>>(),
+            vec![(11, 2), (16, 1), (42, 2)]
+        );
     }
 }

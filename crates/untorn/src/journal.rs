@@ -1,23 +1,29 @@
-//! The doublewrite journal: commit records appended to a sidecar file, and the recovery
-//! scan that reads them back.
+//! The doublewrite journal's writer: generation markers and commit records appended to
+//! the sidecar file `<db>.journal` (layout in `format/journal.rs`), and reading one
+//! record back. The recovery scan that judges a whole journal is `recovery.rs`'s.
 //!
-//! A commit appends one record (header sector + the images of every page it wrote) and,
-//! with `Durability::Immediate`, syncs the journal once: the commit is durable when that
-//! sync returns (crash invariant J1 in `docs/crash_safety.md`). A checkpoint later writes
-//! the images home and only then truncates the journal (J4).
+//! A commit's record is written in the order that makes its outcome unambiguous
+//! (crash invariants J13–J15 in `docs/crash_safety.md`):
 //!
-//! The scan accepts records in order while each one verifies and chains to the previous
-//! one (same salt, `prev_crc`, txid + 1). At the first record that does not, it decides:
-//! if a later valid record of the same generation exists whose `synced_through` covers
-//! the damaged txid, the damage is corruption (J6); otherwise it is a torn tail, cut off (J5).
+//! 1. journal space for the whole record is allocated first (an ENOSPC fails the commit
+//!    before any byte of it is written);
+//! 2. aux, body and trailer are written; an error here leaves no valid header, so the
+//!    record can never be replayed and the handle stays usable;
+//! 3. the header sector is written last, then (`Durability::Immediate`) the journal is
+//!    synced once: the commit is durable when that sync returns;
+//! 4. if the header write or the sync fails, the caller poisons the handle and
+//!    [`JournalWriter::revoke`] overwrites the header with a revocation sector and syncs:
+//!    then the record can never be replayed. If that fails too, the outcome is unknown
+//!    (`Error::CommitOutcomeUnknown`).
 
 use std::sync::Arc;
 
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
-    body_crc, decode_header, record_span, Meta, RecordHeader, TxId, VerifiedPage,
-    RECORD_HEADER_SIZE,
+    body_crc, decode_aux, encode_aux, DbId, Meta, PageId, PageRef, RecordHeader, RecordKind,
+    Revocation, Sector, TxId, VerifiedPage, FLAG_SYNCED_COMMIT, RECORD_HEADER_SIZE,
 };
+use crate::format::{decode_header, Trailer};
 use crate::limits::MAX_EXTENT_PAGES;
 use crate::storage::Storage;
 
@@ -27,329 +33,445 @@ const WRITE_BATCH_BYTES: usize = 1 << 20;
 /// commit's one fdatasync does not also have to persist a file-size change or a block
 /// allocation (measured: that metadata doubled the commit latency on ext4).
 pub(crate) const ALLOCATION_CHUNK_BYTES: u64 = 1 << 20;
+/// One journal sector.
+pub(crate) const SECTOR_BYTES: u64 = RECORD_HEADER_SIZE as u64;
 
-/// Derives the next generation's salt (deterministic, distinct along a chain).
-pub(crate) fn next_salt(prev_salt: u64, base_txid: TxId) -> u64 {
-    let mut z = prev_salt ^ base_txid.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5555_AAAA_1234_5678;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// How a failed append left the journal.
+#[derive(Debug)]
+pub(crate) enum AppendError {
+    /// No header was written: the record can never be replayed; the handle stays usable.
+    Clean(Error),
+    /// The header was written (or may have been) and the record's durability is unknown:
+    /// the caller must poison the handle and revoke the record.
+    HeaderMayHaveLanded(Error),
 }
 
-/// Appends commit records.
+/// Appends commit records to one generation of the journal.
 pub(crate) struct JournalWriter {
     pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) db_id: DbId,
     /// Where the next record starts.
     pub(crate) pos: u64,
     pub(crate) salt: u64,
     pub(crate) prev_crc: u32,
     /// Highest txid whose record is known durable.
     pub(crate) synced_through: TxId,
-    /// Records since the last reset.
+    /// Records since the generation started.
     pub(crate) commits: u64,
     /// Bytes of the journal file holding allocated blocks (zeros or older records).
     /// **Invariant:** `pos <= allocated`.
     pub(crate) allocated: u64,
-    /// A reset keeps at most this much allocated space (a larger journal is truncated).
+    /// The furthest `pos` of this generation (what the next one pre-sizes for).
+    pub(crate) peak_pos: u64,
+    /// A generation start keeps at most this much allocated space (more is truncated).
     pub(crate) keep_bytes_max: u64,
 }
 
 impl JournalWriter {
-    /// Appends one commit record; syncs if `sync`. On error the caller must poison the
-    /// handle: the journal tail is in an unknown state.
+    /// A writer for `storage` whose file is `len` bytes long (no generation started yet).
+    pub(crate) fn new(
+        storage: Arc<dyn Storage>,
+        db_id: DbId,
+        len: u64,
+        keep_bytes_max: u64,
+    ) -> JournalWriter {
+        JournalWriter {
+            storage,
+            db_id,
+            pos: SECTOR_BYTES,
+            salt: 0,
+            prev_crc: 0,
+            synced_through: TxId::INITIAL,
+            commits: 0,
+            allocated: len,
+            peak_pos: SECTOR_BYTES,
+            keep_bytes_max,
+        }
+    }
+
+    /// Grows the allocated space to at least `target` bytes by writing zeros (never
+    /// shrinks it). Not synced: the next sync of the journal covers it.
+    fn allocate_to(&mut self, target: u64) -> Result<()> {
+        if target <= self.allocated {
+            return Ok(());
+        }
+        let zeros = vec![0u8; WRITE_BATCH_BYTES];
+        let mut at = self.allocated;
+        while at < target {
+            let n = usize::try_from(target - at).map_or(zeros.len(), |n| n.min(zeros.len()));
+            let chunk = zeros.get(..n).ok_or(Error::Internal(
+                "allocation chunk larger than the zero buffer",
+            ))?;
+            self.storage.write_at(at, chunk).map_err(Error::from_io)?;
+            at += chunk.len() as u64;
+            self.allocated = at;
+        }
+        Ok(())
+    }
+
+    /// Writes the generation marker of `base` at offset 0 (optionally truncating the
+    /// journal to it) and syncs; then the generation's records chain to it. The marker is
+    /// read back and must decode to `base` (an encoder/decoder pairing assertion).
+    pub(crate) fn start_generation(&mut self, base: &Meta, truncate: bool) -> Result<()> {
+        let (marker, crc) = RecordHeader::marker(base).encode();
+        self.storage.write_at(0, &marker).map_err(Error::from_io)?;
+        self.allocated = self.allocated.max(SECTOR_BYTES);
+        if truncate || self.allocated > self.keep_bytes_max {
+            self.storage.set_len(SECTOR_BYTES).map_err(Error::from_io)?;
+            self.allocated = SECTOR_BYTES;
+        }
+        self.storage.sync().map_err(Error::from_io)?;
+        let mut back = [0u8; RECORD_HEADER_SIZE];
+        self.storage.read_at(0, &mut back).map_err(Error::from_io)?;
+        if RecordHeader::decode(&back).and_then(|h| h.base_meta()) != Some(*base) {
+            return Err(Error::Internal(
+                "the generation marker read back differs from the meta it copies",
+            ));
+        }
+        self.db_id = base.db_id;
+        self.salt = base.journal_salt;
+        self.pos = SECTOR_BYTES;
+        self.prev_crc = crc;
+        self.synced_through = base.txid;
+        self.commits = 0;
+        self.peak_pos = SECTOR_BYTES;
+        Ok(())
+    }
+
+    /// Pre-sizes the journal off the commit path (after a generation started): room for
+    /// as much as the previous generation used, plus a chunk, within `keep_bytes_max`.
+    /// A failure (a full disk) is not an error: commits allocate for themselves.
+    pub(crate) fn presize(&mut self, previous_peak: u64) {
+        let want = previous_peak
+            .max(SECTOR_BYTES)
+            .div_ceil(ALLOCATION_CHUNK_BYTES)
+            .saturating_mul(ALLOCATION_CHUNK_BYTES)
+            .saturating_add(ALLOCATION_CHUNK_BYTES)
+            .min(self.keep_bytes_max.max(ALLOCATION_CHUNK_BYTES));
+        if let Err(e) = self.allocate_to(want) {
+            tracing::debug!("could not pre-size the journal to {want} bytes: {e}");
+        }
+    }
+
+    /// Appends one commit record (see the module header for the order of writes); syncs
+    /// if `sync`. `freed` and `direct` are the record's aux.
     pub(crate) fn append(
         &mut self,
         meta: &Meta,
         images: &[Arc<VerifiedPage>],
+        freed: &[(u64, u64)],
+        direct: &[PageRef],
         sync: bool,
-    ) -> Result<()> {
+    ) -> std::result::Result<(), AppendError> {
+        let clean = AppendError::Clean;
         let mut body_len = 0u64;
         for img in images {
             // Every image of a commit was written by that commit.
             if img.header().txid != meta.txid {
-                return Err(Error::Internal("journaling an image of another commit"));
+                return Err(clean(Error::Internal(
+                    "journaling an image of another commit",
+                )));
             }
             body_len += img.bytes().len() as u64;
         }
-        let header = RecordHeader {
-            header_crc: 0,
-            salt: self.salt,
-            prev_crc: self.prev_crc,
-            body_crc: body_crc(images.iter().map(|img| img.header())),
-            body_len,
-            image_count: u32::try_from(images.len())
-                .map_err(|_| Error::Internal("more images in a commit than a record holds"))?,
-            synced_through: self.synced_through,
-            meta: *meta,
+        let (aux, aux_len) = encode_aux(freed, direct);
+        let count = |n: usize| {
+            u32::try_from(n).map_err(|_| {
+                AppendError::Clean(Error::Internal(
+                    "more entries in a commit than a record holds",
+                ))
+            })
         };
-        let (encoded, header_crc) = header.encode();
-        // One sequential pass in large writes: header then images.
+        let header = RecordHeader {
+            kind: RecordKind::Commit,
+            flags: if sync { FLAG_SYNCED_COMMIT } else { 0 },
+            txid: meta.txid,
+            prev_crc: self.prev_crc,
+            aux_crc: crc32c::crc32c(&aux),
+            body_crc: body_crc(images.iter().map(|i| i.header())),
+            image_count: count(images.len())?,
+            body_len,
+            aux_len: count(aux_len)?,
+            freed_count: count(freed.len())?,
+            direct_count: count(direct.len())?,
+            synced_through: self.synced_through,
+            root: meta.root,
+            high_water: meta.high_water,
+            next_bucket_id: meta.next_bucket_id,
+            freelist: PageRef::NULL,
+            meta_seq: 0,
+            state: 0,
+            ..RecordHeader::marker(meta)
+        };
+        if header.db_id != self.db_id || header.salt != self.salt {
+            return Err(clean(Error::Internal(
+                "a commit record for another generation than the writer's",
+            )));
+        }
+        let (encoded, hdr_crc) = header.encode();
+        let trailer = Trailer::of(&header, hdr_crc).encode();
+        let record_len = header.record_len();
+        let end = self.pos + record_len;
+        // 1. Allocate before writing any byte of the record.
+        if end > self.allocated {
+            let target = end.div_ceil(ALLOCATION_CHUNK_BYTES) * ALLOCATION_CHUNK_BYTES;
+            self.allocate_to(target).map_err(clean)?;
+        }
+        // 2. Aux, body and trailer: one sequential pass in large writes.
         let mut buf: Vec<u8> = Vec::with_capacity(
-            WRITE_BATCH_BYTES
-                .min(RECORD_HEADER_SIZE + usize::try_from(body_len).unwrap_or(WRITE_BATCH_BYTES)),
+            WRITE_BATCH_BYTES.min(usize::try_from(record_len).unwrap_or(WRITE_BATCH_BYTES)),
         );
-        buf.extend_from_slice(&encoded);
-        let mut at = self.pos;
-        for img in images {
-            if buf.len() + img.bytes().len() > WRITE_BATCH_BYTES && !buf.is_empty() {
-                self.storage.write_at(at, &buf).map_err(Error::from_io)?;
-                at += buf.len() as u64;
+        buf.extend_from_slice(&aux);
+        let mut at = self.pos + SECTOR_BYTES;
+        let flush = |buf: &mut Vec<u8>, at: &mut u64| -> Result<()> {
+            if !buf.is_empty() {
+                self.storage.write_at(*at, buf).map_err(Error::from_io)?;
+                *at += buf.len() as u64;
                 buf.clear();
+            }
+            Ok(())
+        };
+        for img in images {
+            if buf.len() + img.bytes().len() > WRITE_BATCH_BYTES {
+                flush(&mut buf, &mut at).map_err(clean)?;
             }
             if img.bytes().len() >= WRITE_BATCH_BYTES {
                 self.storage
                     .write_at(at, img.bytes())
-                    .map_err(Error::from_io)?;
+                    .map_err(|e| clean(Error::from_io(e)))?;
                 at += img.bytes().len() as u64;
             } else {
                 buf.extend_from_slice(img.bytes());
             }
         }
-        if !buf.is_empty() {
-            self.storage.write_at(at, &buf).map_err(Error::from_io)?;
+        buf.extend_from_slice(&trailer);
+        flush(&mut buf, &mut at).map_err(clean)?;
+        if at != end {
+            return Err(clean(Error::Internal(
+                "a record's bytes do not add up to its length",
+            )));
         }
-        // Allocate ahead: zeros up to the next chunk boundary, made durable by the same sync.
-        let end = self.pos + record_span(body_len);
-        if end > self.allocated {
-            let target = end.div_ceil(ALLOCATION_CHUNK_BYTES) * ALLOCATION_CHUNK_BYTES;
-            let zeros = vec![0u8; WRITE_BATCH_BYTES];
-            let mut at = end;
-            while at < target {
-                let chunk = zeros
-                    .get(..usize::try_from(target - at).map_or(zeros.len(), |n| n.min(zeros.len())))
-                    .ok_or(Error::Internal(
-                        "allocation chunk larger than the zero buffer",
-                    ))?;
-                self.storage.write_at(at, chunk).map_err(Error::from_io)?;
-                at += chunk.len() as u64;
-            }
-            self.allocated = target;
-        }
+        // 3. The header last, then the one sync.
+        let landed = AppendError::HeaderMayHaveLanded;
+        self.storage
+            .write_at(self.pos, &encoded)
+            .map_err(|e| landed(Error::from_io(e)))?;
         if sync {
-            self.storage.sync().map_err(Error::from_io)?;
+            self.storage.sync().map_err(|e| landed(Error::from_io(e)))?;
             self.synced_through = meta.txid;
         }
-        self.pos += record_span(body_len);
-        self.prev_crc = header_crc;
+        self.pos = end;
+        self.peak_pos = self.peak_pos.max(end);
+        self.prev_crc = hdr_crc;
         self.commits += 1;
         Ok(())
     }
 
-    /// Starts a new generation after a checkpoint made every record redundant. The
-    /// allocated space is reused (the new salt makes older records foreign to the scan),
-    /// unless it grew beyond `keep_bytes_max`, in which case it is given back.
-    ///
-    /// Salts along one handle's chain of generations are distinct (each derives from the
-    /// previous one and a strictly larger base txid). Across a crash that guarantee
-    /// needs the journal emptied at open, which [`JournalWriter::reset_truncating`] does.
-    pub(crate) fn reset(&mut self, base_txid: TxId) -> Result<()> {
-        if self.allocated > self.keep_bytes_max {
-            return self.reset_truncating(base_txid);
-        }
-        self.start_generation(base_txid);
-        Ok(())
-    }
-
-    /// Starts a new generation in an emptied journal (at open, and when it grew large).
-    pub(crate) fn reset_truncating(&mut self, base_txid: TxId) -> Result<()> {
-        self.storage.set_len(0).map_err(Error::from_io)?;
-        self.storage.sync().map_err(Error::from_io)?;
-        self.allocated = 0;
-        self.start_generation(base_txid);
-        Ok(())
-    }
-
-    fn start_generation(&mut self, base_txid: TxId) {
-        self.pos = 0;
-        self.salt = next_salt(self.salt, base_txid);
-        self.prev_crc = 0;
-        self.synced_through = base_txid;
-        self.commits = 0;
+    /// Overwrites the header of the record of `txid` that would start at `self.pos` with
+    /// a revocation sector, and syncs: after this returns `Ok` the record can never be
+    /// replayed.
+    pub(crate) fn revoke(&self, txid: TxId) -> Result<()> {
+        let r = Revocation {
+            db_id: self.db_id,
+            salt: self.salt,
+            txid,
+        };
+        self.storage
+            .write_at(self.pos, &r.encode())
+            .map_err(Error::from_io)?;
+        self.storage.sync().map_err(Error::from_io)
     }
 }
 
-/// One verified commit record.
+/// One commit record read back and verified on its own (not yet judged against the
+/// chain or the data file).
+#[derive(Debug)]
 pub(crate) struct Record {
+    pub(crate) offset: u64,
     pub(crate) header: RecordHeader,
+    pub(crate) freed: Vec<(u64, u64)>,
+    pub(crate) direct: Vec<PageRef>,
     pub(crate) images: Vec<VerifiedPage>,
+    /// Whether the trailer closes the header (the rest verified either way).
+    pub(crate) trailer_ok: bool,
 }
 
-/// What the recovery scan found.
-pub(crate) struct Scan {
-    /// Records with txid > the base meta's txid, in order.
-    pub(crate) records: Vec<Record>,
-    /// Bytes after the last valid record that were discarded as a torn tail.
-    pub(crate) bytes_discarded: u64,
-    /// Salt of the generation found (for choosing the next one).
-    pub(crate) salt: u64,
+/// Reads one sector at `pos`; `None` past the end of the journal.
+pub(crate) fn read_sector(storage: &dyn Storage, pos: u64, len: u64) -> Result<Option<Sector>> {
+    if pos.checked_add(SECTOR_BYTES).is_none_or(|end| end > len) {
+        return Ok(None);
+    }
+    let mut b = [0u8; RECORD_HEADER_SIZE];
+    storage.read_at(pos, &mut b).map_err(Error::from_io)?;
+    Ok(Some(Sector::classify(&b)))
 }
 
-fn journal_corrupt(offset: u64, detail: String) -> Error {
+/// Why a record headed by a valid header failed.
+fn bad(offset: u64, detail: impl Into<String>) -> Error {
     Error::corrupted(offset, CorruptionKind::Journal, detail)
 }
 
-/// Reads one record at `pos` if it is complete and verifies; `None` otherwise.
-fn read_record(
+/// Reads the rest of the commit record whose verified header `h` is at `pos` and verifies
+/// it on its own: trailer, aux, body checksums, every image (it verifies as the page it
+/// claims, written by this commit, wholly inside `2..high_water`, not overlapping another
+/// image of the record) and the aux runs and extents (inside `2..high_water`).
+/// `Ok(Err(why))` when the record does not verify; `Err` only for I/O errors.
+pub(crate) fn read_record(
     storage: &dyn Storage,
     pos: u64,
     len: u64,
+    h: &RecordHeader,
     page_size: usize,
-) -> Result<Option<Record>> {
-    let mut hbuf = [0u8; RECORD_HEADER_SIZE];
-    if pos + RECORD_HEADER_SIZE as u64 > len {
-        return Ok(None);
-    }
-    storage.read_at(pos, &mut hbuf).map_err(Error::from_io)?;
-    let Some(header) = RecordHeader::decode(&hbuf) else {
-        return Ok(None);
-    };
+) -> Result<std::result::Result<Record, Error>> {
     let ps = page_size as u64;
-    if header.meta.page_size as usize != page_size
-        || header.body_len % ps != 0
-        || u64::from(header.image_count) > header.body_len / ps
-        || pos + record_span(header.body_len) > len
+    let record_len = h.record_len();
+    let fits = pos.checked_add(record_len).is_some_and(|end| end <= len);
+    if h.kind != RecordKind::Commit
+        || h.page_size as usize != page_size
+        || !h.body_len.is_multiple_of(ps)
+        || u64::from(h.image_count) > h.body_len / ps
+        || !fits
     {
-        return Ok(None);
+        return Ok(Err(bad(
+            pos,
+            format!(
+                "record of txid {} has impossible lengths or runs past the end of the journal",
+                h.txid
+            ),
+        )));
     }
-    let Ok(body_len) = usize::try_from(header.body_len) else {
-        return Ok(None);
+    let (Ok(aux_pad), Ok(body_len), Ok(aux_len)) = (
+        usize::try_from(h.aux_padded_len()),
+        usize::try_from(h.body_len),
+        usize::try_from(h.aux_len),
+    ) else {
+        return Ok(Err(bad(pos, "record larger than the address space")));
     };
-    let mut body = vec![0u8; body_len];
+    // The trailer should close exactly this header. A record whose header, aux and
+    // images all verify is whole even if its trailer is damaged (the header binds the
+    // rest by their checksums); the trailer matters where the header cannot be trusted.
+    let mut tbuf = [0u8; RECORD_HEADER_SIZE];
     storage
-        .read_at(pos + RECORD_HEADER_SIZE as u64, &mut body)
+        .read_at(pos + record_len - SECTOR_BYTES, &mut tbuf)
         .map_err(Error::from_io)?;
+    let trailer_ok = Trailer::decode(&tbuf) == Some(Trailer::of(h, h.hdr_crc));
+    let mut rest = vec![0u8; aux_pad + body_len];
+    storage
+        .read_at(pos + SECTOR_BYTES, &mut rest)
+        .map_err(Error::from_io)?;
+    let (aux_padded, body) = rest.split_at(aux_pad);
+    let aux = aux_padded.get(..aux_len).unwrap_or(&[]);
+    if aux.len() != aux_len || crc32c::crc32c(aux_padded) != h.aux_crc {
+        return Ok(Err(bad(
+            pos,
+            format!("record of txid {}: aux checksum mismatch", h.txid),
+        )));
+    }
+    let Some((freed, direct)) = decode_aux(aux, h.freed_count, h.direct_count) else {
+        return Ok(Err(bad(
+            pos,
+            format!(
+                "record of txid {}: aux counts do not match its length",
+                h.txid
+            ),
+        )));
+    };
+    let in_bounds = |start: u64, n: u64| {
+        n > 0
+            && start >= PageId::FIRST_DATA.0
+            && start.checked_add(n).is_some_and(|e| e <= h.high_water.0)
+    };
+    if let Some((s, n)) = freed.iter().find(|(s, n)| !in_bounds(*s, *n)) {
+        return Ok(Err(bad(
+            pos,
+            format!(
+                "record of txid {}: freed run {s}+{n} outside 2..{}",
+                h.txid, h.high_water
+            ),
+        )));
+    }
+    if let Some(r) = direct
+        .iter()
+        .find(|r| !in_bounds(r.page_id.0, u64::from(r.extent_pages)) || r.txid != h.txid)
+    {
+        return Ok(Err(bad(
+            pos,
+            format!(
+                "record of txid {}: direct extent {}+{} (txid {}) outside 2..{} or of another commit",
+                h.txid, r.page_id, r.extent_pages, r.txid, h.high_water
+            ),
+        )));
+    }
     // Split the body into images; each must verify as the page it claims to be.
-    let mut images = Vec::with_capacity(header.image_count as usize);
+    let mut images = Vec::with_capacity(h.image_count as usize);
     let mut off = 0usize;
     while off < body.len() {
-        let Some(first) = body.get(off..) else {
-            return Ok(None);
+        let Some(hdr) = body.get(off..).and_then(decode_header) else {
+            return Ok(Err(bad(
+                pos,
+                format!("record of txid {}: an image header is unreadable", h.txid),
+            )));
         };
-        let Some(h) = decode_header(first) else {
-            return Ok(None);
-        };
-        if h.extent_pages == 0 || h.extent_pages > MAX_EXTENT_PAGES || h.txid != header.meta.txid {
-            return Ok(None);
+        if hdr.extent_pages == 0
+            || hdr.extent_pages > MAX_EXTENT_PAGES
+            || hdr.txid != h.txid
+            || !in_bounds(hdr.page_id.0, u64::from(hdr.extent_pages))
+        {
+            return Ok(Err(bad(
+                pos,
+                format!(
+                    "record of txid {}: image of page {} (+{}, txid {}) is of another commit or outside 2..{}",
+                    h.txid, hdr.page_id, hdr.extent_pages, hdr.txid, h.high_water
+                ),
+            )));
         }
-        let end = off.saturating_add(h.extent_pages as usize * page_size);
+        let end = off.saturating_add(hdr.extent_pages as usize * page_size);
         let Some(img) = body.get(off..end) else {
-            return Ok(None);
+            return Ok(Err(bad(
+                pos,
+                format!("record of txid {}: an image runs past the body", h.txid),
+            )));
         };
-        match VerifiedPage::verify(img.to_vec(), h.page_id, page_size) {
+        match VerifiedPage::verify(img.to_vec(), hdr.page_id, page_size) {
             Ok(p) => images.push(p),
-            Err(_) => return Ok(None),
+            Err(e) => return Ok(Err(bad(pos, format!("record of txid {}: {e}", h.txid)))),
         }
         off = end;
     }
-    if images.len() != header.image_count as usize
-        || body_crc(images.iter().map(VerifiedPage::header)) != header.body_crc
+    if images.len() != h.image_count as usize
+        || body_crc(images.iter().map(|i| i.header())) != h.body_crc
     {
-        return Ok(None);
+        return Ok(Err(bad(
+            pos,
+            format!("record of txid {}: body checksum mismatch", h.txid),
+        )));
     }
-    Ok(Some(Record { header, images }))
-}
-
-/// Scans the journal and returns the records to replay on top of a meta at `base_txid`.
-pub(crate) fn scan(storage: &dyn Storage, page_size: usize, base_txid: TxId) -> Result<Scan> {
-    let len = storage.len().map_err(Error::from_io)?;
-    let mut pos = 0u64;
-    let mut prev: Option<RecordHeader> = None;
-    let mut records = Vec::new();
-    let sector = RECORD_HEADER_SIZE as u64;
-    // Bounded: each iteration advances pos by at least one sector.
-    while pos + sector <= len {
-        let Some(rec) = read_record(storage, pos, len, page_size)? else {
-            break;
-        };
-        let h = rec.header;
-        let chains = match &prev {
-            None => h.prev_crc == 0,
-            Some(p) => {
-                h.salt == p.salt
-                    && h.prev_crc == p.header_crc
-                    && Some(h.meta.txid) == p.meta.txid.next()
-            }
-        };
-        if !chains {
-            break;
-        }
-        pos += record_span(h.body_len);
-        prev = Some(h);
-        if h.meta.txid > base_txid {
-            records.push(rec);
-        }
+    // No two extents of one commit overlap.
+    let mut extents: Vec<(u64, u64)> = images
+        .iter()
+        .map(|i| (i.page_id().0, u64::from(i.header().extent_pages)))
+        .chain(
+            direct
+                .iter()
+                .map(|r| (r.page_id.0, u64::from(r.extent_pages))),
+        )
+        .collect();
+    extents.sort_unstable();
+    if extents
+        .windows(2)
+        .any(|w| matches!(w, [a, b] if a.0.saturating_add(a.1) > b.0))
+    {
+        return Ok(Err(bad(
+            pos,
+            format!("record of txid {}: two extents overlap", h.txid),
+        )));
     }
-    let mut bytes_discarded = 0;
-    if pos < len {
-        // What stands at `pos`: zeros or a record of another generation is the clean
-        // end of this one (the journal space is reused); anything else is a torn or
-        // damaged record of this generation.
-        let mut hbuf = [0u8; RECORD_HEADER_SIZE];
-        let readable = pos + sector <= len && storage.read_at(pos, &mut hbuf).is_ok();
-        let foreign = |h: &RecordHeader| match &prev {
-            Some(p) => h.salt != p.salt,
-            None => h.meta.txid <= base_txid,
-        };
-        bytes_discarded = match (readable, RecordHeader::decode(&hbuf)) {
-            (false, _) => len - pos,
-            (true, Some(h)) if foreign(&h) => 0,
-            (true, Some(h)) => record_span(h.body_len).min(len - pos),
-            (true, None) if hbuf.iter().all(|b| *b == 0) => 0,
-            (true, None) => sector,
-        };
-        // A later valid header of this generation whose writer had already synced past
-        // the damaged commit proves the damage is not a tail (J6).
-        let damaged_txid = TxId(prev.map_or(base_txid, |p| p.meta.txid).0.saturating_add(1));
-        let mut chunk_start = pos + sector;
-        let mut chunk = vec![0u8; 1 << 20];
-        while chunk_start + sector <= len {
-            let n = usize::try_from((len - chunk_start).min(chunk.len() as u64))
-                .map_err(|_| Error::Internal("journal probe longer than its buffer"))?;
-            let n = n - n % RECORD_HEADER_SIZE;
-            let Some(buf) = chunk.get_mut(..n) else { break };
-            storage.read_at(chunk_start, buf).map_err(Error::from_io)?;
-            for (i, sector_bytes) in buf.chunks_exact(RECORD_HEADER_SIZE).enumerate() {
-                let Some(h) = RecordHeader::decode(sector_bytes) else {
-                    continue;
-                };
-                let same_generation = prev.is_none_or(|p| p.salt == h.salt);
-                if same_generation && h.meta.txid > damaged_txid && h.meta.txid > base_txid {
-                    let probe = chunk_start + (i * RECORD_HEADER_SIZE) as u64;
-                    if h.synced_through >= damaged_txid {
-                        return Err(journal_corrupt(
-                            pos,
-                            format!(
-                                "journal record for txid {damaged_txid} at offset {pos} is damaged, \
-                                 but a later record (txid {} at offset {probe}) shows it had been made durable",
-                                h.meta.txid
-                            ),
-                        ));
-                    }
-                }
-            }
-            if n == 0 {
-                break;
-            }
-            chunk_start += n as u64;
-        }
-    }
-    if let Some(first) = records.first() {
-        if Some(first.header.meta.txid) != base_txid.next() {
-            return Err(journal_corrupt(
-                0,
-                format!(
-                    "journal continues at txid {} but the data file's meta is at txid {base_txid}: \
-                     commits {}..{} are missing (the newest meta may be damaged or lost)",
-                    first.header.meta.txid,
-                    base_txid.0.saturating_add(1),
-                    first.header.meta.txid.0.saturating_sub(1)
-                ),
-            ));
-        }
-    }
-    Ok(Scan {
-        records,
-        bytes_discarded,
-        salt: prev.map_or(0, |p| p.salt),
-    })
+    Ok(Ok(Record {
+        offset: pos,
+        header: *h,
+        freed,
+        direct,
+        images,
+        trailer_ok,
+    }))
 }

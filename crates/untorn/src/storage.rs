@@ -10,6 +10,7 @@
 
 use std::fs::File;
 use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Random-access, syncable byte storage (a file, memory, or a simulated disk).
@@ -28,6 +29,12 @@ pub trait Storage: Send + Sync {
     }
     /// Truncates or extends (with zeros) to `len` bytes. Not durable until `sync`.
     fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Makes the storage's directory entry durable (a file created since the last
+    /// directory sync may vanish at a crash). The default does nothing: storages without
+    /// a directory (memory) have nothing to sync.
+    fn sync_directory_entry(&self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Shared and boxed storages forward to the storage they hold.
@@ -49,6 +56,9 @@ macro_rules! forward_storage {
             fn set_len(&self, len: u64) -> io::Result<()> {
                 (**self).set_len(len)
             }
+            fn sync_directory_entry(&self) -> io::Result<()> {
+                (**self).sync_directory_entry()
+            }
         }
     };
 }
@@ -56,16 +66,26 @@ macro_rules! forward_storage {
 forward_storage!(Arc);
 forward_storage!(Box);
 
-/// A real file. `sync` is `fdatasync` (`File::sync_data`).
+/// A real file. `sync` is `fdatasync` (`File::sync_data`); `sync_directory_entry`
+/// fsyncs the parent directory when the file's path is known ([`FileStorage::with_path`]).
 #[derive(Debug)]
 pub struct FileStorage {
     file: File,
+    path: Option<PathBuf>,
 }
 
 impl FileStorage {
-    /// Wraps an open file.
+    /// Wraps an open file (its directory entry cannot be synced: the path is unknown).
     pub fn new(file: File) -> Self {
-        Self { file }
+        Self { file, path: None }
+    }
+
+    /// Wraps an open file at `path`.
+    pub fn with_path(file: File, path: &Path) -> Self {
+        Self {
+            file,
+            path: Some(path.to_owned()),
+        }
     }
 
     /// The underlying file (used for OS locks).
@@ -92,6 +112,22 @@ impl Storage for FileStorage {
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.file.set_len(len)
     }
+    fn sync_directory_entry(&self) -> io::Result<()> {
+        match &self.path {
+            Some(p) => sync_parent_directory(p),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Fsyncs the directory holding `path`, so that a file created or renamed there is
+/// durable under its name.
+pub fn sync_parent_directory(path: &Path) -> io::Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(parent)?.sync_all()
 }
 
 /// An in-memory storage. Clones share the same bytes, so a test can keep a handle,

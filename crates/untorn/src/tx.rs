@@ -6,7 +6,7 @@ use std::sync::MutexGuard;
 use crate::btree::{Child, Tree, TxState};
 use crate::bucket::{Bucket, BucketMut};
 use crate::check::CheckSource;
-use crate::core::{Shared, TxInner, WriterState};
+use crate::core::{FreeView, Shared, TxInner, WriterState};
 use crate::cursor::bucket_names;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{BucketId, Meta, PageId, PageRef, TxId};
@@ -17,12 +17,13 @@ use crate::limits::check_key;
 pub struct ReadTx<'db> {
     pub(crate) shared: &'db Shared,
     pub(crate) meta: Meta,
+    free: FreeView,
 }
 
 impl<'db> ReadTx<'db> {
     pub(crate) fn new(shared: &'db Shared) -> Self {
-        let meta = shared.register_reader();
-        ReadTx { shared, meta }
+        let (meta, free) = shared.register_reader();
+        ReadTx { shared, meta, free }
     }
 
     /// The txid of the snapshot.
@@ -83,6 +84,15 @@ impl CheckSource for ReadTx<'_> {
     }
     fn file_pages(&self) -> std::io::Result<u64> {
         Ok(self.shared.pager.data.len()? / self.shared.pager.page_size as u64)
+    }
+    fn free_runs(&self) -> Option<Vec<(u64, u64)>> {
+        self.free.runs()
+    }
+    fn damaged_slot_note(&self, slot: u64) -> Option<String> {
+        self.shared
+            .slot_notes
+            .get(usize::try_from(slot).ok()?)?
+            .clone()
     }
 }
 

@@ -11,7 +11,11 @@ impl Walk<'_> {
 
     pub(super) fn walk_freelist(&mut self) {
         let r = self.meta.freelist;
+        let snapshot_runs = self.src.free_runs();
         if r.is_null() {
+            if let Some(runs) = snapshot_runs {
+                self.mark_free_runs(0, runs);
+            }
             return;
         }
         if !self.claim(r, RefKind::Freelist, &[]) {
@@ -46,7 +50,9 @@ impl Walk<'_> {
                 return;
             }
         };
-        self.mark_free_runs(id, runs);
+        // A live snapshot's free set is the extent's (the last checkpoint's) changed by
+        // the commits since; the extent itself was verified above.
+        self.mark_free_runs(id, snapshot_runs.unwrap_or(runs));
     }
 
     pub(super) fn mark_free_runs(&mut self, id: u64, mut runs: Vec<(u64, u64)>) {

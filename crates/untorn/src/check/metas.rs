@@ -30,13 +30,10 @@ impl Walk<'_> {
                     }
                     Err(e) => {
                         let claimed = claimed_txid(&raw).map(TxId::get);
-                        let claims = claimed
-                            .map(|t| format!(" (it claims txid {t})"))
-                            .unwrap_or_default();
                         damaged.push((
                             slot,
                             claimed,
-                            format!("meta slot {slot} is invalid{claims}: {}", error_detail(&e)),
+                            format!("meta slot {slot} is invalid: {}", error_detail(&e)),
                         ));
                     }
                 },
@@ -63,42 +60,43 @@ impl Walk<'_> {
                 ),
             );
         }
-        // A damaged slot that is not in use and cannot hold commits newer than this
-        // snapshot is a warning: a crash while a checkpoint wrote the meta leaves exactly
-        // that (the journal still carries those commits), and the next checkpoint
-        // rewrites the slot. A damaged slot in use, or one that claims a newer commit than
-        // anything readable (commits may be lost), is an error.
+        // A damaged slot is never presumed harmless: it is a warning only when the
+        // superblock's evidence (the journal's generation marker) proves it holds nothing
+        // newer than the snapshot, or restored it; otherwise it may have been the newer
+        // meta and commits may be lost: an error.
         let active = self.src.active_slot().filter(|&s| s < 2);
         let in_use = active.and_then(|a| valid.get(slot_index(a)).copied().flatten());
-        let snapshot_txid = self.meta.txid.get();
         for (slot, claimed, msg) in damaged {
-            match (active, in_use) {
-                (Some(a), Some(m)) if a != slot && claimed.is_none_or(|t| t <= snapshot_txid) => {
+            match self.src.damaged_slot_note(slot) {
+                Some(note) => {
                     // Harmless, but the page itself is damaged: show it so in `map`.
                     self.set_flag(slot, CORRUPT);
                     self.push(
                         FindingKind::MetaFallback,
                         Some(slot),
                         &[slot],
-                        format!(
-                            "{msg}; slot {a} (txid {}) is in use, nothing newer is lost, and the next checkpoint rewrites slot {slot}",
-                            m.txid
-                        ),
+                        format!("{msg}; {note}; the next checkpoint rewrites slot {slot}"),
                     )
                 }
-                (Some(a), Some(m)) if a != slot => {
-                    self.push(FindingKind::MetaInvalid, Some(slot), &[slot], msg);
+                None => {
+                    let offered = in_use.map_or_else(
+                        || format!("txid {}", self.meta.txid),
+                        |m| format!("slot {} (txid {})", 1 - slot, m.txid),
+                    );
+                    let claims = claimed
+                        .map(|t| format!(" (it claims txid {t})"))
+                        .unwrap_or_default();
                     self.push(
-                        FindingKind::MetaFallback,
-                        Some(a),
-                        &[a],
+                        FindingKind::MetaInvalid,
+                        Some(slot),
+                        &[slot],
                         format!(
-                            "slot {slot} is damaged; the older slot {a} (txid {}) is in use: commits after txid {} may be lost",
-                            m.txid, snapshot_txid
+                            "{msg}; nothing proves it older than {offered}{claims}: commits after txid {} may be lost \
+                             (`untorn recover FILE --rollback` accepts that and reports what it discards)",
+                            self.meta.txid
                         ),
                     );
                 }
-                _ => self.push(FindingKind::MetaInvalid, Some(slot), &[slot], msg),
             }
         }
         let (Some(active), Some(in_use)) = (active, in_use) else {

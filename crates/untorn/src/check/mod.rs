@@ -27,6 +27,6 @@ pub use crate::report::Stats;
 pub use describe::describe_page;
 pub use flags::PageFlags;
 pub use options::{CheckOptions, CheckProgress};
-pub use raw::{check_storage, fuzz_entry, RawSource};
+pub use raw::{check_storage, check_storage_with_journal, fuzz_entry, RawSource};
 pub use source::CheckSource;
 pub use walk::{check, check_with_pages, page_infos, stats};

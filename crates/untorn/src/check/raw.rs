@@ -1,9 +1,11 @@
 //! [`RawSource`]: a [`CheckSource`] over the bytes of a data file, without the engine.
 //!
 //! Tools use it when the engine cannot (or should not) open a file: it finds the page
-//! size from a meta page, picks the newest valid meta slot and reads pages straight from
-//! storage. It does not see a journal: commits not yet checkpointed are invisible, which
-//! is what a check of the *data file* wants.
+//! size from a meta page, lets the superblock choose the base meta (with the journal's
+//! generation marker as evidence when the journal is given, and choosing as a rollback
+//! would when the choice is refused: the refusal becomes a finding) and reads pages
+//! straight from storage. Commits not yet checkpointed are invisible, which is what a
+//! check of the *data file* wants.
 
 use std::io;
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{Meta, PageId};
 use crate::report::{FindingKind, FindingSink, Report};
 use crate::storage::{MemoryStorage, Storage};
-use crate::superblock::{self, Choice, Slot};
+use crate::superblock::{self, Choice, Chosen, Slot};
 
 use super::options::CheckOptions;
 use super::source::CheckSource;
@@ -25,29 +27,52 @@ pub struct RawSource {
     file_pages: u64,
 }
 
+/// A choice that is an error (the file cannot be checked at all), or a choice.
+fn choose_for_check(storage: &dyn Storage, journal: Option<&dyn Storage>) -> Result<Choice> {
+    match superblock::choose(storage, journal, true)?? {
+        Chosen::Base(c) => Ok(*c),
+        Chosen::Reinitialise(why) => Err(Error::corrupted(0, CorruptionKind::Meta, why)),
+    }
+}
+
 impl std::fmt::Debug for RawSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RawSource")
             .field("page_size", &self.choice.page_size)
             .field("meta", &self.choice.meta)
-            .field("active", &self.choice.slot)
+            .field("active", &self.choice.slot())
             .field("file_pages", &self.file_pages)
             .finish()
     }
 }
 
 impl RawSource {
-    /// Opens a data file for checking, at the meta the superblock chooses.
+    /// Opens a data file for checking, at the meta the superblock chooses (without the
+    /// journal's evidence: a damaged slot is then never proven harmless).
     /// `NotADatabase` if no meta slot carries the magic (and no untorn pages are found);
-    /// `Corrupted { kind: Meta }` if one does but neither slot is valid.
+    /// `Corrupted { kind: Meta }` if one does but no base can be chosen.
     pub fn open(storage: Arc<dyn Storage>) -> Result<RawSource> {
+        Self::open_with_journal(storage, None)
+    }
+
+    /// [`RawSource::open`] with the journal beside the data file as evidence for the
+    /// choice of meta.
+    pub fn open_with_journal(
+        storage: Arc<dyn Storage>,
+        journal: Option<&dyn Storage>,
+    ) -> Result<RawSource> {
         let file_len = storage.len().map_err(Error::from_io)?;
-        let choice = superblock::choose(storage.as_ref())??;
+        let choice = choose_for_check(storage.as_ref(), journal)?;
         Ok(RawSource {
             file_pages: file_len / choice.page_size as u64,
             storage,
             choice,
         })
+    }
+
+    /// What a strict open would have refused with, if anything (the check reports it).
+    pub fn refusal(&self) -> Option<&str> {
+        self.choice.rollback.as_ref().map(|r| r.refusal.as_str())
     }
 
     /// Why a meta slot was rejected, if it was.
@@ -57,7 +82,7 @@ impl RawSource {
 
     #[cfg(test)]
     pub(crate) fn active_slot_for_tests(&self) -> u64 {
-        self.choice.slot.page()
+        self.choice.slot().page()
     }
 
     /// The storage being read.
@@ -76,7 +101,15 @@ impl CheckSource for RawSource {
     }
 
     fn active_slot(&self) -> Option<u64> {
-        Some(self.choice.slot.page())
+        Some(self.choice.slot().page())
+    }
+
+    fn damaged_slot_note(&self, slot: u64) -> Option<String> {
+        let slot = Slot::from_page(slot)?;
+        self.choice.proven(slot).map(str::to_owned).or_else(|| {
+            (self.choice.restored_from_marker && slot == self.choice.slot())
+                .then(|| "restored from the journal's generation marker".to_owned())
+        })
     }
 
     fn read_raw_meta(&self, slot: u64) -> io::Result<Vec<u8>> {
@@ -116,14 +149,23 @@ impl CheckSource for RawSource {
     }
 }
 
-/// Checks a data file through [`RawSource`]. When neither meta slot is valid the result
-/// is still a report (two `MetaInvalid` findings), not an error; a file without the
-/// untorn magic is `Error::NotADatabase`.
+/// Checks a data file through [`RawSource`]. When no meta can be chosen the result is
+/// still a report (two `MetaInvalid` findings), not an error; a file without the untorn
+/// magic is `Error::NotADatabase`.
 pub fn check_storage(storage: Arc<dyn Storage>, opts: CheckOptions) -> Result<Report> {
-    match RawSource::open(storage) {
+    check_storage_with_journal(storage, None, opts)
+}
+
+/// [`check_storage`] with the journal as evidence for the choice of meta.
+pub fn check_storage_with_journal(
+    storage: Arc<dyn Storage>,
+    journal: Option<&dyn Storage>,
+    opts: CheckOptions,
+) -> Result<Report> {
+    match RawSource::open_with_journal(storage, journal) {
         Ok(src) => check(&src, opts),
         Err(Error::Corrupted {
-            kind: CorruptionKind::Meta,
+            kind: CorruptionKind::Meta | CorruptionKind::OutOfRange,
             detail,
             ..
         }) => {

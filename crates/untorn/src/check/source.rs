@@ -24,4 +24,16 @@ pub trait CheckSource {
     fn read_raw(&self, page_id: PageId, extent_pages: u32) -> io::Result<Vec<u8>>;
     /// Length of the data file in pages (pages beyond it may still live in the journal).
     fn file_pages(&self) -> io::Result<u64>;
+    /// The snapshot's free page runs when they are not the freelist extent's: the extent
+    /// is written at checkpoints only, and the commits since changed the free set. `None`:
+    /// the freelist extent lists them.
+    fn free_runs(&self) -> Option<Vec<(u64, u64)>> {
+        None
+    }
+    /// Why a damaged meta slot is known not to hold anything newer than the snapshot (the
+    /// superblock's evidence), if it is; a damaged slot without such a note is an error.
+    fn damaged_slot_note(&self, slot: u64) -> Option<String> {
+        let _ = slot;
+        None
+    }
 }

@@ -94,18 +94,22 @@ impl Img {
         rf(&h)
     }
 
-    /// Writes both metas: slot 0 older (txid - 1), slot 1 newer (txid), same tree.
+    /// Writes both metas: slot 0 older (meta_seq 0), slot 1 newer (meta_seq 1), same tree.
     fn metas(&mut self, root: PageRef, freelist: PageRef, high_water: u64) {
         for slot in 0..2u64 {
             let m = Meta {
-                txid: TxId(TXID.0 - 1 + slot),
+                txid: TXID,
                 page_size: PS as u32,
                 root,
                 freelist,
                 high_water: PageId(high_water),
+                db_id: crate::format::DbId([9; 16]),
+                meta_seq: slot,
+                journal_salt: 1 + slot,
+                state: crate::format::MetaState::Open,
                 next_bucket_id: BucketId(10),
             };
-            self.put(slot, &m.encode(slot).unwrap());
+            self.put(slot, &m.encode().unwrap());
         }
     }
 
@@ -735,22 +739,32 @@ fn root_bucket_holding_a_plain_value() {
 }
 
 #[test]
-fn damaged_older_unused_meta_is_a_warning() {
-    // What a crash during a checkpoint's meta write leaves: the slot not in use is torn,
-    // nothing newer than the slot in use is lost, the next checkpoint rewrites it.
+fn damaged_older_unused_meta_is_a_warning_only_with_the_journals_evidence() {
+    // What a crash during a checkpoint's meta write leaves: the slot not in use is torn.
     let mut s = standard(Knobs::default());
+    let slot1 = Meta::decode(&s.img.page(1), 1, PS).unwrap();
     s.img.flip(0, 200);
+    // Without the journal nothing proves the torn slot older: it may have held newer
+    // commits (J16).
     let r = s.img.check();
+    expect(&r, &[(K::MetaInvalid, Some(0))]);
+    assert!(!r.is_ok());
+    // The journal's generation marker continues slot 1: the damage loses nothing.
+    let (marker, _) = crate::format::RecordHeader::marker(&slot1).encode();
+    let journal = MemoryStorage::from_bytes(marker.to_vec());
+    let r =
+        super::check_storage_with_journal(s.img.storage(), Some(&journal), CheckOptions::default())
+            .unwrap();
     expect(&r, &[(K::MetaFallback, Some(0))]);
     assert!(r.is_ok(), "a warning, not a failure");
 }
 
 #[test]
-fn damaged_newer_meta_means_fallback_to_the_older_slot() {
+fn damaged_newer_meta_without_evidence_is_an_error() {
     let mut s = standard(Knobs::default());
     s.img.flip(1, 300);
     let r = s.img.check();
-    expect(&r, &[(K::MetaInvalid, Some(1)), (K::MetaFallback, Some(0))]);
+    expect(&r, &[(K::MetaInvalid, Some(1))]);
     assert!(!r.is_ok());
 }
 

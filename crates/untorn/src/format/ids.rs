@@ -70,6 +70,45 @@ impl fmt::Display for BucketId {
     }
 }
 
+/// A database's identity: 16 random bytes generated at creation, in both metas and in
+/// every journal record, so a journal is never replayed into another database's file.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct DbId(pub [u8; 16]);
+
+impl DbId {
+    /// The all-zero id (never a valid database's).
+    pub const ZERO: DbId = DbId([0; 16]);
+
+    /// Whether this is the all-zero id.
+    pub fn is_zero(&self) -> bool {
+        self.0 == [0; 16]
+    }
+
+    /// The id made of two 64-bit words (little-endian, `a` first).
+    pub fn from_words(a: u64, b: u64) -> DbId {
+        let mut id = [0u8; 16];
+        let (lo, hi) = id.split_at_mut(8);
+        lo.copy_from_slice(&a.to_le_bytes());
+        hi.copy_from_slice(&b.to_le_bytes());
+        DbId(id)
+    }
+}
+
+impl fmt::Display for DbId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for DbId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DbId({self})")
+    }
+}
+
 /// A transaction id: commits are numbered 1, 2, 3, ...; 0 is the empty database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct TxId(pub u64);

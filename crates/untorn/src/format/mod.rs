@@ -15,9 +15,12 @@ pub mod verified;
 pub use freelist::{
     decode_freelist, encode_freelist, freelist_bytes, freelist_runs_unchecked, RUN_SIZE,
 };
-pub use ids::{BucketId, PageId, TxId};
-pub use journal::{body_crc, record_span, RecordHeader, RECORD_HEADER_SIZE};
-pub use meta::{Meta, FORMAT_VERSION, MAGIC};
+pub use ids::{BucketId, DbId, PageId, TxId};
+pub use journal::{
+    body_crc, decode_aux, encode_aux, RecordHeader, RecordKind, Revocation, Sector, Trailer,
+    FLAG_SYNCED_COMMIT, RECORD_HEADER_SIZE,
+};
+pub use meta::{Meta, MetaState, FORMAT_VERSION, MAGIC};
 pub use node::{
     branch_entry_size, common_prefix_len, encode_branch, encode_leaf, key_prefix_at,
     leaf_entry_size, BucketHeader, LeafValue, NodeView, BUCKET_HEADER_SIZE, OVERFLOW_VALUE_SIZE,

@@ -1,7 +1,7 @@
 //! Edge cases: key and value limits, many buckets, deep nesting, space reuse.
 
 use crate::common::MemDb;
-use untorn::{Database, Error, MAX_KEY_SIZE};
+use untorn::{Database, Error, Storage, MAX_KEY_SIZE};
 
 #[test]
 fn max_key_size_and_multi_page_nodes() {
@@ -145,4 +145,47 @@ fn delete_everything_then_reuse_space() {
     drop(db);
     let db = m.open_default();
     assert_eq!(db.view(|tx| tx.bucket("b")?.unwrap().len()).unwrap(), 3000);
+}
+
+/// The data file's size after `commits` small commits made while one reader holds the
+/// snapshot before them, and a checkpoint.
+fn size_under_a_held_reader(commits: usize) -> u64 {
+    let m = MemDb::new();
+    let db = m.open_default();
+    db.update(|tx| {
+        let b = tx.create_bucket("b")?;
+        for i in 0..200 {
+            b.put(format!("k{i:04}"), [7u8; 100])?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let reader = db.begin_read().unwrap();
+    for i in 0..commits {
+        db.update(|tx| {
+            tx.bucket("b")?
+                .unwrap()
+                .put(format!("k{:04}", i % 200), [i as u8; 100])
+        })
+        .unwrap();
+    }
+    db.checkpoint().unwrap();
+    let size = m.data.len().unwrap();
+    drop(reader);
+    size
+}
+
+#[test]
+fn file_growth_under_a_long_lived_reader_is_linear_in_the_work() {
+    // A held reader pins every page freed after its snapshot, so each commit needs new
+    // pages: the file must grow by what the commits wrote, not by a freelist rewritten
+    // (and pinned) at every commit, which made the growth quadratic.
+    let n = size_under_a_held_reader(400);
+    let n4 = size_under_a_held_reader(1600);
+    eprintln!("data file after 400 commits: {n} bytes; after 1600: {n4} bytes");
+    assert!(
+        n4 < 5 * n,
+        "4x the commits grew the file {:.1}x ({n} -> {n4} bytes)",
+        n4 as f64 / n as f64
+    );
 }

@@ -5,7 +5,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use untorn::format::{record_span, RecordHeader, RECORD_HEADER_SIZE};
+use untorn::format::{RecordHeader, RecordKind, RECORD_HEADER_SIZE};
 use untorn::{CorruptionKind, Database, Durability, Error, MemoryStorage, Storage};
 
 fn open(data: &MemoryStorage, journal: &MemoryStorage) -> untorn::Result<Database> {
@@ -49,16 +49,22 @@ fn get(db: &Database, k: &str) -> Option<Vec<u8>> {
     .unwrap()
 }
 
-/// Record start offsets in a journal image.
-fn record_offsets(j: &[u8]) -> Vec<u64> {
+/// Start offsets of the commit records of the generation at the start of a journal image.
+pub fn record_offsets(j: &[u8]) -> Vec<u64> {
     let mut out = Vec::new();
     let mut pos = 0usize;
+    let mut salt = None;
     while let Some(h) = j
         .get(pos..pos + RECORD_HEADER_SIZE)
         .and_then(RecordHeader::decode)
     {
-        out.push(pos as u64);
-        pos += record_span(h.body_len) as usize;
+        if *salt.get_or_insert(h.salt) != h.salt {
+            break;
+        }
+        if h.kind == RecordKind::Commit {
+            out.push(pos as u64);
+        }
+        pos += h.record_len() as usize;
     }
     out
 }
@@ -85,11 +91,12 @@ fn j1_acknowledged_commits_survive_a_crash_before_checkpoint() {
             Some(format!("v{i}").into_bytes())
         );
     }
-    assert_eq!(
-        j.len().unwrap(),
-        0,
-        "J4: journal truncated after the recovered meta is synced"
-    );
+    // J4: the recovered state is home and the journal starts a new generation: a
+    // second crash replays nothing.
+    let (d, j) = crash(db, &d, &j);
+    let db = open(&d, &j).unwrap();
+    assert_eq!(db.recovery_report().commits_replayed, 0);
+    assert_eq!(get(&db, "k9"), Some(b"v9".to_vec()));
 }
 
 #[test]
@@ -154,7 +161,11 @@ fn j6_damaged_record_followed_by_valid_ones_is_corruption() {
     let (d, j) = crash(db, &data, &journal);
     let mut bytes = j.to_vec();
     let offs = record_offsets(&bytes);
+    // The trailer of the second record is damaged too: the record is not recognisable
+    // as complete, but the third record shows it had been synced.
     bytes[offs[1] as usize + RECORD_HEADER_SIZE + 200] ^= 1;
+    let trailer = offs[2] as usize - RECORD_HEADER_SIZE;
+    bytes[trailer + 100] ^= 1;
     let j = MemoryStorage::from_bytes(bytes);
     match open(&d, &j) {
         Err(Error::Corrupted {
@@ -163,6 +174,54 @@ fn j6_damaged_record_followed_by_valid_ones_is_corruption() {
         }) => {}
         other => panic!("expected journal corruption, got {other:?}"),
     }
+}
+
+#[test]
+fn j21_a_complete_record_that_fails_its_checksum_is_reported_never_cut() {
+    let (data, journal) = (MemoryStorage::new(), MemoryStorage::new());
+    let db = open(&data, &journal).unwrap();
+    put(&db, "a", "1");
+    put(&db, "b", "2");
+    put(&db, "c", "3");
+    let (d, j) = crash(db, &data, &journal);
+    let mut bytes = j.to_vec();
+    let offs = record_offsets(&bytes);
+    // A bit flipped at rest in the last record's images.
+    let at = body_offset(&bytes, offs[2]) + 300;
+    bytes[at] ^= 1;
+    let j = MemoryStorage::from_bytes(bytes.clone());
+    match open(&d, &j) {
+        Err(Error::JournalRecordDamaged {
+            txid,
+            acknowledged: false,
+            later_records: 0,
+            ..
+        }) => assert_eq!(txid, 3),
+        other => panic!("expected JournalRecordDamaged, got {other:?}"),
+    }
+    assert_eq!(j.to_vec(), bytes, "nothing was truncated");
+    // A read-only open serves the state before it and says so.
+    let ro = open_with(&d, &j, Database::builder().read_only(true)).unwrap();
+    let damaged = ro.recovery_report().damaged_record.expect("reported");
+    assert_eq!((damaged.txid, damaged.complete), (3, true));
+    assert_eq!(get(&ro, "b"), Some(b"2".to_vec()));
+    assert_eq!(get(&ro, "c"), None);
+    drop(ro);
+    // The way out is an explicit rollback, which says what it discards.
+    let db = open_with(
+        &d,
+        &j,
+        Database::builder().recovery(untorn::Recovery::RollbackToLastGood),
+    )
+    .unwrap();
+    let rb = db.recovery_report().rollback.expect("rollback reported");
+    assert_eq!((rb.to_txid, rb.discarded_txids.clone()), (2, vec![3]));
+    assert_eq!(get(&db, "b"), Some(b"2".to_vec()));
+    put(&db, "d", "4");
+    drop(db);
+    let db = open(&d, &j).unwrap();
+    assert_eq!(get(&db, "d"), Some(b"4".to_vec()));
+    assert_eq!(get(&db, "c"), None);
 }
 
 #[test]
@@ -190,8 +249,32 @@ fn j7_recovery_is_idempotent_when_it_crashes() {
     );
 }
 
+/// Where the images of the record at `offset` start.
+pub fn body_offset(j: &[u8], offset: u64) -> usize {
+    let at = offset as usize;
+    let h = RecordHeader::decode(&j[at..at + RECORD_HEADER_SIZE]).unwrap();
+    at + RECORD_HEADER_SIZE + h.aux_padded_len() as usize
+}
+
+/// The slot holding the newest meta of a data file image (by the header's txid, then the
+/// meta sequence).
+fn newest_slot(bytes: &[u8]) -> usize {
+    let field = |slot: usize, off: usize| {
+        u64::from_le_bytes(
+            bytes[slot * 4096 + off..slot * 4096 + off + 8]
+                .try_into()
+                .unwrap(),
+        )
+    };
+    if (field(1, 16), field(1, 136)) > (field(0, 16), field(0, 136)) {
+        1
+    } else {
+        0
+    }
+}
+
 #[test]
-fn j8_damaged_newest_meta_falls_back_and_says_so() {
+fn j8_damaged_newest_meta_is_restored_from_the_journal_marker() {
     let (data, journal) = (MemoryStorage::new(), MemoryStorage::new());
     let db = open(&data, &journal).unwrap();
     put(&db, "a", "1");
@@ -199,25 +282,53 @@ fn j8_damaged_newest_meta_falls_back_and_says_so() {
     put(&db, "b", "2");
     db.checkpoint().unwrap();
     drop(db);
-    // Find the newest meta slot and tear it.
     let mut bytes = data.to_vec();
-    let txid = |slot: usize| {
-        u64::from_le_bytes(
-            bytes[slot * 4096 + 16..slot * 4096 + 24]
-                .try_into()
-                .unwrap(),
-        )
-    };
-    let newest = if txid(0) > txid(1) { 0 } else { 1 };
+    let newest = newest_slot(&bytes);
     bytes[newest * 4096 + 3000] ^= 0xff;
     let d = MemoryStorage::from_bytes(bytes);
-    // The older meta's tree is intact (copy-on-write), but commits after it are gone
-    // because the journal was truncated at the checkpoint: the database opens at the
-    // older commit and reports the fallback.
+    // The journal's generation marker carries the newest meta: nothing is lost.
     let db = open_with(&d, &journal, Database::builder().read_only(true)).unwrap();
     let fb = db.info().unwrap().meta_fallback.expect("fallback reported");
     assert!(fb.contains(&format!("slot {newest}")), "{fb}");
+    assert!(db.recovery_report().meta_restored.is_some());
     assert_eq!(get(&db, "a"), Some(b"1".to_vec()));
+    assert_eq!(get(&db, "b"), Some(b"2".to_vec()));
+    drop(db);
+    // A read-write open rewrites the slot; both verify afterwards.
+    let db = open(&d, &journal).unwrap();
+    assert_eq!(get(&db, "b"), Some(b"2".to_vec()));
+    let report = db.check(Default::default()).unwrap();
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+}
+
+#[test]
+fn j16_damaged_meta_without_evidence_is_refused_and_rollback_says_what_it_discards() {
+    let (data, journal) = (MemoryStorage::new(), MemoryStorage::new());
+    let db = open(&data, &journal).unwrap();
+    put(&db, "a", "1");
+    db.checkpoint().unwrap();
+    put(&db, "b", "2");
+    db.checkpoint().unwrap();
+    drop(db);
+    let mut bytes = data.to_vec();
+    let newest = newest_slot(&bytes);
+    bytes[newest * 4096 + 48] ^= 0x01;
+    let d = MemoryStorage::from_bytes(bytes);
+    // The journal is gone: nothing proves the damaged slot older.
+    let err = open(&d, &MemoryStorage::new()).unwrap_err();
+    match &err {
+        Error::MetaDamaged { slot, .. } => assert_eq!(*slot as usize, newest),
+        other => panic!("expected MetaDamaged, got {other:?}"),
+    }
+    let db = open_with(
+        &d,
+        &MemoryStorage::new(),
+        Database::builder().recovery(untorn::Recovery::RollbackToLastGood),
+    )
+    .unwrap();
+    let rb = db.recovery_report().rollback.expect("reported");
+    assert_eq!(rb.damaged_slot, Some(newest as u64));
+    assert!(rb.discarded_unknown_after.is_some());
 }
 
 #[test]
@@ -262,7 +373,12 @@ fn j9_failed_sync_poisons_and_reopen_recovers() {
     let err = db
         .update(|tx| tx.bucket("b")?.unwrap().put("b", "2"))
         .unwrap_err();
-    assert!(matches!(err, Error::Io(_)), "{err:?}");
+    // Every sync fails, so the revocation cannot be made durable either: the only
+    // case in which the outcome is unknown, and it says so.
+    assert!(
+        matches!(err, Error::CommitOutcomeUnknown { txid: 2, .. }),
+        "{err:?}"
+    );
     assert!(db.is_poisoned());
     assert!(matches!(db.begin_write().err(), Some(Error::Poisoned)));
     assert_eq!(get(&db, "a"), Some(b"1".to_vec()), "reads continue");
@@ -290,7 +406,8 @@ fn j10_durability_none_recovers_a_prefix() {
     let mut bytes = j.to_vec();
     let offs = record_offsets(&bytes);
     bytes.truncate(offs[17] as usize);
-    bytes[offs[12] as usize + 700] ^= 0x10;
+    let at = body_offset(&bytes, offs[12]) + 100;
+    bytes[at] ^= 0x10;
     let db = open(&d, &MemoryStorage::from_bytes(bytes)).unwrap();
     for i in 0..20 {
         let present = get(&db, &format!("k{i:02}")).is_some();
@@ -342,12 +459,13 @@ fn j12_reused_journal_space_never_replays_an_older_generation() {
 }
 
 #[test]
-fn j11_creation_that_wrote_one_meta_slot_is_completed() {
-    // A crash after slot 0 was written, before slot 1: the file is one page long.
-    let (data, journal) = (MemoryStorage::new(), MemoryStorage::new());
-    drop(open(&data, &journal).unwrap());
-    let one_page = data.to_vec()[..4096].to_vec();
-    let d = MemoryStorage::from_bytes(one_page);
+fn j11_creation_that_wrote_one_meta_slot_is_redone() {
+    // A crash after slot 0 of a new database was written, before slot 1: one page, in
+    // state `creating`, and no journal. Nothing was ever acknowledged.
+    let page = untorn::format::Meta::initial(4096, untorn::format::DbId([5; 16]), 0, 9)
+        .encode()
+        .unwrap();
+    let d = MemoryStorage::from_bytes(page);
     let db = open(&d, &MemoryStorage::new()).unwrap();
     put(&db, "a", "1");
     let report = db.check(Default::default()).unwrap();
@@ -377,4 +495,160 @@ fn both_metas_destroyed_is_corruption_not_a_foreign_file() {
         "{err:?}"
     );
     assert!(err.to_string().contains("salvage"), "{err}");
+}
+
+/// A journal storage that injects faults on demand: ENOSPC past a capacity, EIO on the
+/// n-th write from now, EIO on syncs.
+#[derive(Clone)]
+struct Faulty {
+    inner: MemoryStorage,
+    capacity: Arc<std::sync::atomic::AtomicU64>,
+    writes_until_eio: Arc<std::sync::atomic::AtomicU64>,
+    failing_syncs: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Faulty {
+    fn new(inner: MemoryStorage) -> Faulty {
+        use std::sync::atomic::AtomicU64;
+        Faulty {
+            inner,
+            capacity: Arc::new(AtomicU64::new(u64::MAX)),
+            writes_until_eio: Arc::new(AtomicU64::new(u64::MAX)),
+            failing_syncs: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+impl Storage for Faulty {
+    fn read_at(&self, o: u64, b: &mut [u8]) -> io::Result<()> {
+        self.inner.read_at(o, b)
+    }
+    fn write_at(&self, o: u64, b: &[u8]) -> io::Result<()> {
+        if o + b.len() as u64 > self.capacity.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(28));
+        }
+        let n = self.writes_until_eio.load(Ordering::SeqCst);
+        if n != u64::MAX {
+            self.writes_until_eio
+                .store(n.saturating_sub(1), Ordering::SeqCst);
+            if n == 0 {
+                self.writes_until_eio.store(u64::MAX, Ordering::SeqCst);
+                return Err(io::Error::other("injected write EIO"));
+            }
+        }
+        self.inner.write_at(o, b)
+    }
+    fn sync(&self) -> io::Result<()> {
+        let n = self.failing_syncs.load(Ordering::SeqCst);
+        if n > 0 {
+            self.failing_syncs.store(n - 1, Ordering::SeqCst);
+            return Err(io::Error::other("injected fsync failure"));
+        }
+        Ok(())
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+    fn set_len(&self, l: u64) -> io::Result<()> {
+        if l > self.capacity.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(28));
+        }
+        self.inner.set_len(l)
+    }
+}
+
+fn open_faulty(data: &MemoryStorage, j: &Faulty) -> Database {
+    Database::builder()
+        .open_storage(Arc::new(data.clone()), Arc::new(j.clone()), true)
+        .unwrap()
+}
+
+fn try_put(db: &Database, k: &str, v: &str) -> untorn::Result<()> {
+    db.update(|tx| tx.create_bucket_if_not_exists("b")?.put(k, v))
+}
+
+#[test]
+fn j13_a_failed_commit_is_never_replayed() {
+    // Issue 9, case 3: ENOSPC while the journal grows. The failed commit is not visible
+    // after a reopen, every acknowledged one is, and the handle stays usable.
+    let (data, journal) = (MemoryStorage::new(), MemoryStorage::new());
+    let j = Faulty::new(journal.clone());
+    let db = open_faulty(&data, &j);
+    put(&db, "before", "1");
+    j.capacity
+        .store(journal.len().unwrap() + 24 * 1024, Ordering::SeqCst);
+    let big = "x".repeat(3000);
+    let mut acked = Vec::new();
+    let mut failed = None;
+    for i in 0..2000 {
+        let k = format!("k{i:04}");
+        match try_put(&db, &k, &big) {
+            Ok(()) => acked.push(k),
+            Err(e) => {
+                assert!(matches!(e, Error::NoSpace), "{e:?}");
+                failed = Some(k);
+                break;
+            }
+        }
+    }
+    let failed = failed.expect("the journal filled up");
+    assert!(
+        !db.is_poisoned(),
+        "an error before the header leaves the handle usable"
+    );
+    let (d, jj) = crash(db, &data, &journal);
+    let db = open(&d, &jj).unwrap();
+    assert_eq!(get(&db, &failed), None, "the failed commit is not durable");
+    for k in &acked {
+        assert!(get(&db, k).is_some(), "{k} acknowledged");
+    }
+}
+
+#[test]
+fn j14_eio_before_the_header_fails_cleanly_and_the_handle_stays_usable() {
+    let (data, journal) = (MemoryStorage::new(), MemoryStorage::new());
+    let j = Faulty::new(journal.clone());
+    let db = open_faulty(&data, &j);
+    put(&db, "a", "1");
+    // The first write of the next commit (its aux, body and trailer) fails.
+    j.writes_until_eio.store(0, Ordering::SeqCst);
+    let err = try_put(&db, "b", "2").unwrap_err();
+    assert!(matches!(err, Error::Io(_)), "{err:?}");
+    assert!(!db.is_poisoned());
+    put(&db, "c", "3");
+    let (d, jj) = crash(db, &data, &journal);
+    let db = open(&d, &jj).unwrap();
+    assert_eq!(get(&db, "b"), None);
+    assert_eq!(get(&db, "c"), Some(b"3".to_vec()));
+}
+
+#[test]
+fn j15_a_failed_header_write_or_sync_is_revoked_and_never_replayed() {
+    for fault in ["header", "sync"] {
+        let (data, journal) = (MemoryStorage::new(), MemoryStorage::new());
+        let j = Faulty::new(journal.clone());
+        let db = open_faulty(&data, &j);
+        put(&db, "a", "1");
+        match fault {
+            // The second write of a small commit is its header.
+            "header" => j.writes_until_eio.store(1, Ordering::SeqCst),
+            // The sync fails once (its writes reached the file anyway); the revocation's
+            // sync succeeds.
+            _ => j.failing_syncs.store(1, Ordering::SeqCst),
+        }
+        let err = try_put(&db, "b", "2").unwrap_err();
+        assert!(matches!(err, Error::Io(_)), "{fault}: {err:?}");
+        assert!(db.is_poisoned(), "{fault}");
+        let (d, jj) = crash(db, &data, &journal);
+        let db = open(&d, &jj).unwrap();
+        assert_eq!(
+            get(&db, "b"),
+            None,
+            "{fault}: the failed commit was revoked"
+        );
+        assert_eq!(get(&db, "a"), Some(b"1".to_vec()));
+        if fault == "sync" {
+            assert_eq!(db.recovery_report().revoked_txid, Some(2));
+        }
+    }
 }

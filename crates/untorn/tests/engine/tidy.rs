@@ -36,7 +36,7 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
             &["error"],
             &["limits", "storage", "report", "freeset"],
             &["format"],
-            &["pager", "journal", "superblock"],
+            &["pager", "journal", "superblock", "entropy"],
             &["recovery", "btree", "check"],
             &["commit"],
             &["core"],
