@@ -22,6 +22,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Open a database read-write, recover it, and print what recovery did.
+    ///
+    /// Without --rollback a damaged meta nothing proves older, a foreign or missing
+    /// journal, or a damaged journal record is refused (exit 2) with the reason. With
+    /// --rollback the newest intact state is opened instead and the report lists exactly
+    /// what was discarded; the journal's bytes are kept as FILE.journal.rollback-<secs>.
+    #[command(
+        after_help = "Examples:\n  untorn recover app.untorn\n  untorn recover app.untorn --rollback --json"
+    )]
+    Recover(RecoverArgs),
     /// Print facts about a database: page size, txid, high-water mark, metas, journal.
     #[command(after_help = "Example:\n  untorn info app.untorn --json")]
     Info(InfoArgs),
@@ -97,6 +107,16 @@ pub struct FileArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    #[command(flatten)]
+    pub common: FileArgs,
+    /// Accept losing what cannot be recovered: open at the newest intact state and report
+    /// what was discarded.
+    #[arg(long)]
+    pub rollback: bool,
 }
 
 #[derive(Debug, Args)]

@@ -13,14 +13,25 @@ pub const DATA_FILE: &str = "data";
 /// Name of the journal file on the simulated disk.
 pub const JOURNAL_FILE: &str = "journal";
 
-/// Opens the engine on the disk's two files, as every test does.
-pub fn open_db(disk: &SimDisk, checkpoint_threshold_bytes: u64) -> untorn::Result<Database> {
-    let data: Arc<dyn Storage> = disk.file(DATA_FILE);
-    let journal: Arc<dyn Storage> = disk.file(JOURNAL_FILE);
+/// The builder every test opens the engine with: 4 KiB pages, the threshold, and ids
+/// and salts derived from the disk's seed (so the same seed drives the same bytes).
+pub fn builder(disk: &SimDisk, checkpoint_threshold_bytes: u64) -> untorn::Builder {
     Database::builder()
         .page_size(4096)
         .checkpoint_threshold_bytes(checkpoint_threshold_bytes)
-        .open_storage(data, journal, true)
+        .deterministic_ids(disk.faults().seed ^ 0x1d5_5eed)
+}
+
+/// Opens the engine on the disk's two files, as every test does.
+pub fn open_db(disk: &SimDisk, checkpoint_threshold_bytes: u64) -> untorn::Result<Database> {
+    open_with(disk, builder(disk, checkpoint_threshold_bytes))
+}
+
+/// Opens the engine on the disk's two files with `b` (creating the database if empty).
+pub fn open_with(disk: &SimDisk, b: untorn::Builder) -> untorn::Result<Database> {
+    let data: Arc<dyn Storage> = disk.file(DATA_FILE);
+    let journal: Arc<dyn Storage> = disk.file(JOURNAL_FILE);
+    b.open_storage(data, journal, true)
 }
 
 /// Which fault classes a run injects.

@@ -9,6 +9,10 @@
 //! generation advances, and every handle issued before the crash fails with EIO from
 //! then on, so a database that is still running cannot keep writing.
 //!
+//! A file's directory entry is durable only once `sync_directory_entry` was called on
+//! one of its handles (an operation like a write, so crash points land before and after
+//! it): a file created since is absent after a crash.
+//!
 //! Every random decision comes from a [`Rng`] seeded by [`FaultConfig::seed`]; the
 //! same seed and the same sequence of calls give the same bytes.
 //!
@@ -164,6 +168,9 @@ struct FileState {
     durable: Vec<u8>,
     view: Vec<u8>,
     pending: Vec<Pending>,
+    /// Whether the file's directory entry survives a crash: a file created since the
+    /// last sync of its directory is absent after one.
+    entry_durable: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -428,6 +435,18 @@ impl Inner {
         Ok(())
     }
 
+    fn sync_directory(&mut self, name: &str) -> io::Result<()> {
+        self.begin_mutation(name)?;
+        if self.log {
+            eprintln!("sim op {}: sync directory entry of {name}", self.ops - 1);
+        }
+        self.trace = mix(self.trace, 4 ^ hash_bytes(name.as_bytes()));
+        if let Some(f) = self.files.get_mut(name) {
+            f.entry_durable = true;
+        }
+        Ok(())
+    }
+
     fn read(&mut self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         if self.dead {
             return Err(eio("power is off (crash point passed)"));
@@ -546,6 +565,8 @@ impl Inner {
             file.view = durable.clone();
             file.durable = durable;
         }
+        // A directory entry never synced is lost with the power.
+        self.files.retain(|_, f| f.entry_durable);
         self.generation += 1;
         self.stats.crashes += 1;
         self.ops = 0;
@@ -842,6 +863,9 @@ impl Storage for SimFile {
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.live()?.set_len(&self.name, len)
     }
+    fn sync_directory_entry(&self) -> io::Result<()> {
+        self.live()?.sync_directory(&self.name)
+    }
 }
 
 #[cfg(test)]
@@ -852,6 +876,27 @@ mod tests {
 
     fn disk(faults: FaultConfig) -> SimDisk {
         SimDisk::new(faults)
+    }
+
+    /// A file whose directory entry is durable (and so survives crashes).
+    fn durable(d: &SimDisk, name: &str) -> Arc<dyn Storage> {
+        let f = d.file(name);
+        f.sync_directory_entry().expect("directory sync");
+        f
+    }
+
+    #[test]
+    fn a_file_created_since_the_last_directory_sync_vanishes_at_a_crash() {
+        let d = disk(FaultConfig::default());
+        let f = d.file("new");
+        f.write_at(0, b"x").expect("write");
+        f.sync().expect("sync");
+        let g = durable(&d, "kept");
+        g.write_at(0, b"y").expect("write");
+        g.sync().expect("sync");
+        d.crash();
+        assert_eq!(d.file_names(), vec!["kept".to_owned()]);
+        assert_eq!(d.durable_bytes("kept"), b"y");
     }
 
     fn sectors_of(bytes: &[u8]) -> Vec<&[u8]> {
@@ -868,7 +913,7 @@ mod tests {
                 garble_per_million: 500_000,
                 ..FaultConfig::default()
             });
-            let f = d.file("data");
+            let f = durable(&d, "data");
             f.write_at(0, &[7u8; 4 * S]).expect("write");
             f.sync().expect("sync");
             f.write_at(4 * S as u64, &[9u8; 2 * S])
@@ -887,7 +932,7 @@ mod tests {
                 seed,
                 ..FaultConfig::default()
             });
-            let f = d.file("data");
+            let f = durable(&d, "data");
             f.write_at(0, &[1u8; S]).expect("write");
             d.crash();
             match d.durable_bytes("data").as_slice() {
@@ -906,7 +951,7 @@ mod tests {
                 seed,
                 ..FaultConfig::default()
             });
-            let f = d.file("j");
+            let f = durable(&d, "j");
             for i in 0..6u8 {
                 f.write_at(u64::from(i) * S as u64, &[i + 1; S])
                     .expect("write");
@@ -929,7 +974,7 @@ mod tests {
                 torn: true,
                 ..FaultConfig::default()
             });
-            let f = d.file("data");
+            let f = durable(&d, "data");
             f.write_at(0, &[0xAA; 8 * S]).expect("write");
             f.sync().expect("sync");
             f.write_at(0, &[0xBB; 8 * S]).expect("write");
@@ -958,7 +1003,7 @@ mod tests {
                 reorder: true,
                 ..FaultConfig::default()
             });
-            let f = d.file("data");
+            let f = durable(&d, "data");
             f.write_at(0, &[1u8; S]).expect("write");
             f.write_at(S as u64, &[2u8; S]).expect("write");
             d.crash();
@@ -985,7 +1030,7 @@ mod tests {
                 misdirect_per_million: 100_000,
                 ..FaultConfig::default()
             });
-            let f = d.file("data");
+            let f = durable(&d, "data");
             for i in 0..20u64 {
                 f.write_at(i * 700, &[i as u8; 1500]).expect("write");
                 if i % 7 == 3 {
@@ -1002,7 +1047,7 @@ mod tests {
     #[test]
     fn handles_from_before_a_crash_fail_every_operation() {
         let d = disk(FaultConfig::default());
-        let f = d.file("data");
+        let f = durable(&d, "data");
         f.write_at(0, b"x").expect("write");
         d.crash();
         let mut buf = [0u8; 1];
@@ -1011,22 +1056,22 @@ mod tests {
         assert!(f.sync().is_err());
         assert!(f.len().is_err());
         assert!(f.set_len(0).is_err());
-        let g = d.file("data");
+        let g = durable(&d, "data");
         assert!(g.len().is_ok(), "a new handle works");
     }
 
     #[test]
     fn crash_point_fails_that_op_and_every_later_one() {
         let d = disk(FaultConfig {
-            crash_at_op: Some(2),
+            crash_at_op: Some(3),
             ..FaultConfig::default()
         });
-        let f = d.file("data");
-        f.write_at(0, &[1; S]).expect("op 0");
-        f.sync().expect("op 1");
+        let f = durable(&d, "data"); // op 0: the directory sync
+        f.write_at(0, &[1; S]).expect("op 1");
+        f.sync().expect("op 2");
         assert!(
             f.write_at(S as u64, &[2; S]).is_err(),
-            "op 2 is the crash point"
+            "op 3 is the crash point"
         );
         assert!(d.is_dead());
         assert!(f.sync().is_err());
@@ -1049,7 +1094,7 @@ mod tests {
             lost_write_per_million: 1_000_000,
             ..FaultConfig::default()
         });
-        let f = d.file("data");
+        let f = durable(&d, "data");
         f.write_at(0, b"new").expect("acknowledged");
         let mut buf = [0u8; 3];
         f.read_at(0, &mut buf).expect("read");
@@ -1067,7 +1112,7 @@ mod tests {
             fault_files: Some(vec!["data".into()]),
             ..FaultConfig::default()
         });
-        let f = d.file("data");
+        let f = durable(&d, "data");
         f.set_len(8 * S as u64).expect("set_len");
         f.sync().expect("sync");
         f.write_at(3 * S as u64, &[5; S]).expect("write");
@@ -1083,7 +1128,7 @@ mod tests {
         assert_eq!(hits.len(), 1);
         assert_ne!(hits, vec![3]);
         // Files outside `fault_files` are untouched by the fault.
-        let j = d.file("journal");
+        let j = durable(&d, "journal");
         j.write_at(0, &[6; S]).expect("write");
         j.sync().expect("sync");
         d.crash();
@@ -1093,13 +1138,13 @@ mod tests {
     #[test]
     fn eio_and_enospc_are_injected() {
         let d = disk(FaultConfig {
-            eio_at_op: Some(1),
+            eio_at_op: Some(2),
             capacity_bytes: Some(2 * S as u64),
             ..FaultConfig::default()
         });
-        let f = d.file("data");
-        f.write_at(0, &[1; S]).expect("op 0");
-        let e = f.sync().expect_err("op 1 fails");
+        let f = durable(&d, "data"); // op 0: the directory sync
+        f.write_at(0, &[1; S]).expect("op 1");
+        let e = f.sync().expect_err("op 2 fails");
         assert_eq!(e.raw_os_error(), None);
         assert!(e.to_string().contains("EIO"));
         f.sync().expect("one-shot");
@@ -1110,7 +1155,7 @@ mod tests {
             read_eio_per_million: 1_000_000,
             ..FaultConfig::default()
         });
-        let g = r.file("data");
+        let g = durable(&r, "data");
         g.write_at(0, b"abc").expect("write");
         let mut buf = [0u8; 3];
         assert!(g.read_at(0, &mut buf).is_err());
@@ -1125,7 +1170,7 @@ mod tests {
                 sync_eio_per_million: 1_000_000,
                 ..FaultConfig::default()
             });
-            let f = d.file("data");
+            let f = durable(&d, "data");
             f.write_at(0, &[1; S]).expect("write");
             assert!(f.sync().is_err());
             assert!(
@@ -1145,7 +1190,7 @@ mod tests {
     #[test]
     fn explicit_crash_plan_and_fork() {
         let d = disk(FaultConfig::default());
-        let f = d.file("data");
+        let f = durable(&d, "data");
         f.write_at(0, &[1; 2 * S]).expect("write");
         f.write_at(2 * S as u64, &[2; S]).expect("write");
         let info = d.pending("data");
@@ -1169,7 +1214,7 @@ mod tests {
     #[test]
     fn truncate_then_write_may_leave_the_old_tail() {
         let d = disk(FaultConfig::default());
-        let f = d.file("j");
+        let f = durable(&d, "j");
         f.write_at(0, &[1; 4 * S]).expect("write");
         f.sync().expect("sync");
         f.set_len(0).expect("truncate");
@@ -1186,7 +1231,7 @@ mod tests {
     #[test]
     fn at_rest_damage_changes_durable_bytes() {
         let d = disk(FaultConfig::default());
-        let f = d.file("data");
+        let f = durable(&d, "data");
         f.write_at(0, &[0xFF; 2 * S]).expect("write");
         f.sync().expect("sync");
         assert!(d.damage("data", Damage::ZeroSector { sector: 1 }));

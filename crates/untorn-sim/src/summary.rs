@@ -27,6 +27,10 @@ pub struct Summary {
     pub corruption_detected: u64,
     /// Read snapshots verified (held across commits or on reader threads).
     pub snapshots_verified: u64,
+    /// Commits that returned an error (then verified never to be visible).
+    pub failed_commits: u64,
+    /// Reopens that needed an explicit rollback past a damaged, unacknowledged record.
+    pub rollbacks: u64,
     /// What the simulated disks did, summed over all seeds (shows each fault fired).
     pub faults_fired: FaultsFired,
     /// The failures.
@@ -39,6 +43,8 @@ impl Summary {
         self.cycles += s.cycles;
         self.corruption_detected += s.corruption_detected;
         self.snapshots_verified += s.snapshots_verified;
+        self.failed_commits += s.failed_commits;
+        self.rollbacks += s.rollbacks;
         self.faults_fired.add(&s.faults_fired);
     }
 }
@@ -97,6 +103,10 @@ pub struct SeedStats {
     pub corruption_detected: u64,
     /// Read snapshots verified.
     pub snapshots_verified: u64,
+    /// Commits that returned an error.
+    pub failed_commits: u64,
+    /// Reopens with an explicit rollback.
+    pub rollbacks: u64,
     /// Hash of every mutating disk operation (equal across runs of one seed when the
     /// engine is deterministic).
     pub trace: u64,

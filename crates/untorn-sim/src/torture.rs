@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use untorn::{Database, Error, ReadTx, WriteTx};
 
-use crate::config::{open_db, Config, DATA_FILE, JOURNAL_FILE};
+use crate::config::{builder, open_db, open_with, Config, DATA_FILE, JOURNAL_FILE};
 use crate::disk::{FaultConfig, SimDisk};
 use crate::oracle::{
     apply_op, check_recovered_txid, check_value, engine_check, scan_snapshot, show, show_path,
@@ -194,7 +194,11 @@ impl<'c> Run<'c> {
             {
                 false
             }
-            Error::Io(_) | Error::Poisoned | Error::NoSpace => any_io,
+            // The outcome is unknown only when the revocation failed too: an I/O fault.
+            Error::Io(_)
+            | Error::Poisoned
+            | Error::NoSpace
+            | Error::CommitOutcomeUnknown { .. } => any_io,
             Error::Corrupted { .. } => self.corruption_allowed(),
             _ => false,
         }
@@ -267,8 +271,15 @@ impl<'c> Run<'c> {
                     drop(db);
                 }
                 Err(e) => {
+                    let unacked_damage = matches!(
+                        e,
+                        Error::JournalRecordDamaged { txid, .. } if txid > self.acked_txid
+                    );
                     let ok = self.disk.is_dead()
-                        || matches!(e, Error::Corrupted { .. } | Error::NotADatabase(_))
+                        || unacked_damage
+                        || (e.is_corruption()
+                            || e.needs_rollback()
+                            || matches!(e, Error::NotADatabase(_)))
                             && self.corruption_allowed();
                     if !ok {
                         return Err(format!(
@@ -331,8 +342,7 @@ impl<'c> Run<'c> {
         // must show the state the read-write open then recovers.
         if strict && self.rng.below(4) == 0 {
             let ops_before = self.disk.ops();
-            let ro = Database::builder()
-                .page_size(4096)
+            let ro = builder(&self.disk, self.cfg.checkpoint_threshold_bytes)
                 .read_only(true)
                 .open_storage(
                     self.disk.file(DATA_FILE),
@@ -352,6 +362,35 @@ impl<'c> Run<'c> {
         }
         let db = match open_db(&self.disk, self.cfg.checkpoint_threshold_bytes) {
             Ok(db) => db,
+            // A complete record that fails its checksum is allowed after crash faults only
+            // if its commit was never acknowledged (a reordered crash kept its header and
+            // trailer but not all of its images): then the user's way out is a rollback.
+            Err(Error::JournalRecordDamaged { txid, .. }) if txid > self.acked_txid || !strict => {
+                let b = builder(&self.disk, self.cfg.checkpoint_threshold_bytes)
+                    .recovery(untorn::Recovery::RollbackToLastGood);
+                let db = open_with(&self.disk, b)
+                    .map_err(|e| format!("reopen with rollback failed: {e}"))?;
+                let rb = db.recovery_report().rollback;
+                if !rb
+                    .as_ref()
+                    .is_some_and(|r| r.discarded_txids.contains(&txid))
+                {
+                    return Err(format!(
+                        "a rollback past the damaged record of txid {txid} does not report discarding it: {rb:?}"
+                    ));
+                }
+                self.stats.rollbacks += 1;
+                db
+            }
+            Err(e) if !strict && e.needs_rollback() => {
+                if !self.corruption_allowed() {
+                    return Err(format!(
+                        "reopen failed with {e} although no data-destroying fault fired since the last clean verification"
+                    ));
+                }
+                self.stats.corruption_detected += 1;
+                return Ok(None);
+            }
             // Both meta pages destroyed reads as `NotADatabase` (see the crate report:
             // the engine could say `Corrupted { kind: Meta }` when the file is otherwise
             // clearly untorn's).
@@ -577,6 +616,12 @@ impl<'c> Run<'c> {
                 Err(e) => {
                     if !self.explained(&e, faults) {
                         return Err(fail("commit", &e));
+                    }
+                    // A commit that returned an error is never visible after a reopen,
+                    // unless its outcome is explicitly unknown (J13-J15).
+                    if !matches!(e, Error::CommitOutcomeUnknown { .. }) {
+                        lock_history(&self.history).remove(&txid);
+                        self.stats.failed_commits += 1;
                     }
                     break;
                 }

@@ -182,14 +182,14 @@ fn create(
     entropy: &mut Entropy,
 ) -> Result<(Meta, JournalWriter)> {
     let db_id = entropy.db_id();
-    let base = superblock::create_metas(data, opts.page_size, db_id, entropy.salt())?;
+    let base = superblock::create_metas(data, opts.page_size, db_id, entropy.salt(1))?;
     data.sync_directory_entry().map_err(Error::from_io)?;
     let mut jw = JournalWriter::new(Arc::clone(journal), db_id, 0, keep_bytes_max(opts));
     jw.start_generation(&base, true)?;
     journal.sync_directory_entry().map_err(Error::from_io)?;
     let next = Meta {
         meta_seq: base.meta_seq + 1,
-        journal_salt: entropy.salt(),
+        journal_salt: entropy.salt(base.meta_seq + 1),
         state: MetaState::Open,
         ..base
     };
@@ -453,7 +453,7 @@ impl Shared {
                 .meta_seq
                 .checked_add(1)
                 .ok_or(Error::Internal("meta sequence exhausted"))?;
-            next.journal_salt = w.entropy.salt();
+            next.journal_salt = w.entropy.salt(next.meta_seq);
             next.state = if closing {
                 MetaState::Clean
             } else {

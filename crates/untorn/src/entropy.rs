@@ -50,8 +50,13 @@ impl Entropy {
         DbId::from_words(a, self.next_u64() | 1)
     }
 
-    /// A new journal salt (never 0).
-    pub(crate) fn salt(&mut self) -> u64 {
-        self.next_u64() | 1
+    /// A new journal salt for the generation that continues the meta with `meta_seq`
+    /// (never 0). The sequence is mixed in so that even a fixed-seed stream restarted at
+    /// every open gives distinct salts along a database's chain of generations.
+    pub(crate) fn salt(&mut self, meta_seq: u64) -> u64 {
+        let mut mixed = Entropy {
+            state: self.next_u64() ^ meta_seq.wrapping_mul(0xD6E8_FEB8_6659_FD93),
+        };
+        mixed.next_u64() | 1
     }
 }

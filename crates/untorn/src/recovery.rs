@@ -950,7 +950,7 @@ pub(crate) fn recover(
         .meta_seq
         .checked_add(1)
         .ok_or(Error::Internal("meta sequence exhausted"))?;
-    next.journal_salt = entropy.salt();
+    next.journal_salt = entropy.salt(next.meta_seq);
     next.state = MetaState::Open;
     advance(data, &mut jw, &images, &base, &next, discard_journal)?;
     jw.presize(scan.end_pos.max(journal_len.min(opts.keep_bytes_max)));

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use untorn::check::{check, check_storage, CheckOptions};
+use untorn::check::{check, check_storage_with_journal, CheckOptions};
 use untorn::report::{Finding, FindingKind, Report};
 use untorn::{CorruptionKind, Database, Error, FileStorage, Storage};
 
-use super::source::{is_damage, Origin};
+use super::source::{is_damage, journal_beside, Origin};
 use crate::args::CheckArgs;
 use crate::backend::{detect, Format};
 use crate::output::{self, JsonReport};
@@ -125,35 +125,82 @@ fn check_file(cfg: &Config, bar: Option<ProgressBar>) -> Result<(Report, Origin)
     match Database::builder().read_only(true).open(&cfg.file) {
         Ok(db) => {
             let tx = db.begin_read().context("cannot start a read snapshot")?;
-            let report = check(tx.check_source(), opts)?;
+            let mut report = check(tx.check_source(), opts)?;
+            // A read-only open serves the state before a damaged journal record: the
+            // damage itself is a finding (exit 1), never a quiet tail.
+            if let Some(d) = db.recovery_report().damaged_record {
+                report.findings.insert(
+                    0,
+                    journal_finding(format!(
+                        "journal record of txid {} at offset {} is damaged ({}){}{}; the check covers txid {}; \
+                         `untorn recover FILE --rollback` discards it",
+                        d.txid,
+                        d.offset,
+                        d.detail,
+                        if d.acknowledged { ", and a later record shows it was acknowledged" } else { "" },
+                        if d.later_txids.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", {} later record(s) follow", d.later_txids.len())
+                        },
+                        tx.txid()
+                    )),
+                );
+            }
             Ok((report, Origin::Snapshot))
         }
         Err(e) if is_damage(&e) => {
-            // The engine refuses the file: check the data file itself, and say why.
+            // The engine refuses the file: check the data file itself (the journal's
+            // marker as evidence for the meta), and say why.
             let file = std::fs::File::open(&cfg.file)
                 .with_context(|| format!("cannot open {}", cfg.file.display()))?;
             let storage: Arc<dyn Storage> = Arc::new(FileStorage::new(file));
-            let mut report = check_storage(storage, opts)
-                .with_context(|| format!("cannot check {}", cfg.file.display()))?;
-            if let Error::Corrupted {
-                kind: CorruptionKind::Journal,
-                page,
-                detail,
-            } = &e
+            let journal = journal_beside(&cfg.file);
+            let mut report = check_storage_with_journal(
+                storage,
+                journal.as_ref().map(|j| j as &dyn Storage),
+                opts,
+            )
+            .with_context(|| format!("cannot check {}", cfg.file.display()))?;
+            let journal_refusal = matches!(
+                e,
+                Error::Corrupted {
+                    kind: CorruptionKind::Journal,
+                    ..
+                } | Error::ForeignJournal { .. }
+                    | Error::JournalMissing { .. }
+                    | Error::JournalRecordDamaged { .. }
+            );
+            if journal_refusal {
+                report.findings.insert(0, journal_finding(e.to_string()));
+            } else if matches!(e, Error::MetaDamaged { .. })
+                && !report
+                    .findings
+                    .iter()
+                    .any(|f| f.kind == FindingKind::MetaInvalid)
             {
                 report.findings.insert(
                     0,
                     Finding {
-                        kind: FindingKind::Journal,
+                        kind: FindingKind::MetaInvalid,
                         page: None,
                         path: Vec::new(),
-                        message: format!("journal damaged at offset {page}: {detail}"),
+                        message: e.to_string(),
                     },
                 );
             }
             Ok((report, Origin::DataFile(e)))
         }
         Err(e) => Err(e).with_context(|| format!("cannot open {}", cfg.file.display())),
+    }
+}
+
+fn journal_finding(message: String) -> Finding {
+    Finding {
+        kind: FindingKind::Journal,
+        page: None,
+        path: Vec::new(),
+        message,
     }
 }
 

@@ -9,7 +9,13 @@ use serde::Serialize;
 use crate::args::InfoArgs;
 use untorn_bbolt::{BoltFile, FreelistInfo};
 
-use crate::backend::{Backend, Format};
+use std::path::Path;
+
+use anyhow::Context;
+use untorn::{Database, Recovery};
+
+use super::recover::JsonRecovery;
+use crate::backend::{detect, open_bbolt, Format};
 use crate::output;
 
 /// `info --json`. Journal and recovery fields are null for bbolt files (bbolt has
@@ -30,6 +36,16 @@ struct JsonInfo {
     bytes_discarded: Option<u64>,
     /// Top-level buckets; null when the root bucket cannot be read (bbolt).
     buckets: Option<usize>,
+    /// untorn: the database's identity (hex).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database_id: Option<String>,
+    /// untorn: why a strict open refuses the file (then the rest describes what a
+    /// rollback would open, read-only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refused: Option<String>,
+    /// untorn: the full recovery report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovery: Option<JsonRecovery>,
     #[serde(skip_serializing_if = "Option::is_none")]
     metas: Option<Vec<JsonMeta>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -83,18 +99,40 @@ fn bbolt_info(f: &BoltFile) -> JsonInfo {
         pages_restored: None,
         bytes_discarded: None,
         buckets: untorn_bbolt::buckets(f, &[]).ok().map(|b| b.len()),
+        database_id: None,
+        refused: None,
+        recovery: None,
         metas: Some(metas),
         freelist: Some(freelist),
     }
 }
 
+/// Opens an untorn file read-only; if a strict open refuses it, opens it as a rollback
+/// would (read-only: nothing is written) and returns the refusal too.
+fn open_native(path: &Path) -> Result<(Database, Option<String>)> {
+    match Database::builder().read_only(true).open(path) {
+        Ok(db) => Ok((db, None)),
+        Err(e) if e.needs_rollback() => {
+            let db = Database::builder()
+                .read_only(true)
+                .recovery(Recovery::RollbackToLastGood)
+                .open(path)
+                .with_context(|| format!("cannot open {} (refused: {e})", path.display()))?;
+            Ok((db, Some(e.to_string())))
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot open {}", path.display())),
+    }
+}
+
 pub fn run(a: InfoArgs) -> Result<ExitCode> {
-    let info = match Backend::open_read(&a.common.file)? {
-        Backend::Bbolt(f) => bbolt_info(&f),
-        Backend::Native(db) => {
+    let path = &a.common.file;
+    let info = match detect(path)? {
+        Format::Bbolt => bbolt_info(&open_bbolt(path)?),
+        Format::Native => {
+            let (db, refused) = open_native(path)?;
             let i = db.info()?;
             let rec = db.recovery_report();
-            let buckets = db.view(|tx| tx.buckets())?.len();
+            let buckets = db.view(|tx| tx.buckets()).ok().map(|b| b.len());
             JsonInfo {
                 format: "untorn",
                 page_size: i.page_size,
@@ -104,16 +142,24 @@ pub fn run(a: InfoArgs) -> Result<ExitCode> {
                 journal_size_bytes: Some(i.journal_size_bytes),
                 journal_commits: Some(i.journal_commits),
                 active_meta_slot: i.active_meta_slot,
-                meta_fallback: i.meta_fallback.or(rec.meta_fallback),
+                meta_fallback: i.meta_fallback.or(rec.meta_fallback.clone()),
                 commits_replayed: Some(rec.commits_replayed),
                 pages_restored: Some(rec.pages_restored),
                 bytes_discarded: Some(rec.bytes_discarded),
-                buckets: Some(buckets),
+                buckets,
+                database_id: Some(i.database_id),
+                refused,
+                recovery: Some(JsonRecovery::new(i.txid, &rec)),
                 metas: None,
                 freelist: None,
             }
         }
     };
+    let damaged = info.refused.is_some()
+        || info
+            .recovery
+            .as_ref()
+            .is_some_and(|r| r.damaged_record.is_some());
     let mut out = output::stdout();
     if a.common.json {
         output::json(&mut out, &info)?;
@@ -148,17 +194,20 @@ pub fn run(a: InfoArgs) -> Result<ExitCode> {
                 format!("{size} bytes, {commits} commit(s) not checkpointed"),
             ]);
         }
-        if let (Some(c), Some(p), Some(b)) = (
-            info.commits_replayed,
-            info.pages_restored,
-            info.bytes_discarded,
-        ) {
-            rows.push(vec![
-                "recovery".into(),
-                format!(
-                    "{c} commit(s) replayed, {p} page(s) restored, {b} byte(s) of torn tail discarded"
-                ),
-            ]);
+        if let Some(id) = &info.database_id {
+            rows.push(vec!["database id".into(), id.clone()]);
+        }
+        if let Some(r) = &info.refused {
+            rows.insert(
+                0,
+                vec![
+                    "REFUSED".into(),
+                    format!("{r} (shown below: what a rollback would open, read-only)"),
+                ],
+            );
+        }
+        if let Some(rec) = &info.recovery {
+            rows.extend(rec.rows(info.refused.is_some()));
         }
         for m in info.metas.iter().flatten() {
             let what = match (&m.problem, m.txid) {
@@ -178,5 +227,9 @@ pub fn run(a: InfoArgs) -> Result<ExitCode> {
         output::table(&mut out, &rows)?;
     }
     out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(if damaged {
+        ExitCode::from(crate::EXIT_FINDINGS)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

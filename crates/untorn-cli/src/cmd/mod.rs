@@ -5,6 +5,7 @@ mod dump;
 mod info;
 mod inspect;
 mod kv;
+mod recover;
 mod salvage;
 mod source;
 mod surgery;
@@ -18,6 +19,7 @@ use crate::args::{Cli, Command};
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Recover(a) => recover::run(a),
         Command::Info(a) => info::run(a),
         Command::Check(a) => check::run(a),
         Command::Stats(a) => inspect::stats(a),

@@ -339,6 +339,21 @@ fn bbolt_to_untorn(a: &SalvageArgs) -> Result<JsonSalvage> {
 fn native_to_untorn(a: &SalvageArgs) -> Result<JsonSalvage> {
     let src = match Database::builder().read_only(true).open(&a.src) {
         Ok(db) => db,
+        // A refusal that a rollback resolves: salvage the newest intact state (read-only,
+        // nothing is written to the source) and say what it leaves out.
+        Err(e) if e.needs_rollback() => {
+            let db = Database::builder()
+                .read_only(true)
+                .recovery(untorn::Recovery::RollbackToLastGood)
+                .open(&a.src)
+                .with_context(|| format!("cannot open {}", a.src.display()))?;
+            eprintln!(
+                "untorn: {} is refused by a strict open ({e}); salvaging its newest intact state (txid {})",
+                a.src.display(),
+                db.info()?.txid
+            );
+            db
+        }
         Err(e) => bail!(
             "the engine cannot open {} ({e}); salvage of an untorn file the engine cannot \
              open is not supported yet (`untorn check` shows the damage)",

@@ -46,10 +46,18 @@ impl Origin {
 /// Whether an open error means "the file is damaged" (fall back to the raw file)
 /// rather than "cannot use the file at all".
 pub fn is_damage(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Corrupted { .. } | Error::UnsupportedVersion(_) | Error::InvalidPageSize(_)
-    )
+    e.needs_rollback()
+        || matches!(
+            e,
+            Error::Corrupted { .. } | Error::UnsupportedVersion(_) | Error::InvalidPageSize(_)
+        )
+}
+
+/// The journal beside `path`, if it exists (evidence for the choice of meta).
+pub fn journal_beside(path: &Path) -> Option<FileStorage> {
+    std::fs::File::open(untorn::journal_path(path))
+        .ok()
+        .map(FileStorage::new)
 }
 
 /// A file as the page commands see it.
@@ -76,8 +84,10 @@ pub fn with_source<T>(path: &Path, f: impl FnOnce(View<'_>) -> Result<T>) -> Res
             let file = std::fs::File::open(path)
                 .with_context(|| format!("cannot open {}", path.display()))?;
             let storage: Arc<dyn Storage> = Arc::new(FileStorage::new(file));
-            let src = RawSource::open(storage)
-                .with_context(|| format!("cannot read {} as a database", path.display()))?;
+            let journal = journal_beside(path);
+            let src =
+                RawSource::open_with_journal(storage, journal.as_ref().map(|j| j as &dyn Storage))
+                    .with_context(|| format!("cannot read {} as a database", path.display()))?;
             f(View::Native(&src, &Origin::DataFile(e)))
         }
         Err(e) => Err(e).with_context(|| format!("cannot open {}", path.display())),

@@ -1,0 +1,186 @@
+//! `untorn recover`: open read-write, recover, and print what recovery did (and, with
+//! `--rollback`, exactly what it discarded).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use untorn::{Database, Recovery, RecoveryReport};
+
+use crate::args::RecoverArgs;
+use crate::backend::{bbolt_read_only, detect, Format};
+use crate::output;
+
+/// `recover --json` (and the report `info --json` embeds).
+#[derive(Debug, Serialize)]
+pub struct JsonRecovery {
+    pub txid: u64,
+    pub commits_replayed: u64,
+    pub pages_restored: u64,
+    pub bytes_discarded: u64,
+    pub meta_fallback: Option<String>,
+    pub meta_restored: Option<String>,
+    pub revoked_txid: Option<u64>,
+    pub damaged_record: Option<JsonDamagedRecord>,
+    pub rollback: Option<JsonRollback>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JsonDamagedRecord {
+    pub txid: u64,
+    pub offset: u64,
+    pub acknowledged: bool,
+    pub complete: bool,
+    pub later_txids: Vec<u64>,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JsonRollback {
+    pub to_txid: u64,
+    pub reason: String,
+    pub discarded_txids: Vec<u64>,
+    pub discarded_unknown_after: Option<u64>,
+    pub damaged_slot: Option<u64>,
+    pub claimed_txid: Option<u64>,
+    pub journal_kept_as: Option<String>,
+}
+
+impl JsonRecovery {
+    pub fn new(txid: u64, r: &RecoveryReport) -> JsonRecovery {
+        JsonRecovery {
+            txid,
+            commits_replayed: r.commits_replayed,
+            pages_restored: r.pages_restored,
+            bytes_discarded: r.bytes_discarded,
+            meta_fallback: r.meta_fallback.clone(),
+            meta_restored: r.meta_restored.clone(),
+            revoked_txid: r.revoked_txid,
+            damaged_record: r.damaged_record.as_ref().map(|d| JsonDamagedRecord {
+                txid: d.txid,
+                offset: d.offset,
+                acknowledged: d.acknowledged,
+                complete: d.complete,
+                later_txids: d.later_txids.clone(),
+                detail: d.detail.clone(),
+            }),
+            rollback: r.rollback.as_ref().map(|b| JsonRollback {
+                to_txid: b.to_txid,
+                reason: b.reason.clone(),
+                discarded_txids: b.discarded_txids.clone(),
+                discarded_unknown_after: b.discarded_unknown_after,
+                damaged_slot: b.damaged_slot,
+                claimed_txid: b.claimed_txid,
+                journal_kept_as: b.journal_kept_as.clone(),
+            }),
+            warnings: r.warnings.clone(),
+        }
+    }
+
+    /// One row per fact, for the aligned text output.
+    pub fn rows(&self, would: bool) -> Vec<Vec<String>> {
+        let mut rows = vec![vec![
+            "recovery".to_owned(),
+            format!(
+                "{} commit(s) replayed, {} page(s) restored, {} byte(s) of torn tail discarded",
+                self.commits_replayed, self.pages_restored, self.bytes_discarded
+            ),
+        ]];
+        if let Some(m) = &self.meta_restored {
+            rows.push(vec!["meta restored".into(), m.clone()]);
+        } else if let Some(m) = &self.meta_fallback {
+            rows.push(vec!["meta fallback".into(), m.clone()]);
+        }
+        if let Some(t) = self.revoked_txid {
+            rows.push(vec![
+                "revoked commit".into(),
+                format!("txid {t} (its commit() returned an error; not replayed)"),
+            ]);
+        }
+        if let Some(d) = &self.damaged_record {
+            rows.push(vec![
+                "DAMAGED RECORD".into(),
+                format!(
+                    "txid {} at journal offset {}: {}{}{}",
+                    d.txid,
+                    d.offset,
+                    d.detail,
+                    if d.acknowledged {
+                        " (a later record shows it was acknowledged)"
+                    } else {
+                        ""
+                    },
+                    if d.later_txids.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; later records: txids {:?}", d.later_txids)
+                    }
+                ),
+            ]);
+        }
+        if let Some(b) = &self.rollback {
+            let verb = if would { "would discard" } else { "discarded" };
+            let mut what = Vec::new();
+            if !b.discarded_txids.is_empty() {
+                what.push(format!("txids {:?}", b.discarded_txids));
+            }
+            if let Some(t) = b.discarded_unknown_after {
+                what.push(format!("every commit after txid {t}, count unknown"));
+            }
+            if let Some(s) = b.damaged_slot {
+                what.push(format!(
+                    "the content of damaged meta slot {s}{}",
+                    b.claimed_txid
+                        .map(|t| format!(" (it claimed txid {t})"))
+                        .unwrap_or_default()
+                ));
+            }
+            if what.is_empty() {
+                what.push("nothing".into());
+            }
+            rows.push(vec![
+                "ROLLBACK".into(),
+                format!("to txid {}; {verb} {}", b.to_txid, what.join("; ")),
+            ]);
+            rows.push(vec!["rollback because".into(), b.reason.clone()]);
+            if let Some(k) = &b.journal_kept_as {
+                rows.push(vec!["journal kept as".into(), k.clone()]);
+            }
+        }
+        for w in &self.warnings {
+            rows.push(vec!["warning".into(), w.clone()]);
+        }
+        rows
+    }
+}
+
+pub fn run(a: RecoverArgs) -> Result<ExitCode> {
+    let path = &a.common.file;
+    if detect(path)? == Format::Bbolt {
+        return bbolt_read_only(path);
+    }
+    let policy = if a.rollback {
+        Recovery::RollbackToLastGood
+    } else {
+        Recovery::Strict
+    };
+    let db = Database::builder()
+        .recovery(policy)
+        .open(path)
+        .with_context(|| format!("cannot recover {}", path.display()))?;
+    let txid = db.begin_read()?.txid();
+    let report = JsonRecovery::new(txid, &db.recovery_report());
+    drop(db);
+    let mut out = output::stdout();
+    if a.common.json {
+        output::json(&mut out, &report)?;
+    } else {
+        let mut rows = vec![vec!["opened at".to_owned(), format!("txid {txid}")]];
+        rows.extend(report.rows(false));
+        output::table(&mut out, &rows)?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
