@@ -27,6 +27,16 @@ pub fn open_db(disk: &SimDisk, checkpoint_threshold_bytes: u64) -> untorn::Resul
     open_with(disk, builder(disk, checkpoint_threshold_bytes))
 }
 
+/// The builder of a run of `cfg` (with its durability).
+pub fn run_builder(disk: &SimDisk, cfg: &Config) -> untorn::Builder {
+    let b = builder(disk, cfg.checkpoint_threshold_bytes);
+    if cfg.durability_none {
+        b.durability(untorn::Durability::None)
+    } else {
+        b
+    }
+}
+
 /// Opens the engine on the disk's two files with `b` (creating the database if empty).
 pub fn open_with(disk: &SimDisk, b: untorn::Builder) -> untorn::Result<Database> {
     let data: Arc<dyn Storage> = disk.file(DATA_FILE);
@@ -194,6 +204,9 @@ pub struct Config {
     pub keyspace: u64,
     /// Most operations in one write transaction.
     pub max_ops_per_tx: u64,
+    /// Commit with `Durability::None`: a commit is durable only once a checkpoint or a
+    /// clean close made it so, and a crash keeps some prefix of the commits.
+    pub durability_none: bool,
 }
 
 impl Default for Config {
@@ -213,6 +226,7 @@ impl Default for Config {
             max_value_bytes: Shape::default().max_value_bytes,
             keyspace: Shape::default().keyspace,
             max_ops_per_tx: 6,
+            durability_none: false,
         }
     }
 }
@@ -250,6 +264,9 @@ impl Config {
         }
         if self.readers > 0 {
             cmd.push_str(&format!(" --readers {}", self.readers));
+        }
+        if self.durability_none {
+            cmd.push_str(" --durability-none");
         }
         if self.exhaustive {
             cmd.push_str(&format!(

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use untorn::Error;
 
-use crate::config::{open_db, Config, DATA_FILE, JOURNAL_FILE};
+use crate::config::{builder, open_db, open_with, Config, DATA_FILE, JOURNAL_FILE};
 use crate::disk::{CrashPlan, FaultConfig, PendingInfo, SimDisk};
 use crate::oracle::{
     apply_op, check_recovered_txid, engine_check, scan_snapshot, ScanError, Strictness,
@@ -162,8 +162,10 @@ fn verify_recovery_crashes(
     let probe = disk.fork();
     probe.crash_with(plan);
     probe.set_faults(FaultConfig::default());
-    drop(open_db(&probe, threshold).map_err(|e| format!("reopen failed: {e}"))?);
+    let reopened = open_db(&probe, threshold).map_err(|e| format!("reopen failed: {e}"))?;
+    // The operations of the open (recovery and session start), not of the close after it.
     let recovery_ops = probe.ops();
+    drop(reopened);
     let mut states = 0;
     for r in 0..recovery_ops {
         let fork = disk.fork();
@@ -194,7 +196,17 @@ fn verify_recovery_crashes(
 
 fn verify_crashed(fork: &SimDisk, exec: &Execution, threshold: u64) -> Result<(), String> {
     fork.set_faults(FaultConfig::default());
-    let db = open_db(fork, threshold).map_err(|e| format!("reopen failed: {e}"))?;
+    let db = match open_db(fork, threshold) {
+        Ok(db) => db,
+        // A torn variant can keep a record's header and trailer but not all its images:
+        // allowed only for a commit never acknowledged, whose way out is a rollback.
+        Err(Error::JournalRecordDamaged { txid, .. }) if txid > exec.acked_txid => open_with(
+            fork,
+            builder(fork, threshold).recovery(untorn::Recovery::RollbackToLastGood),
+        )
+        .map_err(|e| format!("reopen with rollback failed: {e}"))?,
+        Err(e) => return Err(format!("reopen failed: {e}")),
+    };
     let rtx = db.begin_read().map_err(|e| format!("begin_read: {e}"))?;
     let txid = rtx.txid();
     check_recovered_txid(
@@ -329,8 +341,11 @@ pub fn run_seed(cfg: &Config, seed: u64, stats: &mut SeedStats) -> Result<(), St
 /// re-created is the bbolt "crash during file initialisation" incident).
 pub fn creation_crashes(seed: u64, threshold: u64) -> Result<u64, String> {
     let dry = SimDisk::new(FaultConfig::default());
-    drop(open_db(&dry, threshold).map_err(|e| format!("creating on a perfect disk: {e}"))?);
+    let created =
+        open_db(&dry, threshold).map_err(|e| format!("creating on a perfect disk: {e}"))?;
+    // Every operation of creation (the close after it is another protocol).
     let total = dry.ops();
+    drop(created);
     let mut states = 0;
     for crash_at in 0..total {
         for variant in 0..4u64 {
@@ -370,6 +385,100 @@ pub fn creation_crashes(seed: u64, threshold: u64) -> Result<u64, String> {
                     ))
                 }
             }
+            states += 1;
+        }
+    }
+    Ok(states)
+}
+
+/// EIO and then ENOSPC injected at every mutating operation of a small workload (its
+/// commits, checkpoints and close), each followed by a crash and a reopen: a commit that
+/// returned an error is never visible (unless it returned `CommitOutcomeUnknown`, which
+/// only a failed revocation allows), every acknowledged commit is, and a failure before a
+/// record's header leaves the handle usable for the next commit. Returns the states
+/// explored.
+pub fn faults_at_every_operation(seed: u64, threshold: u64) -> Result<u64, String> {
+    let steps = generate(seed, &Shape::default());
+    let dry = SimDisk::new(FaultConfig {
+        seed,
+        ..FaultConfig::default()
+    });
+    execute(&dry, &steps, threshold, None)?;
+    let total = dry.ops();
+    let mut states = 0;
+    for k in 0..total {
+        for enospc in [false, true] {
+            let disk = SimDisk::new(FaultConfig {
+                seed,
+                ..FaultConfig::default()
+            });
+            let db = open_db(&disk, threshold).map_err(|e| format!("create: {e}"))?;
+            let txid0 = db.begin_read().map_err(|e| format!("{e}"))?.txid();
+            let used: u64 = [DATA_FILE, JOURNAL_FILE]
+                .iter()
+                .map(|n| disk.view_bytes(n).len() as u64)
+                .sum();
+            disk.set_faults(FaultConfig {
+                seed: seed ^ k,
+                eio_at_op: (!enospc).then_some(k),
+                capacity_bytes: enospc.then_some(used + k * 4096),
+                ..FaultConfig::default()
+            });
+            let mut exec = Execution {
+                acked_txid: txid0,
+                issued_txid: txid0,
+                ..Execution::default()
+            };
+            exec.history.insert(txid0, Model::default());
+            let mut model = Model::default();
+            let what = if enospc { "ENOSPC" } else { "EIO" };
+            for step in &steps {
+                if db.is_poisoned() {
+                    break;
+                }
+                match step {
+                    Step::Checkpoint => {
+                        let _ = db.checkpoint();
+                    }
+                    Step::Commit(ops) => {
+                        let Ok(wtx) = db.begin_write() else { break };
+                        let txid = wtx.txid();
+                        let mut next = model.clone();
+                        let mut failed = false;
+                        for op in ops {
+                            if apply_op(&wtx, op).is_err() {
+                                failed = true;
+                                break;
+                            }
+                            next.apply(op);
+                        }
+                        if failed {
+                            continue;
+                        }
+                        exec.history.insert(txid, next.clone());
+                        exec.issued_txid = txid;
+                        match wtx.commit() {
+                            Ok(()) => {
+                                exec.acked_txid = txid;
+                                model = next;
+                            }
+                            Err(Error::CommitOutcomeUnknown { .. }) => break,
+                            Err(e) => {
+                                exec.history.remove(&txid);
+                                if !matches!(e, Error::Io(_) | Error::NoSpace | Error::Poisoned) {
+                                    return Err(format!(
+                                        "{what} at op {k}: commit failed with an unexpected error: {e}"
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            drop(db);
+            disk.crash();
+            verify_crashed(&disk, &exec, threshold)
+                .map_err(|e| format!("{what} at op {k} of {total}: {e}"))?;
             states += 1;
         }
     }

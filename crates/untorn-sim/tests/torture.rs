@@ -111,6 +111,16 @@ mod strict {
         assert_all_passed("deep trees", &s);
     }
 
+    /// `Durability::None`: a crash keeps a prefix of the commits, never a corrupt state;
+    /// commits made durable by a checkpoint survive.
+    #[test]
+    fn durability_none() {
+        let mut cfg = config("crash,torn,reorder,garble,eio,enospc", 95_000, 200);
+        cfg.durability_none = true;
+        let s = run(&cfg);
+        assert_all_passed("durability none", &s);
+    }
+
     #[test]
     fn all_strict_classes() {
         let s = run(&config("strict", 80_000, 1000));
@@ -251,6 +261,17 @@ mod exhaustive {
         let s = run(&cfg);
         assert_all_passed("exhaustive", &s);
         assert!(s.crash_states > 200, "only {} crash states", s.crash_states);
+    }
+
+    #[test]
+    fn eio_and_enospc_at_every_operation() {
+        let mut states = 0;
+        for seed in 185_000..185_008 {
+            states += untorn_sim::exhaustive::faults_at_every_operation(seed, 48 * 1024)
+                .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        }
+        eprintln!("eio/enospc at every operation: {states} states");
+        assert!(states > 100, "only {states} states");
     }
 
     #[test]
@@ -451,5 +472,84 @@ mod regressions {
         drop(ro);
         let rw = open_db(&disk, THRESHOLD).expect("read-write open");
         assert_eq!(engine_check(&rw).expect("check"), None, "read-write check");
+    }
+}
+
+/// Identity: a journal is tied to its data file; a foreign or missing journal is a typed
+/// refusal, never a replay or a quiet open, and a rollback says what it gives up.
+mod identity {
+    use untorn::{Error, Recovery};
+    use untorn_sim::config::{builder, open_with, DATA_FILE, JOURNAL_FILE};
+    use untorn_sim::{FaultConfig, SimDisk};
+
+    fn database(seed: u64, keys: &[&str]) -> SimDisk {
+        let disk = SimDisk::new(FaultConfig {
+            seed,
+            ..FaultConfig::default()
+        });
+        let db = open_with(&disk, builder(&disk, 1 << 20)).expect("create");
+        db.update(|tx| tx.create_bucket("b").map(|_| ()))
+            .expect("bucket");
+        db.checkpoint().expect("checkpoint");
+        for k in keys {
+            db.update(|tx| tx.bucket("b")?.expect("bucket").put(k, *k))
+                .expect("commit");
+        }
+        disk.crash();
+        drop(db);
+        disk
+    }
+
+    fn keys(disk: &SimDisk, b: untorn::Builder) -> Result<Vec<Vec<u8>>, Error> {
+        let db = open_with(disk, b)?;
+        let r = db.begin_read()?;
+        let out = match r.bucket("b")? {
+            Some(b) => b
+                .iter()?
+                .map(|i| i.map(|(k, _)| k))
+                .collect::<Result<_, _>>()?,
+            None => Vec::new(),
+        };
+        Ok(out)
+    }
+
+    #[test]
+    fn a_foreign_journal_is_refused_never_replayed() {
+        let a = database(1, &["a0", "a1"]);
+        let b = database(2, &["b0", "b1", "b2"]);
+        let foreign = b.durable_bytes(JOURNAL_FILE);
+        let j = a.file(JOURNAL_FILE);
+        j.set_len(0).expect("truncate");
+        j.write_at(0, &foreign).expect("write");
+        j.sync().expect("sync");
+        let err = keys(&a, builder(&a, 1 << 20)).expect_err("refused");
+        assert!(matches!(err, Error::ForeignJournal { .. }), "{err:?}");
+        let got = keys(
+            &a,
+            builder(&a, 1 << 20).recovery(Recovery::RollbackToLastGood),
+        )
+        .expect("rollback");
+        assert!(
+            got.is_empty(),
+            "only A's checkpointed state, never B's pairs: {got:?}"
+        );
+        assert!(!a.durable_bytes(DATA_FILE).is_empty());
+    }
+
+    #[test]
+    fn a_missing_journal_is_refused_and_a_rollback_reports_what_may_be_lost() {
+        let a = database(3, &["a0", "a1"]);
+        let j = a.file(JOURNAL_FILE);
+        j.set_len(0).expect("truncate");
+        j.sync().expect("sync");
+        let err = keys(&a, builder(&a, 1 << 20)).expect_err("refused");
+        assert!(matches!(err, Error::JournalMissing { .. }), "{err:?}");
+        let db = open_with(
+            &a,
+            builder(&a, 1 << 20).recovery(Recovery::RollbackToLastGood),
+        )
+        .expect("rollback");
+        let rb = db.recovery_report().rollback.expect("reported");
+        assert!(rb.discarded_unknown_after.is_some(), "{rb:?}");
     }
 }

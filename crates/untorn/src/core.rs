@@ -194,7 +194,7 @@ fn create(
         ..base
     };
     recovery::advance(data, &mut jw, &[], &base, &next, false)?;
-    jw.presize(0);
+    jw.presize(0)?;
     Ok((next, jw))
 }
 
@@ -469,7 +469,7 @@ impl Shared {
                 closing,
             )?;
             if !closing {
-                jw.presize(peak);
+                jw.presize(peak)?;
             }
             // Installed only now that the new meta and generation are durable.
             w.fs.freed_since_checkpoint = FreeSet::new();

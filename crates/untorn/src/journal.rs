@@ -140,16 +140,21 @@ impl JournalWriter {
 
     /// Pre-sizes the journal off the commit path (after a generation started): room for
     /// as much as the previous generation used, plus a chunk, within `keep_bytes_max`.
-    /// A failure (a full disk) is not an error: commits allocate for themselves.
-    pub(crate) fn presize(&mut self, previous_peak: u64) {
+    /// A full disk is not an error here (commits allocate for themselves); any other
+    /// I/O error is.
+    pub(crate) fn presize(&mut self, previous_peak: u64) -> Result<()> {
         let want = previous_peak
             .max(SECTOR_BYTES)
             .div_ceil(ALLOCATION_CHUNK_BYTES)
             .saturating_mul(ALLOCATION_CHUNK_BYTES)
             .saturating_add(ALLOCATION_CHUNK_BYTES)
             .min(self.keep_bytes_max.max(ALLOCATION_CHUNK_BYTES));
-        if let Err(e) = self.allocate_to(want) {
-            tracing::debug!("could not pre-size the journal to {want} bytes: {e}");
+        match self.allocate_to(want) {
+            Err(Error::NoSpace) => {
+                tracing::debug!("could not pre-size the journal to {want} bytes: the disk is full");
+                Ok(())
+            }
+            other => other,
         }
     }
 

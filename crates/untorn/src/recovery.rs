@@ -953,7 +953,7 @@ pub(crate) fn recover(
     next.journal_salt = entropy.salt(next.meta_seq);
     next.state = MetaState::Open;
     advance(data, &mut jw, &images, &base, &next, discard_journal)?;
-    jw.presize(scan.end_pos.max(journal_len.min(opts.keep_bytes_max)));
+    jw.presize(scan.end_pos.max(journal_len.min(opts.keep_bytes_max)))?;
     report.pages_restored = images.len() as u64;
     if commits > 0 {
         tracing::info!(

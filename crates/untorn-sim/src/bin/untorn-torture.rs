@@ -41,7 +41,7 @@ fn at_rest(cfg: &Config, trials: u64) -> ExitCode {
 
 const USAGE: &str = "usage: untorn-torture [--seed-start S] [--seeds N] [--faults LIST] [--ops N]
                      [--cycles N] [--readers N] [--checkpoint-threshold BYTES]
-                     [--exhaustive [--max-subsets N]] [--at-rest TRIALS] [--force-strict] [--max-value-bytes N]
+                     [--exhaustive [--max-subsets N]] [--at-rest TRIALS] [--force-strict] [--durability-none] [--max-value-bytes N]
                      [--keys N] [--ops-per-tx N]
                      [--verbose]
   --at-rest TRIALS: per seed, damage TRIALS copies of a quiescent database at rest instead
@@ -83,6 +83,7 @@ fn parse(args: &[String], mode: &mut Mode) -> Result<Config, String> {
             "--exhaustive" => cfg.exhaustive = true,
             "--at-rest" => mode.at_rest_trials = Some(number(value(flag)?, flag)?),
             "--force-strict" => cfg.force_strict = true,
+            "--durability-none" => cfg.durability_none = true,
             "--verbose" | "-v" => cfg.verbose = true,
             "--help" | "-h" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
