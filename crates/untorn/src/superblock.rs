@@ -524,6 +524,14 @@ fn decide(
         [None, None] => match marker_meta {
             Some(m) => {
                 restored = true;
+                // The other slot held an older meta, or the one written after the marker's
+                // (before its own marker): a state the marker's generation reproduces.
+                if let Some(p) = proven.get_mut(usize::from(m.slot() == 0)) {
+                    *p = Some(format!(
+                        "not newer than what the journal holds: its generation marker (meta_seq {}) is the newest meta whose generation started",
+                        m.meta_seq
+                    ));
+                }
                 warnings.push(format!(
                     "both meta slots are damaged; restored slot {} from the journal's generation marker (txid {}, meta_seq {})",
                     m.slot(),

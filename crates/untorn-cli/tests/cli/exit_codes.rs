@@ -132,14 +132,14 @@ fn broken_pipe_exits_quietly() {
 #[test]
 fn another_process_holding_the_write_lock_is_reported() {
     let db = crate::common::sample();
-    let before = std::fs::read(&db.path).unwrap();
     let held = untorn::Database::create(&db.path).unwrap();
+    let before = std::fs::read(&db.path).unwrap();
     let o = crate::common::untorn(&["put", db.p(), "users", "k", "v"], None);
     assert_eq!(o.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains("locked"), "{stderr}");
-    drop(held);
     assert!(std::fs::read(&db.path).unwrap() == before);
+    drop(held);
     // Once released, the same command works.
     let o = crate::common::untorn(&["put", db.p(), "users", "k", "v"], None);
     assert_eq!(
