@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 pub mod model;
 mod mutate;
+pub mod recovery;
 mod rng;
 
 pub use mutate::mutate;

@@ -81,3 +81,59 @@ fn mutated_files_never_panic_or_return_wrong_data() {
         let _ = open_and_read(&data[..8192.min(data.len())], &g);
     }
 }
+
+/// The recovery fuzz target's stable counterpart (CI runs it in `cargo test`; the
+/// cargo-fuzz target `recovery` explores further): arbitrary journals, mutated valid
+/// journals, edited foreign journals and splices of both beside a valid data file. Every
+/// open recovers a committed prefix or returns a typed error, never another database's
+/// rows, never a panic.
+#[test]
+fn recovery_fuzz_entry_on_arbitrary_and_mutated_journals() {
+    use untorn::fuzzing::recovery::{fixture, recovery_entry};
+    let f = fixture();
+    assert!(f.states.len() >= 8, "{} states", f.states.len());
+    assert!(!f.journal.is_empty() && !f.foreign_journal.is_empty());
+    // The valid journal, the foreign one and nothing at all.
+    for input in [&[1u8][..], &[2], &[0]] {
+        recovery_entry(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
+    }
+    let mut rng = Rng::new(0x005e_ed0f_0009);
+    for it in 0..1200 {
+        let mode = rng.index(4) as u8;
+        let mut input = vec![mode];
+        if mode == 0 {
+            if rng.coin() {
+                let mut j = f.journal.clone();
+                for _ in 0..1 + rng.index(3) {
+                    mutate(&mut rng, &mut j, 512);
+                }
+                input.extend_from_slice(&j);
+            } else {
+                let n = rng.index(4096);
+                input.extend((0..n).map(|_| rng.byte()));
+            }
+        } else {
+            let len = f.journal.len().max(1);
+            for _ in 0..1 + rng.index(6) {
+                // Offsets mostly inside the records (the first few kilobytes).
+                let off = if rng.coin() {
+                    rng.index(len.min(40_000))
+                } else {
+                    rng.index(len)
+                };
+                input.extend_from_slice(&[(off >> 16) as u8, (off >> 8) as u8, off as u8]);
+                input.push(if rng.index(20) == 0 {
+                    0xFF
+                } else {
+                    1 << rng.index(8)
+                });
+            }
+        }
+        recovery_entry(&input).unwrap_or_else(|e| {
+            panic!(
+                "iteration {it} (input {} bytes, mode {mode}): {e}",
+                input.len()
+            )
+        });
+    }
+}
