@@ -652,3 +652,23 @@ fn j15_a_failed_header_write_or_sync_is_revoked_and_never_replayed() {
         }
     }
 }
+
+#[test]
+fn j19_after_a_clean_close_a_missing_journal_loses_nothing() {
+    let (data, journal) = (MemoryStorage::new(), MemoryStorage::new());
+    let db = open(&data, &journal).unwrap();
+    put(&db, "a", "1");
+    drop(db);
+    // A clean close leaves the journal at its marker: nothing in it is needed.
+    assert_eq!(journal.len().unwrap(), RECORD_HEADER_SIZE as u64);
+    let db = open(&data, &MemoryStorage::new()).unwrap();
+    assert_eq!(get(&db, "a"), Some(b"1".to_vec()));
+    assert!(
+        db.recovery_report()
+            .warnings
+            .iter()
+            .any(|w| w.contains("closed cleanly")),
+        "{:?}",
+        db.recovery_report()
+    );
+}
