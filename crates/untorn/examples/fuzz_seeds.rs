@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ] {
         let data = MemoryStorage::new();
         let journal = MemoryStorage::new();
-        let db = Database::builder().open_storage(
+        let db = Database::builder().deterministic_ids(42).open_storage(
             Arc::new(data.clone()) as Arc<dyn Storage>,
             Arc::new(journal.clone()) as Arc<dyn Storage>,
             true,
@@ -33,7 +33,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             db.checkpoint()?;
         }
         std::mem::forget(db);
-        let (d, j) = (data.to_vec(), journal.to_vec());
+        let (d, mut j) = (data.to_vec(), journal.to_vec());
+        // Keep the marker and the records; drop the pre-sized zeros after them.
+        let mut end = 0;
+        while let Some(h) = j
+            .get(end..end + untorn::format::RECORD_HEADER_SIZE)
+            .and_then(untorn::format::RecordHeader::decode)
+        {
+            if end > 0 && h.kind == untorn::format::RecordKind::Marker {
+                break;
+            }
+            end += usize::try_from(h.record_len())?;
+        }
+        j.truncate(end);
         let mut input = u32::try_from(j.len())?.to_le_bytes().to_vec();
         input.extend_from_slice(&d);
         input.extend_from_slice(&j);
