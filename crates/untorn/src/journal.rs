@@ -33,6 +33,8 @@ const WRITE_BATCH_BYTES: usize = 1 << 20;
 /// commit's one fdatasync does not also have to persist a file-size change or a block
 /// allocation (measured: that metadata doubled the commit latency on ext4).
 pub(crate) const ALLOCATION_CHUNK_BYTES: u64 = 1 << 20;
+/// The most a commit grows the journal by at once (see `append`).
+const GROWTH_MAX_BYTES: u64 = 16 << 20;
 /// One journal sector.
 pub(crate) const SECTOR_BYTES: u64 = RECORD_HEADER_SIZE as u64;
 
@@ -217,10 +219,27 @@ impl JournalWriter {
         let trailer = Trailer::of(&header, hdr_crc).encode();
         let record_len = header.record_len();
         let end = self.pos + record_len;
-        // 1. Allocate before writing any byte of the record.
+        // 1. Allocate before writing any byte of the record. Growth on the commit path
+        //    (a generation outgrowing what open or the last checkpoint pre-sized) is
+        //    geometric, up to GROWTH_MAX_BYTES at a time, so that it happens a handful of
+        //    times per generation rather than once per chunk; a full disk falls back to
+        //    just the record's space.
         if end > self.allocated {
-            let target = end.div_ceil(ALLOCATION_CHUNK_BYTES) * ALLOCATION_CHUNK_BYTES;
-            self.allocate_to(target).map_err(clean)?;
+            let step = self
+                .allocated
+                .clamp(ALLOCATION_CHUNK_BYTES, GROWTH_MAX_BYTES);
+            let target = end
+                .saturating_add(step)
+                .min(self.keep_bytes_max.max(end))
+                .div_ceil(ALLOCATION_CHUNK_BYTES)
+                .saturating_mul(ALLOCATION_CHUNK_BYTES);
+            match self.allocate_to(target) {
+                Ok(()) => {}
+                Err(Error::NoSpace) => self
+                    .allocate_to(end.div_ceil(SECTOR_BYTES) * SECTOR_BYTES)
+                    .map_err(clean)?,
+                Err(e) => return Err(clean(e)),
+            }
         }
         // 2. Aux, body and trailer: one sequential pass in large writes.
         let mut buf: Vec<u8> = Vec::with_capacity(
