@@ -41,6 +41,11 @@ fn prepare<'a>(src: &Path, dst: &'a Path) -> Result<&'a Path> {
         std::fs::copy(src, dst).map_err(|e| {
             BoltError::io(format!("copy {} to {}", src.display(), dst.display()), e)
         })?;
+        // The copy is durable under its name only once it and its directory are synced.
+        std::fs::File::open(dst)
+            .and_then(|f| f.sync_all())
+            .and_then(|()| untorn::storage::sync_parent_directory(dst))
+            .map_err(|e| BoltError::io(format!("sync {}", dst.display()), e))?;
     }
     Ok(dst)
 }

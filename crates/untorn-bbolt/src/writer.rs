@@ -445,5 +445,8 @@ pub fn write_file(
     drop(f);
     std::fs::rename(&tmp, path)
         .map_err(|e| BoltError::io(format!("rename to {}", path.display()), e))?;
+    // The rename is durable only once the directory is synced.
+    untorn::storage::sync_parent_directory(path)
+        .map_err(|e| BoltError::io(format!("sync the directory of {}", path.display()), e))?;
     Ok(stats)
 }

@@ -546,7 +546,16 @@ fn decide(
                 if data_len == 0 {
                     return Err(Error::NotADatabase("the file is empty".into()));
                 }
-                if data_len <= 2 * ps_guess && journal_len == 0 {
+                // Only a file that is untorn's (a magic survives) or blank (nothing was
+                // written yet) — never another format's small file.
+                let blank_or_ours = slots.any_magic
+                    || usize::try_from(data_len).ok().is_some_and(|n| {
+                        read_or_short(data, 0, n)
+                            .ok()
+                            .flatten()
+                            .is_some_and(|b| b.iter().all(|x| *x == 0))
+                    });
+                if data_len <= 2 * ps_guess && journal_len == 0 && blank_or_ours {
                     return Ok(Chosen::Reinitialise(
                         "no valid meta in a file of at most two pages and no journal: its creation was interrupted".into(),
                     ));

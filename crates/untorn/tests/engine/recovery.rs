@@ -429,6 +429,17 @@ fn j11_interrupted_initialisation_is_redone() {
 }
 
 #[test]
+fn j11_a_small_foreign_file_is_never_reinitialised() {
+    // A file of at most two pages with no journal is redone only when it is blank or
+    // carries untorn's magic: another format's small file is refused and left as it was.
+    let foreign: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8 + 1).collect();
+    let data = MemoryStorage::from_bytes(foreign.clone());
+    let err = open(&data, &MemoryStorage::new()).unwrap_err();
+    assert!(matches!(err, Error::NotADatabase(_)), "{err:?}");
+    assert_eq!(data.to_vec(), foreign, "the foreign file is untouched");
+}
+
+#[test]
 fn j12_reused_journal_space_never_replays_an_older_generation() {
     let (data, journal) = (MemoryStorage::new(), MemoryStorage::new());
     let db = open(&data, &journal).unwrap();
