@@ -4,7 +4,7 @@
 use std::io::{self, BufWriter, IsTerminal, StdoutLock, Write};
 
 use serde::Serialize;
-use untorn::report::{Finding, Report};
+use untorn::unstable::report::{Finding, Report};
 
 /// Buffered, locked stdout.
 pub fn stdout() -> BufWriter<StdoutLock<'static>> {

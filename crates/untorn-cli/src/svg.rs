@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use untorn::report::{FindingKind, PageInfo, PageState, Report};
+use untorn::unstable::report::{FindingKind, PageInfo, PageState, Report};
 
 const CELL: u32 = 10;
 const LEGEND_H: u32 = 60;

@@ -314,7 +314,7 @@ mod kill {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
-    use untorn::fuzzing::Rng;
+    use untorn::unstable::fuzzing::Rng;
 
     #[test]
     fn sigkill_loses_no_acknowledged_commit() {

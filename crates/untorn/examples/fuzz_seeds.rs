@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Arc::new(journal.clone()) as Arc<dyn Storage>,
             true,
         )?;
-        db.update(|tx| {
+        db.update(|tx| -> untorn::Result<_> {
             let b = tx.create_bucket("b")?;
             for i in 0..keys {
                 b.put(i.to_be_bytes(), vec![(i % 251) as u8; (i % 90) as usize])?;

@@ -118,6 +118,10 @@ impl Builder {
         if create && self.read_only {
             return Err(Error::ReadOnly);
         }
+        let file_error = |p: &Path, e: std::io::Error| Error::File {
+            path: p.to_path_buf(),
+            source: e,
+        };
         let mut oo = OpenOptions::new();
         oo.read(true);
         if !self.read_only {
@@ -130,7 +134,7 @@ impl Builder {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::NotADatabase(format!("{}: no such file", path.display()))
             } else {
-                Error::from_io(e)
+                file_error(path, e)
             }
         })?;
         let locked = if self.read_only {
@@ -141,7 +145,7 @@ impl Builder {
         match locked {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked),
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::from_io(e)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(file_error(path, e)),
         }
         let jpath = journal_path(path);
         let journal: Arc<dyn Storage> = if self.read_only {
@@ -150,7 +154,7 @@ impl Builder {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     Arc::new(MemoryStorage::new())
                 }
-                Err(e) => return Err(Error::from_io(e)),
+                Err(e) => return Err(file_error(&jpath, e)),
             }
         } else {
             let f = OpenOptions::new()
@@ -159,10 +163,18 @@ impl Builder {
                 .create(true)
                 .truncate(false)
                 .open(&jpath)
-                .map_err(Error::from_io)?;
+                .map_err(|e| file_error(&jpath, e))?;
             Arc::new(FileStorage::new(f))
         };
         self.open_storage(Arc::new(FileStorage::new(file)), journal, create)
+            .map_err(|e| match e {
+                // Say which file is not a database.
+                Error::NotADatabase(why) => {
+                    Error::NotADatabase(format!("{}: {why}", path.display()))
+                }
+                Error::Io(e) => file_error(path, e),
+                e => e,
+            })
     }
 
     /// Opens a database on arbitrary storage (a simulator, memory). With
@@ -192,7 +204,7 @@ impl Builder {
 }
 
 /// A closure queued by [`Database::batch`].
-type BatchFn = Box<dyn Fn(&WriteTx<'_>) -> Result<()> + Send + Sync>;
+type BatchFn = Box<dyn FnMut(&WriteTx<'_>) -> Result<()> + Send>;
 
 /// Where a batched call's result is delivered.
 #[derive(Default)]
@@ -265,14 +277,45 @@ impl Database {
         WriteTx::new(&self.shared, guard)
     }
 
-    /// Runs `f` in a read transaction.
-    pub fn view<T>(&self, f: impl FnOnce(&ReadTx<'_>) -> Result<T>) -> Result<T> {
+    /// Runs `f` in a read transaction on the newest committed snapshot.
+    ///
+    /// `f` may return any error type that an [`Error`] converts into (`untorn::Error`,
+    /// `anyhow::Error`, `Box<dyn std::error::Error>`, an application enum with a
+    /// `From<untorn::Error>`), as diesel's and sqlx's `transaction` do. When `f` uses
+    /// only untorn's errors Rust cannot tell which type is meant: name it on the closure
+    /// (`|tx| -> untorn::Result<_> { .. }`).
+    pub fn view<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&ReadTx<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
         let tx = self.begin_read()?;
         f(&tx)
     }
 
-    /// Runs `f` in a write transaction and commits if it returns `Ok`.
-    pub fn update<T>(&self, f: impl FnOnce(&WriteTx<'_>) -> Result<T>) -> Result<T> {
+    /// Runs `f` in a write transaction and commits only if it returns `Ok` (an `Err`
+    /// aborts: nothing `f` did is visible, then or after any reopen). The commit's own
+    /// error, if any, is returned converted into `E`.
+    ///
+    /// `f` may return any error type that an [`Error`] converts into (see
+    /// [`Database::view`]):
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = untorn::Database::create(dir.path().join("db"))?;
+    /// // An application's own failure aborts the transaction like untorn's.
+    /// let r = db.update(|tx| -> Result<u32, Box<dyn std::error::Error>> {
+    ///     tx.create_bucket("counts")?.put("n", "7")?;
+    ///     let n: u32 = "seven".parse()?; // fails: nothing is committed
+    ///     Ok(n)
+    /// });
+    /// assert!(r.is_err());
+    /// assert!(db.view(|tx| tx.bucket("counts").map(|b| b.is_none()))?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn update<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&WriteTx<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
         let tx = self.begin_write()?;
         let out = f(&tx)?;
         tx.commit()?;
@@ -287,10 +330,15 @@ impl Database {
     /// If any closure of a batch fails, the batch is aborted and every closure is run
     /// again in a transaction of its own, so **`f` may run more than once and must be
     /// idempotent** (the same rule as bbolt's). Its own error is returned to each caller.
-    pub fn batch(
-        &self,
-        f: impl Fn(&WriteTx<'_>) -> Result<()> + Send + Sync + 'static,
-    ) -> Result<()> {
+    ///
+    /// Why `Send + 'static`: whichever caller holds the writer lock runs every closure
+    /// queued so far, so `f` may run on another caller's thread (`Send`), from a queue
+    /// that outlives this call as far as the compiler can tell (`'static`: the caller
+    /// does wait for its result, but proving that to the borrow checker would take
+    /// `unsafe` code, which the engine forbids). Move what `f` needs into it (an `Arc`,
+    /// an owned key); `Sync` is not required. A closure that must borrow from the
+    /// caller's stack belongs in [`Database::update`].
+    pub fn batch(&self, f: impl FnMut(&WriteTx<'_>) -> Result<()> + Send + 'static) -> Result<()> {
         let slot = Arc::new(BatchSlot::default());
         lock(&self.batch_queue).push(BatchCall {
             f: Box::new(f),
@@ -326,7 +374,8 @@ impl Database {
                 return Err(e);
             }
         };
-        let all_ok = calls.iter().all(|c| (c.f)(&tx).is_ok());
+        let mut calls = calls;
+        let all_ok = calls.iter_mut().all(|c| (c.f)(&tx).is_ok());
         if all_ok {
             let committed = tx.commit();
             for c in &calls {
@@ -337,8 +386,9 @@ impl Database {
             }
         } else {
             tx.abort();
-            for c in &calls {
-                c.slot.set(self.update(|tx| (c.f)(tx)));
+            for c in &mut calls {
+                let f = &mut c.f;
+                c.slot.set(self.update(|tx| f(tx)));
             }
         }
         let mine = lock(&slot.result).take();

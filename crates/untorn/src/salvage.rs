@@ -95,6 +95,7 @@ pub fn salvage<E: From<Error>>(
                 stack.pop();
             }
             Ok(Some((key, Entry::Value(value)))) => {
+                let key = key.to_vec();
                 summary.keys_recovered += 1;
                 f.last = Some(key.clone());
                 emit(DumpItem::Pair(Pair {
@@ -104,6 +105,7 @@ pub fn salvage<E: From<Error>>(
                 }))?;
             }
             Ok(Some((key, Entry::Bucket))) => {
+                let key = key.to_vec();
                 f.last = Some(key.clone());
                 let mut path = f.path.clone();
                 path.push(key.clone());

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::sync::MutexGuard;
 
 use crate::btree::{Child, Tree, TxState};
-use crate::bucket::{Bucket, BucketMut};
+use crate::bucket::{Bucket, BucketIter, BucketMut};
 use crate::check::CheckSource;
 use crate::core::{Shared, TxInner, WriterState};
 use crate::cursor::bucket_names;
@@ -50,8 +50,14 @@ impl<'db> ReadTx<'db> {
         bucket_names(&self.shared.pager, None, self.root_tree())
     }
 
-    /// A view of this snapshot for the integrity checker.
-    pub fn check_source(&self) -> &dyn CheckSource {
+    /// The top-level buckets, opened, with their names, in key order.
+    pub fn iter_buckets(&self) -> Result<BucketIter<'_, Bucket<'_>>> {
+        let root = Bucket::root(&self.shared.pager, self.root_tree());
+        root.iter_buckets()
+    }
+
+    /// A view of this snapshot for the integrity checker (`untorn::unstable`).
+    pub(crate) fn check_source(&self) -> &dyn CheckSource {
         self
     }
 }
@@ -139,6 +145,11 @@ impl<'db> WriteTx<'db> {
     /// Names of the top-level buckets, sorted.
     pub fn buckets(&self) -> Result<Vec<Vec<u8>>> {
         BucketMut::root(&self.inner).buckets()
+    }
+
+    /// The top-level buckets, opened, with their names, in key order.
+    pub fn iter_buckets(&self) -> Result<BucketIter<'_, BucketMut<'_>>> {
+        BucketMut::root(&self.inner).iter_buckets()
     }
 
     /// Makes the transaction durable (with `Durability::Immediate`, on return).

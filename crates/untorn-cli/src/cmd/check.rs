@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use untorn::check::{check, check_storage, CheckOptions};
-use untorn::report::{Finding, FindingKind, Report};
+use untorn::unstable::check::{check, check_storage, CheckOptions};
+use untorn::unstable::report::{Finding, FindingKind, Report};
 use untorn::{CorruptionKind, Database, Error, FileStorage, Storage};
 
 use super::source::{is_damage, Origin};
@@ -44,11 +44,12 @@ impl Config {
             max_findings: self.max_findings,
             from_page: self.from_page,
             progress: bar.map(|bar| {
-                Box::new(move |p: untorn::check::CheckProgress| {
+                Box::new(move |p: untorn::unstable::check::CheckProgress| {
                     bar.set_length(p.pages_total);
                     bar.set_position(p.pages_done);
                     true
-                }) as Box<dyn FnMut(untorn::check::CheckProgress) -> bool + Send>
+                })
+                    as Box<dyn FnMut(untorn::unstable::check::CheckProgress) -> bool + Send>
             }),
         }
     }
@@ -125,7 +126,7 @@ fn check_file(cfg: &Config, bar: Option<ProgressBar>) -> Result<(Report, Origin)
     match Database::builder().read_only(true).open(&cfg.file) {
         Ok(db) => {
             let tx = db.begin_read().context("cannot start a read snapshot")?;
-            let report = check(tx.check_source(), opts)?;
+            let report = check(untorn::unstable::check_source(&tx), opts)?;
             Ok((report, Origin::Snapshot))
         }
         Err(e) if is_damage(&e) => {

@@ -107,7 +107,7 @@ pub fn dump(a: DumpArgs) -> Result<ExitCode> {
             Some((k, Entry::Bucket)) => {
                 let child = f.bucket.bucket(&k)?.context("bucket vanished")?;
                 let mut path = f.path.clone();
-                path.push(k);
+                path.push(k.to_vec());
                 let cursor = child.cursor();
                 stack.push(Frame {
                     path,

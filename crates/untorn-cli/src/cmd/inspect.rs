@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
-use untorn::check::{
+use untorn::unstable::check::{
     check_with_pages, describe_page, page_infos, stats as walk_stats, CheckOptions,
 };
-use untorn::report::{PageDescription, PageElement, Stats};
+use untorn::unstable::report::{PageDescription, PageElement, Stats};
 
 use super::source::{with_source, View};
 use crate::args::{FileArgs, MapArgs, PageArgs};

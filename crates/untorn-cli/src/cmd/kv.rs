@@ -200,7 +200,7 @@ pub fn keys(a: KeysArgs) -> Result<ExitCode> {
     };
     let keys = b
         .iter()?
-        .map(|item| item.map(|(k, _)| k).map_err(anyhow::Error::from));
+        .map(|item| item.map(|(k, _)| k.to_vec()).map_err(anyhow::Error::from));
     print_keys(keys, a.hex, a.json)
 }
 
@@ -266,7 +266,7 @@ pub fn put(a: KvArgs) -> Result<ExitCode> {
     let cfg = KvConfig::new(a, true)?;
     let value = cfg.value.clone().unwrap_or_default();
     let db = Backend::open_write(&cfg.file, true)?;
-    db.update(|tx| {
+    db.update(|tx| -> untorn::Result<_> {
         let (first, rest) = cfg
             .buckets
             .split_first()
@@ -285,9 +285,11 @@ pub fn delete(a: KvArgs) -> Result<ExitCode> {
     let cfg = KvConfig::new(a, false)?;
     let db = Backend::open_write(&cfg.file, false)?;
     let existed = db
-        .update(|tx| match open_path!(tx, cfg.buckets)? {
-            Some(b) => Ok(Some(b.delete(&cfg.key)?)),
-            None => Ok(None),
+        .update(|tx| -> untorn::Result<_> {
+            match open_path!(tx, cfg.buckets)? {
+                Some(b) => Ok(Some(b.delete(&cfg.key)?)),
+                None => Ok(None),
+            }
         })
         .context("delete failed")?;
     match existed {

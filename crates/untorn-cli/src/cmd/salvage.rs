@@ -4,11 +4,11 @@
 //!   leaves, a fresh bbolt file with SRC's page size and freelist mode).
 //! - bbolt SRC, `--to untorn`: the same salvaged contents written with the engine into
 //!   a new untorn database, `--batch` entries per transaction.
-//! - untorn SRC (`--to untorn`): the engine opens SRC read-only and `untorn::salvage`
+//! - untorn SRC (`--to untorn`): the engine opens SRC read-only and `untorn::unstable::salvage`
 //!   copies what verifies and reports the rest lost. A file the engine cannot open is
 //!   refused (exit 2): native salvage of such a file is not supported yet.
 //!
-//! Both formats report in one shape (`untorn::report::SalvageSummary`), rendered here.
+//! Both formats report in one shape (`untorn::unstable::report::SalvageSummary`), rendered here.
 //!
 //! SRC is never modified; an existing DST is replaced only with `--force`.
 
@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use serde_json::Value;
-use untorn::report::{DumpItem, Lost, SalvageSummary};
+use untorn::unstable::report::{DumpItem, Lost, SalvageSummary};
 use untorn::Database;
 use untorn_bbolt::{OrphanPolicy, SalvageOptions, SalvageReport};
 
@@ -30,7 +30,7 @@ use crate::encoding::{display, encode};
 use crate::output;
 use crate::{EXIT_ERROR, EXIT_FINDINGS};
 
-/// A range of data salvage could not read (`untorn::report::Lost`).
+/// A range of data salvage could not read (`untorn::unstable::report::Lost`).
 #[derive(Debug, Serialize)]
 struct JsonLost {
     /// Bucket path (names encoded as in `dump`).
@@ -347,7 +347,7 @@ fn native_to_untorn(a: &SalvageArgs) -> Result<JsonSalvage> {
     };
     let tx = src.begin_read()?;
     let (summary, skipped) = write_untorn(&a.dst, a.batch, |emit| {
-        untorn::salvage::salvage(&tx, emit)
+        untorn::unstable::salvage::salvage(&tx, emit)
             .with_context(|| format!("cannot salvage {}", a.src.display()))
     })?;
     Ok(json_salvage(

@@ -48,7 +48,9 @@ fn concurrent_batches_share_commits_and_report_their_own_errors() {
                 for i in 0..per_thread {
                     let key = format!("t{t}-{i}");
                     db.batch(move |tx| {
-                        tx.bucket("b")?.ok_or(Error::BucketNotFound)?.put(&key, "v")
+                        tx.bucket("b")?
+                            .ok_or_else(|| Error::bucket_not_found("b"))?
+                            .put(&key, "v")
                     })
                     .unwrap();
                 }
@@ -59,7 +61,7 @@ fn concurrent_batches_share_commits_and_report_their_own_errors() {
         s.spawn(move || {
             let r = db.batch(|tx| {
                 tx.bucket("b")?
-                    .ok_or(Error::BucketNotFound)?
+                    .ok_or_else(|| Error::bucket_not_found("b"))?
                     .put("bad", "x")?;
                 Err(Error::InvalidArgument("refused".into()))
             });
@@ -72,7 +74,7 @@ fn concurrent_batches_share_commits_and_report_their_own_errors() {
         commits < calls,
         "{calls} batch calls took {commits} commits"
     );
-    db.view(|tx| {
+    db.view(|tx| -> untorn::Result<_> {
         let b = tx.bucket("b")?.unwrap();
         assert_eq!(b.len()?, calls);
         assert!(

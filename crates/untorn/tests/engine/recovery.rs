@@ -5,7 +5,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use untorn::format::{record_span, RecordHeader, RECORD_HEADER_SIZE};
+use untorn::unstable::format::{record_span, RecordHeader, RECORD_HEADER_SIZE};
 use untorn::{CorruptionKind, Database, Durability, Error, MemoryStorage, Storage};
 
 fn open(data: &MemoryStorage, journal: &MemoryStorage) -> untorn::Result<Database> {
@@ -42,9 +42,11 @@ fn put(db: &Database, k: &str, v: &str) {
 }
 
 fn get(db: &Database, k: &str) -> Option<Vec<u8>> {
-    db.view(|tx| match tx.bucket("b")? {
-        Some(b) => Ok(b.get(k)?.map(|v| v.to_vec())),
-        None => Ok(None),
+    db.view(|tx| -> untorn::Result<_> {
+        match tx.bucket("b")? {
+            Some(b) => Ok(b.get(k)?.map(|v| v.to_vec())),
+            None => Ok(None),
+        }
     })
     .unwrap()
 }
