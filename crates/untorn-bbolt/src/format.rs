@@ -137,7 +137,11 @@ impl fmt::Display for PageProblem {
                 write!(f, "page id at or beyond the high-water mark {hwm}")
             }
             PageProblem::BeyondFile { file_len } => {
-                write!(f, "page lies beyond the end of the file ({file_len} bytes)")
+                write!(
+                    f,
+                    "page lies beyond the end of the file ({file_len} bytes; below the \
+                     high-water mark, that means the file is truncated)"
+                )
             }
             PageProblem::Zeroed => f.write_str("page is all zeros"),
             PageProblem::IdMismatch { header_id } => {

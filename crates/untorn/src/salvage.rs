@@ -49,7 +49,7 @@ fn lost(path: &[Vec<u8>], after: Option<&[u8]>, e: &Error) -> Lost {
         after: after.map(<[u8]>::to_vec),
         reason: match after {
             Some(_) => {
-                format!("the rest of the bucket after the key in `after` is unreadable: {e}")
+                format!("the rest of the bucket is unreadable: {e}")
             }
             None => format!("the bucket is unreadable: {e}"),
         },

@@ -171,16 +171,22 @@ fn print_human(out: &mut impl std::io::Write, r: &Report, origin: &Origin) -> Re
     let errors = r.findings.iter().filter(|f| !f.kind.is_warning()).count();
     let warnings = r.findings.len() - errors;
     let summary = format!(
-        "{} pages, {} keys, {} buckets checked at txid {} (high-water mark {})",
-        r.pages_checked, r.keys_checked, r.buckets_checked, r.txid, r.high_water_mark
+        "{}, {}, {} checked at txid {} (high-water mark {})",
+        output::count(r.pages_checked, "page"),
+        output::count(r.keys_checked, "key"),
+        output::count(r.buckets_checked, "bucket"),
+        r.txid,
+        r.high_water_mark
     );
     if r.findings.is_empty() {
         writeln!(out, "ok: {summary}")?;
     } else {
         writeln!(
             out,
-            "{}: {errors} error(s), {warnings} warning(s){}; {summary}",
+            "{}: {}, {}{}; {summary}",
             if errors == 0 { "ok" } else { "FAILED" },
+            output::count(errors as u64, "error"),
+            output::count(warnings as u64, "warning"),
             if r.truncated {
                 " (more not shown: raise --max-findings)"
             } else {

@@ -137,7 +137,7 @@ pub fn run(a: InfoArgs) -> Result<ExitCode> {
                 info.meta_fallback.clone().unwrap_or_else(|| "no".into()),
             ],
             vec![
-                "buckets".into(),
+                "top-level buckets".into(),
                 info.buckets
                     .map_or_else(|| "unreadable".to_owned(), |b| b.to_string()),
             ],
@@ -145,7 +145,11 @@ pub fn run(a: InfoArgs) -> Result<ExitCode> {
         if let (Some(size), Some(commits)) = (info.journal_size_bytes, info.journal_commits) {
             rows.push(vec![
                 "journal".into(),
-                format!("{size} bytes, {commits} commit(s) not checkpointed"),
+                format!(
+                    "{}, {} not checkpointed",
+                    output::count(size, "byte"),
+                    output::count(commits, "commit")
+                ),
             ]);
         }
         if let (Some(c), Some(p), Some(b)) = (
@@ -156,7 +160,10 @@ pub fn run(a: InfoArgs) -> Result<ExitCode> {
             rows.push(vec![
                 "recovery".into(),
                 format!(
-                    "{c} commit(s) replayed, {p} page(s) restored, {b} byte(s) of torn tail discarded"
+                    "{} replayed, {} restored, {} of torn tail discarded",
+                    output::count(c, "commit"),
+                    output::count(p, "page"),
+                    output::count(b, "byte")
                 ),
             ]);
         }
