@@ -29,14 +29,14 @@ pub enum Command {
     ///
     /// Exit status: 0 clean (warnings allowed), 1 findings, 2 the file could not be checked.
     #[command(
-        after_help = "Examples:\n  untorn check app.untorn\n  untorn check app.untorn --json --max-findings 50\n  untorn check app.untorn --from-page 1929"
+        after_help = "Examples:\n  untorn check app.untorn\n  untorn check app.untorn --json --max-findings 50\n  untorn check app.untorn --from-page 3"
     )]
     Check(CheckArgs),
     /// Space and shape statistics: pages by kind, free and leaked pages, depth, fill factor.
     #[command(after_help = "Example:\n  untorn stats app.untorn")]
     Stats(FileArgs),
     /// One row per page: id, type, items, overflow pages, state.
-    #[command(after_help = "Example:\n  untorn pages app.untorn | grep leaked")]
+    #[command(after_help = "Example:\n  untorn pages app.untorn | grep leaf")]
     Pages(FileArgs),
     /// Decode pages: header, verification result and elements.
     #[command(
@@ -106,7 +106,7 @@ pub enum Command {
     /// Expert repairs of bbolt files (bbolt 1.4 `bbolt surgery` semantics). Works on a
     /// copy (--output DST) unless --in-place is given.
     #[command(
-        after_help = "Example (the page-cycle repair: page and element from `untorn check`):\n  untorn surgery clear-page-elements db --page 22 --from-index 1 --to-index 2 --output step1.db\n  untorn surgery freelist rebuild step1.db --output fixed.db"
+        after_help = "Example (the page-cycle repair: page and element from `untorn check`):\n  untorn surgery clear-page-elements db --page 73 --from-index 28 --to-index 29 --output step1.db\n  untorn surgery freelist rebuild step1.db --output fixed.db"
     )]
     Surgery(SurgeryArgs),
     /// Measure write and read throughput on a scratch database (bbolt's `bench`).
@@ -116,7 +116,7 @@ pub enum Command {
     Bench(BenchArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(
-        after_help = "Examples:\n  untorn completions bash > ~/.local/share/bash-completion/completions/untorn\n  untorn completions zsh > ~/.zfunc/_untorn"
+        after_help = "Examples:\n  untorn completions bash > untorn.bash\n  untorn completions zsh > _untorn"
     )]
     Completions(CompletionsArgs),
     /// Print the man page (roff), or write one page per command into a directory.
@@ -456,7 +456,7 @@ pub enum SurgeryOp {
     /// Clearing branch elements makes pages unreachable: the freelist is then abandoned
     /// in both metas; run `untorn surgery freelist rebuild` afterwards.
     #[command(
-        after_help = "Example:\n  untorn surgery clear-page-elements db --page 1538 --from-index 28 --to-index 29 --output step1.db"
+        after_help = "Example:\n  untorn surgery clear-page-elements db --page 73 --from-index 28 --to-index 29 --output step1.db\n  untorn surgery freelist rebuild step1.db --output fixed.db"
     )]
     ClearPageElements(ClearPageElementsArgs),
     /// Abandon or rebuild the freelist.
@@ -520,7 +520,9 @@ pub enum FreelistOp {
     Abandon(SurgeryTarget),
     /// Write a freelist of every unreachable page (only for an abandoned freelist and a
     /// tree that checks clean), committed with a new meta.
-    #[command(after_help = "Example:\n  untorn surgery freelist rebuild a.db --output b.db")]
+    #[command(
+        after_help = "Example (after abandon):\n  untorn surgery freelist abandon db --output a.db\n  untorn surgery freelist rebuild a.db --output b.db"
+    )]
     Rebuild(SurgeryTarget),
 }
 

@@ -531,7 +531,8 @@ pub fn svg(scene: &Scene) -> String {
             } => {
                 let _ = writeln!(
                     s,
-                    r#"<line class="cycle-arrow" x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="{width}"{}/>"#,
+                    r#"<line class="{}" x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="{width}"{}/>"#,
+                    if *arrow { "cycle-arrow" } else { "tick" },
                     from.0,
                     from.1,
                     to.0,
@@ -775,7 +776,7 @@ mod tests {
             let (kind, state) = match id {
                 35 => (PageKind::Unknown, PageState::Corrupt),
                 36..=39 => (PageKind::Free, PageState::Free),
-                20 | 30 => (PageKind::Branch, PageState::Reachable),
+                10 | 20 | 30 => (PageKind::Branch, PageState::Reachable),
                 _ => (PageKind::Leaf, PageState::Reachable),
             };
             infos.push(info(id, kind, state));
@@ -825,27 +826,37 @@ mod tests {
         assert_eq!(centre(2), ROOT_TREE);
         assert_eq!(centre(0), kind_color("meta"));
         assert_eq!(centre(37), kind_color("free"));
-        // A branch is its bucket's colour, darker (its centre is under the cycle arrow,
-        // so look at a corner inside the outline).
-        let (x, y, s) = scene.cells[&30];
-        let _ = s;
-        assert_eq!(cv.get(x + 2, y + 2), CYCLE, "cycle outline");
+        // A branch is its bucket's colour, darker.
+        assert_eq!(centre(10), BUCKET_PALETTE[0].mix(BLACK, 0.45));
+        // Pages on the cycle are outlined in magenta.
+        let (x, y, _) = scene.cells[&30];
+        assert_eq!(cv.get(x, y), CYCLE, "cycle outline");
         // The corrupt page with a finding: red inside a black outline.
         let (x, y, s) = scene.cells[&35];
         assert_eq!(cv.get(x, y), BLACK);
         assert_eq!(cv.get(x + s / 2, y + s / 2), kind_color("corrupt"));
-        // The arrows of the cycle run between the centres of 20 and 30 (one row apart,
-        // same column): the pixels between them are magenta.
-        let (x20, y20, s) = scene.cells[&20];
-        let (_, y30, _) = scene.cells[&30];
-        assert_eq!(y30, y20 + s, "30 is just below 20 with 8 columns... ");
+        // Two arrows follow the cycle 20 -> 30 -> 20, and the pixel halfway between
+        // the two cells' centres (inside beta's leaves, away from any outline) is on them.
         let arrows = scene
             .shapes
             .iter()
             .filter(|sh| matches!(sh, Shape::Line { arrow: true, .. }))
             .count();
         assert_eq!(arrows, 2, "20 -> 30 and 30 -> 20");
-        assert_eq!(cv.get(x20 + s / 2, y20 + s), CYCLE);
+        let (x20, y20, s) = scene.cells[&20];
+        let (x30, y30, _) = scene.cells[&30];
+        let mid = ((x20 + x30 + s) / 2, (y20 + y30 + s) / 2);
+        assert_eq!(cv.get(mid.0, mid.1), CYCLE);
+        // Without the cycle finding there is no arrow, and the same pixel is a leaf's.
+        let mut clean = report.clone();
+        clean.findings.retain(|f| f.kind != FindingKind::Cycle);
+        let plain = rasterise(&layout(
+            &infos,
+            &clean,
+            &attr,
+            &opts(0..u64::MAX, ColorBy::Bucket),
+        ));
+        assert_eq!(plain.get(mid.0, mid.1), BUCKET_PALETTE[1]);
     }
 
     #[test]

@@ -257,6 +257,10 @@ pub fn load(a: LoadArgs) -> Result<ExitCode> {
     if a.batch == 0 {
         bail!("--batch must be at least 1");
     }
+    // A bbolt file is refused before stdin is read.
+    if a.file.exists() && crate::backend::detect(&a.file)? == crate::backend::Format::Bbolt {
+        return crate::backend::bbolt_read_only(&a.file);
+    }
     // Parse before anything is created: a first line that is wrong leaves no file.
     let stdin = std::io::stdin().lock();
     let mut lines = stdin.lines().enumerate().filter_map(|(n, l)| match l {

@@ -7,6 +7,7 @@ mod common;
 mod damaged;
 mod dump_load;
 mod exit_codes;
+mod help_examples;
 mod json;
 mod map;
 mod mutated;
@@ -14,3 +15,4 @@ mod mutated;
 #[path = "../../../untorn-bbolt/tests/bbolt/peers.rs"]
 mod peers;
 mod salvage;
+mod usability;
