@@ -57,10 +57,15 @@ impl Config {
     }
 }
 
-/// Key number `i` (big-endian, padded to `size` bytes).
+/// Key number `i` (big-endian through the typed layer's codec, so keys sort as
+/// numbers; padded in front to `size` bytes).
 fn key(i: u64, size: usize) -> Vec<u8> {
-    let mut k = vec![0u8; size - 8];
-    k.extend_from_slice(&i.to_be_bytes());
+    use untorn::typed::Codec;
+    let mut k = vec![0u8; size.saturating_sub(8)];
+    match u64::encode(&i) {
+        Ok(b) => k.extend_from_slice(&b),
+        Err(_) => k.resize(size, 0),
+    }
     k
 }
 

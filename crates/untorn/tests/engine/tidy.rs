@@ -74,8 +74,8 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
     (
         "crates/untorn-cli/src",
         &[
-            &["args", "encoding", "svg", "backend"],
-            &["output"],
+            &["args", "encoding", "backend"],
+            &["output", "map"],
             &["cmd"],
         ],
     ),
