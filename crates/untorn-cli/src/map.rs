@@ -378,9 +378,26 @@ pub fn layout(
             let (Some(&(ax, ay, s)), Some(&(bx, by, _))) = (cells.get(&a), cells.get(&b)) else {
                 continue;
             };
+            if a == b {
+                continue; // a page referencing itself: its outline says it
+            }
+            // From the edge of one cell to the edge of the next, shifted to the right of
+            // the direction of travel so that A -> B and B -> A are two visible arrows.
+            let (fx, fy) = (f64::from(ax + s / 2), f64::from(ay + s / 2));
+            let (tx, ty) = (f64::from(bx + s / 2), f64::from(by + s / 2));
+            let len = ((tx - fx).powi(2) + (ty - fy).powi(2)).sqrt().max(1.0);
+            let (ux, uy) = ((tx - fx) / len, (ty - fy) / len);
+            let inset = f64::from(s) / 2.0;
+            let shift = 3.0;
+            let at = |x: f64, y: f64| {
+                (
+                    (x - uy * shift).round().max(0.0) as u32,
+                    (y + ux * shift).round().max(0.0) as u32,
+                )
+            };
             shapes.push(Shape::Line {
-                from: (ax + s / 2, ay + s / 2),
-                to: (bx + s / 2, by + s / 2),
+                from: at(fx + ux * inset, fy + uy * inset),
+                to: at(tx - ux * inset, ty - uy * inset),
                 color: CYCLE,
                 width: 2,
                 arrow: true,
@@ -719,7 +736,7 @@ pub fn rasterise(scene: &Scene) -> Canvas {
             } => {
                 cv.line(*from, *to, *color, *width);
                 if *arrow {
-                    cv.arrowhead(*from, *to, *color, 7.0);
+                    cv.arrowhead(*from, *to, *color, 9.0);
                 }
             }
             Shape::Text { x, y, text } => cv.text(*x, *y, text, TEXT),

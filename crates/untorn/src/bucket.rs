@@ -232,6 +232,21 @@ impl<'t> BucketMut<'t> {
         st.put_value(pager, self.id, key, val)
     }
 
+    /// Removes every key/value pair with a key in `r` (nested buckets in the range stay);
+    /// returns how many were removed.
+    pub fn delete_range<K: AsRef<[u8]>>(&self, r: impl RangeBounds<K>) -> Result<u64> {
+        // The keys first: deleting while a range walks would re-seek at every step.
+        let keys = self
+            .range(r)?
+            .map(|pair| pair.map(|(k, _)| k))
+            .collect::<Result<Vec<Key>>>()?;
+        let mut removed = 0;
+        for k in &keys {
+            removed += u64::from(self.delete(k)?);
+        }
+        Ok(removed)
+    }
+
     /// Removes `key`; returns whether it existed.
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<bool> {
         let pager = self.pager();

@@ -216,8 +216,14 @@ impl Shared {
         }
     }
 
-    /// Commits a write transaction. The writer lock is held by the caller.
-    pub(crate) fn commit(&self, w: &mut WriterState, st: TxState) -> Result<()> {
+    /// Commits a write transaction. The writer lock is held by the caller. `sync`
+    /// overrides the handle's durability for this commit.
+    pub(crate) fn commit(
+        &self,
+        w: &mut WriterState,
+        st: TxState,
+        sync: Option<bool>,
+    ) -> Result<()> {
         if self.is_poisoned() {
             return Err(Error::Poisoned);
         }
@@ -236,7 +242,11 @@ impl Shared {
         let Some(jw) = w.journal.as_mut() else {
             return Err(Error::ReadOnly);
         };
-        if let Err(e) = jw.append(&prepared.meta, &prepared.images, self.sync_on_commit) {
+        if let Err(e) = jw.append(
+            &prepared.meta,
+            &prepared.images,
+            sync.unwrap_or(self.sync_on_commit),
+        ) {
             self.poison(&e);
             return Err(e);
         }

@@ -11,19 +11,7 @@ use crate::error::{Error, Result};
 use crate::format::{is_valid_page_size, DEFAULT_PAGE_SIZE};
 use crate::recovery::RecoveryReport;
 use crate::storage::{FileStorage, MemoryStorage, Storage};
-use crate::tx::{ReadTx, WriteTx};
-
-/// When a commit is durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Durability {
-    /// `commit()` returns after the journal record is synced (one sync per commit).
-    #[default]
-    Immediate,
-    /// No sync at commit; after a crash the database holds some prefix of the commits
-    /// (never a corrupt state). Checkpoints still sync.
-    None,
-}
+use crate::tx::{Durability, OwnedReadTx, ReadTx, WriteTx};
 
 /// Facts about an open database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,6 +248,25 @@ impl Database {
     /// Starts a read transaction on the newest committed snapshot. Never blocks.
     pub fn begin_read(&self) -> Result<ReadTx<'_>> {
         Ok(ReadTx::new(&self.shared))
+    }
+
+    /// Starts a read transaction that owns its share of the database: it can move to
+    /// another thread and outlive this borrow (the files stay open, and locked, until
+    /// the last snapshot and the handle are dropped).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = untorn::Database::create(dir.path().join("db"))?;
+    /// db.update(|tx| tx.create_bucket("b")?.put("k", "v"))?;
+    /// let snap = db.begin_read_owned()?;
+    /// let t = std::thread::spawn(move || -> untorn::Result<bool> {
+    ///     Ok(snap.tx().bucket("b")?.expect("created").get("k")?.is_some())
+    /// });
+    /// assert!(t.join().expect("reader thread")?);
+    /// # Ok::<(), untorn::Error>(())
+    /// ```
+    pub fn begin_read_owned(&self) -> Result<OwnedReadTx> {
+        Ok(OwnedReadTx::new(Arc::clone(&self.shared)))
     }
 
     /// Starts the write transaction. Blocks while another write transaction is open.

@@ -1,7 +1,7 @@
 //! Read and write transactions.
 
 use std::cell::RefCell;
-use std::sync::MutexGuard;
+use std::sync::{Arc, MutexGuard};
 
 use crate::btree::{Child, Tree, TxState};
 use crate::bucket::{Bucket, BucketIter, BucketMut};
@@ -12,17 +12,36 @@ use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{BucketId, Meta, PageId, PageRef, TxId};
 use crate::limits::check_key;
 
+/// When a commit is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// `commit()` returns after the journal record is synced (one sync per commit).
+    #[default]
+    Immediate,
+    /// No sync at commit; after a crash the database holds some prefix of the commits
+    /// (never a corrupt state). Checkpoints still sync.
+    None,
+}
+
 /// A read transaction: one committed snapshot, isolated from later commits. Holding it
 /// keeps the pages of its snapshot from being reused; it never blocks the writer.
 pub struct ReadTx<'db> {
     pub(crate) shared: &'db Shared,
     pub(crate) meta: Meta,
+    /// Whether this handle registered the snapshot (and unregisters it on drop); a
+    /// view of an [`OwnedReadTx`] does not.
+    registered: bool,
 }
 
 impl<'db> ReadTx<'db> {
     pub(crate) fn new(shared: &'db Shared) -> Self {
         let meta = shared.register_reader();
-        ReadTx { shared, meta }
+        ReadTx {
+            shared,
+            meta,
+            registered: true,
+        }
     }
 
     /// The txid of the snapshot.
@@ -64,6 +83,52 @@ impl<'db> ReadTx<'db> {
 
 impl Drop for ReadTx<'_> {
     fn drop(&mut self) {
+        if self.registered {
+            self.shared.unregister_reader(self.meta.txid);
+        }
+    }
+}
+
+/// A read snapshot that owns its share of the database (`Database::begin_read_owned`):
+/// `'static`, so it can move to another thread or into a task, and outlive the borrow of
+/// the `Database` it came from. It pins its snapshot's pages until dropped, like a
+/// [`ReadTx`]; [`OwnedReadTx::tx`] reads it.
+pub struct OwnedReadTx {
+    shared: Arc<Shared>,
+    meta: Meta,
+}
+
+impl OwnedReadTx {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        let meta = shared.register_reader();
+        OwnedReadTx { shared, meta }
+    }
+
+    /// The snapshot as a [`ReadTx`] (the same snapshot every time).
+    pub fn tx(&self) -> ReadTx<'_> {
+        ReadTx {
+            shared: &self.shared,
+            meta: self.meta,
+            registered: false,
+        }
+    }
+
+    /// The txid of the snapshot.
+    pub fn txid(&self) -> u64 {
+        self.meta.txid.0
+    }
+}
+
+impl std::fmt::Debug for OwnedReadTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnedReadTx")
+            .field("txid", &self.meta.txid.0)
+            .finish()
+    }
+}
+
+impl Drop for OwnedReadTx {
+    fn drop(&mut self) {
         self.shared.unregister_reader(self.meta.txid);
     }
 }
@@ -98,6 +163,8 @@ pub struct WriteTx<'db> {
     pub(crate) inner: TxInner<'db>,
     guard: MutexGuard<'db, WriterState>,
     txid: TxId,
+    /// This commit's durability, when it differs from the handle's.
+    durability: Option<Durability>,
 }
 
 impl<'db> WriteTx<'db> {
@@ -114,12 +181,21 @@ impl<'db> WriteTx<'db> {
             },
             guard,
             txid,
+            durability: None,
         })
     }
 
     /// The txid this transaction will have when committed.
     pub fn txid(&self) -> u64 {
         self.txid.0
+    }
+
+    /// This transaction's durability, overriding the handle's ([`crate::Builder::durability`]):
+    /// `Durability::None` skips this commit's sync (a crash may lose it, and later
+    /// unsynced commits, never more: the database recovers to a prefix of its commits);
+    /// `Durability::Immediate` syncs it on a handle that does not sync by default.
+    pub fn set_durability(&mut self, durability: Durability) {
+        self.durability = Some(durability);
     }
 
     /// Opens a top-level bucket for writing.
@@ -160,7 +236,8 @@ impl<'db> WriteTx<'db> {
             PageRef::NULL,
             BucketId::NONE,
         ));
-        self.inner.shared.commit(&mut self.guard, st)
+        let sync = self.durability.map(|d| d == Durability::Immediate);
+        self.inner.shared.commit(&mut self.guard, st, sync)
     }
 
     /// Discards the transaction.

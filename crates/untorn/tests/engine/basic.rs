@@ -403,3 +403,110 @@ fn pairs_and_sub_buckets_iterate_separately_with_any_byte_string_bounds() {
     })
     .unwrap();
 }
+
+/// A storage that counts its syncs.
+struct Counting {
+    inner: untorn::MemoryStorage,
+    syncs: std::sync::atomic::AtomicU64,
+}
+
+impl untorn::Storage for Counting {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.inner.read_at(offset, buf)
+    }
+    fn write_at(&self, offset: u64, buf: &[u8]) -> std::io::Result<()> {
+        self.inner.write_at(offset, buf)
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        self.syncs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.sync()
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+}
+
+#[test]
+fn a_transaction_can_skip_or_force_its_sync() {
+    use std::sync::atomic::Ordering::SeqCst;
+    use std::sync::Arc;
+    use untorn::Durability;
+    let journal = Arc::new(Counting {
+        inner: untorn::MemoryStorage::new(),
+        syncs: Default::default(),
+    });
+    let data = Arc::new(untorn::MemoryStorage::new());
+    let db = Database::builder()
+        .open_storage(data, journal.clone(), true)
+        .unwrap();
+    let commit = |d: Option<Durability>| {
+        let before = journal.syncs.load(SeqCst);
+        let mut tx = db.begin_write().unwrap();
+        if let Some(d) = d {
+            tx.set_durability(d);
+        }
+        tx.create_bucket_if_not_exists("b")
+            .unwrap()
+            .put("k", "v")
+            .unwrap();
+        tx.commit().unwrap();
+        journal.syncs.load(SeqCst) - before
+    };
+    assert_eq!(commit(None), 1, "the handle's default: one sync per commit");
+    assert_eq!(
+        commit(Some(Durability::None)),
+        0,
+        "this commit skips its sync"
+    );
+    assert_eq!(commit(None), 1);
+    drop(db);
+    // A handle that does not sync by default, and one transaction that does.
+    let journal2 = Arc::new(Counting {
+        inner: untorn::MemoryStorage::new(),
+        syncs: Default::default(),
+    });
+    let db = Database::builder()
+        .durability(Durability::None)
+        .open_storage(
+            Arc::new(untorn::MemoryStorage::new()),
+            journal2.clone(),
+            true,
+        )
+        .unwrap();
+    let before = journal2.syncs.load(SeqCst);
+    let mut tx = db.begin_write().unwrap();
+    tx.create_bucket("b").unwrap();
+    tx.commit().unwrap();
+    assert_eq!(journal2.syncs.load(SeqCst), before);
+    let mut tx = db.begin_write().unwrap();
+    tx.set_durability(Durability::Immediate);
+    tx.create_bucket("c").unwrap();
+    tx.commit().unwrap();
+    assert_eq!(journal2.syncs.load(SeqCst), before + 1);
+}
+
+#[test]
+fn delete_range_removes_pairs_in_bounds_and_keeps_sub_buckets() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::create(dir.path().join("dr.untorn")).unwrap();
+    db.update(|tx| -> untorn::Result<()> {
+        let b = tx.create_bucket("b")?;
+        for i in 0..100u32 {
+            b.put(format!("k{i:03}"), "v")?;
+        }
+        b.create_bucket("k050-sub")?;
+        assert_eq!(b.delete_range("k010".."k060")?, 50);
+        assert_eq!(b.len()?, 50);
+        assert!(b.get("k009")?.is_some() && b.get("k060")?.is_some());
+        assert!(b.get("k010")?.is_none() && b.get("k059")?.is_none());
+        assert!(b.bucket("k050-sub")?.is_some(), "sub-buckets stay");
+        assert_eq!(b.delete_range("k090"..)?, 10);
+        Ok(())
+    })
+    .unwrap();
+    let n = db.view(|tx| tx.bucket("b")?.expect("b").len()).unwrap();
+    assert_eq!(n, 40);
+}
