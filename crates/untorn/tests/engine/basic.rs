@@ -477,7 +477,7 @@ fn a_transaction_can_skip_or_force_its_sync() {
         )
         .unwrap();
     let before = journal2.syncs.load(SeqCst);
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     tx.create_bucket("b").unwrap();
     tx.commit().unwrap();
     assert_eq!(journal2.syncs.load(SeqCst), before);
