@@ -4,7 +4,7 @@
 //! `Vec<u8>` behind a lock, for tests and fuzzing) and the fault-injecting simulator in
 //! the `untorn-sim` crate. The engine never touches `std::fs` for page I/O directly.
 //!
-//! **Invariant:** an implementation either does the whole request or returns an error.
+//! What an implementation must do: the whole request, or return an error.
 //! `read_at` past the end of the storage returns `ErrorKind::UnexpectedEof`; it never
 //! returns a short read silently.
 
