@@ -4,7 +4,7 @@
 //! Seed the corpus with real databases (e.g. files made by `untorn load`) so libFuzzer's
 //! mutations start from valid images. The same entry point runs over a few thousand
 //! deterministic mutations on stable Rust in
-//! `untorn::unstable::check::tests::mutated_images_never_panic`.
+//! `check::tests::mutated_images_never_panic` (crates/untorn/src/check/tests.rs).
 
 #![no_main]
 

@@ -48,7 +48,9 @@
 //!   return any error type with a `From<untorn::Error>` (an application's own enum,
 //!   `anyhow::Error`, `Box<dyn Error>`); when it uses only untorn's, name the type on
 //!   the closure: `|tx| -> untorn::Result<_> { .. }`. [`Database::begin_write`] and
-//!   [`Database::begin_read`] give the transactions without a closure.
+//!   [`Database::begin_read`] give the transactions without a closure;
+//!   [`Database::begin_read_owned`] a `'static` snapshot to move to another thread;
+//!   [`WriteTx::set_durability`] lets one commit skip (or force) its sync.
 //! - Buckets: [`Bucket`] (read snapshot) and [`BucketMut`] (write transaction) share the
 //!   [`ReadBucket`] trait, so one helper can take either. Keys and values are
 //!   `impl AsRef<[u8]>` going in, and [`Key`] / [`Value`] coming out: both borrow the

@@ -36,7 +36,7 @@
 //! Codecs: the fixed-width integers (big-endian; signed ones with the sign bit flipped,
 //! so that byte order is numeric order), `str` (UTF-8, read back as `String`), `[u8]`
 //! (read back as `Vec<u8>`), `()` (empty value), and with the `serde` feature
-//! [`Json<T>`] for any serde type (stored as JSON: it does not sort numerically; use it
+//! `Json<T>` for any serde type (stored as JSON: it does not sort numerically; use it
 //! for values). A value that does not decode is [`Error::Codec`], naming the bucket.
 
 use std::borrow::Cow;
