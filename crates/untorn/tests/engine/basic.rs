@@ -510,3 +510,36 @@ fn delete_range_removes_pairs_in_bounds_and_keeps_sub_buckets() {
     let n = db.view(|tx| tx.bucket("b")?.expect("b").len()).unwrap();
     assert_eq!(n, 40);
 }
+
+#[test]
+fn keys_read_from_a_snapshot_are_slices_of_the_page_not_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::create(dir.path().join("k.untorn")).unwrap();
+    db.update(|tx| -> untorn::Result<()> {
+        let b = tx.create_bucket("b")?;
+        for i in 0..1000u32 {
+            b.put(format!("key{i:05}"), format!("value{i}"))?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    db.view(|tx| -> untorn::Result<()> {
+        let b = tx.bucket("b")?.unwrap();
+        let mut n = 0;
+        for pair in b.iter()? {
+            let (k, v) = pair?;
+            // In a leaf an inline value follows its key: a key that lies right before
+            // its value's bytes is the page itself, not a copy.
+            assert_eq!(k.as_ptr().wrapping_add(k.len()), v.as_ptr(), "key {k:?}");
+            n += 1;
+        }
+        assert_eq!(n, 1000);
+        let mut c = b.cursor();
+        let (k, _) = c.seek("key00500")?.unwrap();
+        let (k2, _) = c.next()?.unwrap();
+        assert_eq!(k, "key00500");
+        assert_eq!(k2, "key00501");
+        Ok(())
+    })
+    .unwrap();
+}
