@@ -48,8 +48,10 @@ pub enum Command {
         after_help = "Examples:\n  untorn page-item app.untorn 3 0\n  untorn page-item app.untorn 3 0 --value-only > value.bin"
     )]
     PageItem(PageItemArgs),
-    /// Draw the file: one cell per page, coloured by bucket (or kind) and state, with
-    /// page numbers, findings outlined and arrows along every reference cycle; SVG or PNG.
+    /// Draw the file as SVG or PNG: one cell per page, damage outlined, cycles as arrows.
+    ///
+    /// Reachable pages are coloured by bucket (or by kind), free, leaked and corrupt
+    /// pages by state; page numbers on the left, column offsets on top; `--pages` zooms.
     #[command(
         after_help = "Examples:\n  untorn map app.untorn --svg app.svg\n  untorn map app.untorn --png app.png --pages 0..512\n  untorn map member/snap/db --svg db.svg --color-by kind"
     )]
@@ -59,8 +61,9 @@ pub enum Command {
         after_help = "Examples:\n  untorn buckets app.untorn\n  untorn buckets app.untorn users"
     )]
     Buckets(BucketsArgs),
-    /// List the keys of a bucket (BUCKET... is a path of nested buckets), one per line,
-    /// in the notation `get` accepts.
+    /// List the keys of a bucket, one per line, in the notation `get` accepts.
+    ///
+    /// BUCKET... is a path of nested buckets.
     #[command(
         after_help = "Examples:\n  untorn keys app.untorn users\n  untorn keys app.untorn users logins"
     )]
@@ -88,8 +91,10 @@ pub enum Command {
         after_help = "Examples:\n  untorn dump app.untorn > app.jsonl\n  untorn dump app.untorn --format hex | head"
     )]
     Dump(DumpArgs),
-    /// Read JSON lines as written by `dump` from stdin into FILE (created if missing; a
-    /// load that commits nothing leaves no file behind).
+    /// Read JSON lines as written by `dump` from stdin into FILE (created if missing).
+    ///
+    /// A bad line is named with what is wrong; a load that commits nothing leaves no
+    /// file behind.
     #[command(
         after_help = "Examples:\n  untorn dump app.untorn | untorn load copy.untorn\n  untorn load new.untorn < app.jsonl"
     )]

@@ -155,10 +155,8 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         bail!("read back {found} of {} keys", cfg.count);
     }
     let file_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    // The user's --path file is kept; a temporary one goes with its directory.
     drop(db);
-    if cfg.path.is_some() {
-        // The user's file is kept; a temporary one goes with its directory.
-    }
     let mut out = output::stdout();
     let mode = |m: BenchOrder| match m {
         BenchOrder::Seq => "seq",
