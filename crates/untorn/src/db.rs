@@ -334,9 +334,10 @@ impl Database {
     /// Returns when the shared transaction is durable.
     ///
     /// Callers that queue while a commit is in progress are folded into the next one.
-    /// If any closure of a batch fails, the batch is aborted and every closure is run
-    /// again in a transaction of its own, so **`f` may run more than once and must be
-    /// idempotent** (the same rule as bbolt's). Its own error is returned to each caller.
+    /// If a closure of a batch fails, the batch is aborted, that closure runs again in
+    /// a transaction of its own (its caller gets that result) and the others retry
+    /// together in one transaction, so **`f` may run more than once and must be
+    /// idempotent** (the same rule as bbolt's).
     ///
     /// Why `Send + 'static`: whichever caller holds the writer lock runs every closure
     /// queued so far, so `f` may run on another caller's thread (`Send`), from a queue
@@ -381,21 +382,38 @@ impl Database {
                 return Err(e);
             }
         };
+        // bbolt's rule: when a closure fails, the batch is aborted, that closure runs
+        // alone (its own result goes to its caller) and the others retry together; each
+        // round removes one call, so this ends after at most `calls.len()` rounds.
         let mut calls = calls;
-        let all_ok = calls.iter_mut().all(|c| (c.f)(&tx).is_ok());
-        if all_ok {
-            let committed = tx.commit();
-            for c in &calls {
-                c.slot.set(match &committed {
-                    Ok(()) => Ok(()),
-                    Err(e) => Err(e.duplicate()),
-                });
-            }
-        } else {
-            tx.abort();
-            for c in &mut calls {
-                let f = &mut c.f;
-                c.slot.set(self.update(|tx| f(tx)));
+        let mut tx = Some(tx);
+        while !calls.is_empty() {
+            let t = match tx.take().map_or_else(|| self.begin_write(), Ok) {
+                Ok(t) => t,
+                Err(e) => {
+                    for c in &calls {
+                        c.slot.set(Err(e.duplicate()));
+                    }
+                    break;
+                }
+            };
+            match calls.iter_mut().position(|c| (c.f)(&t).is_err()) {
+                None => {
+                    let committed = t.commit();
+                    for c in &calls {
+                        c.slot.set(match &committed {
+                            Ok(()) => Ok(()),
+                            Err(e) => Err(e.duplicate()),
+                        });
+                    }
+                    break;
+                }
+                Some(i) => {
+                    t.abort();
+                    let mut failed = calls.remove(i);
+                    let f = &mut failed.f;
+                    failed.slot.set(self.update(|tx| f(tx)));
+                }
             }
         }
         let mine = lock(&slot.result).take();
