@@ -384,6 +384,44 @@ mod tests {
         assert_eq!(by_bytes, by_value);
     }
 
+    #[cfg(feature = "serde")]
+    #[test]
+    fn serde_values_round_trip_through_a_table() {
+        #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        struct User {
+            name: String,
+            admin: bool,
+        }
+        const USERS: Table<u32, Json<User>> = Table::new("users");
+        let db = crate::Database::builder()
+            .open_storage(
+                std::sync::Arc::new(crate::MemoryStorage::new()),
+                std::sync::Arc::new(crate::MemoryStorage::new()),
+                true,
+            )
+            .unwrap();
+        let alice = User {
+            name: "alice".into(),
+            admin: true,
+        };
+        db.update(|tx| USERS.create(tx)?.put(&7, &alice)).unwrap();
+        let got = db
+            .view(|tx| USERS.open(tx)?.expect("created").get(&7))
+            .unwrap();
+        assert_eq!(got, Some(alice));
+        // Bytes that are not a User: a codec error naming the bucket.
+        db.update(|tx| {
+            tx.bucket("users")?
+                .expect("users")
+                .put(8u32.to_be_bytes(), "{}")
+        })
+        .unwrap();
+        let e = db
+            .view(|tx| USERS.open(tx)?.expect("created").get(&8))
+            .unwrap_err();
+        assert!(e.to_string().contains("bucket \"users\""), "{e}");
+    }
+
     #[test]
     fn integer_codecs_sort_numerically_and_round_trip() {
         round_trip(&[0u64, 1, 255, 256, u64::MAX, 70_000]);
