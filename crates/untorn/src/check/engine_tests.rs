@@ -740,7 +740,7 @@ fn real_page_of_another_tree_is_wrong_tree_and_never_read_as_data() {
 fn bucket_ids_are_never_reused() {
     let f = Fixture::new();
     let db = f.open().unwrap();
-    db.update(|tx| {
+    db.update(|tx| -> crate::Result<_> {
         tx.create_bucket("a")?.put("k", "1")?;
         tx.create_bucket("b")?;
         Ok(())
