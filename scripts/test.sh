@@ -11,3 +11,5 @@ else
   echo "scripts/test.sh: ../shared/peers/setup.sh not found; bbolt/etcd tests will fail" >&2
 fi
 cargo test --workspace --locked "$@"
+# The typed layer's serde codec is behind a feature no workspace member enables.
+cargo test --locked -p untorn --features serde --lib typed "$@"

@@ -10,5 +10,5 @@ fuzz_target!(|input: &[u8]| {
     jl[..len.len()].copy_from_slice(len);
     let journal_len = (u32::from_le_bytes(jl) as usize).min(rest.len());
     let (data, journal) = rest.split_at(rest.len() - journal_len);
-    let _ = untorn::fuzzing::open_and_read(data, journal);
+    let _ = untorn::unstable::fuzzing::open_and_read(data, journal);
 });

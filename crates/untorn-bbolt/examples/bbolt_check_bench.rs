@@ -29,7 +29,7 @@ fn json_field(line: &str, key: &str) -> Option<String> {
     Some(rest[..end].trim_matches('"').to_string())
 }
 
-fn ours(db: &Path) -> (Duration, untorn::report::Report) {
+fn ours(db: &Path) -> (Duration, untorn::unstable::report::Report) {
     let mut best = Duration::MAX;
     let mut report = None;
     for _ in 0..3 {
@@ -196,7 +196,7 @@ fn main() {
     let cycle = our_cr
         .findings
         .iter()
-        .find(|f| f.kind == untorn::report::FindingKind::Cycle)
+        .find(|f| f.kind == untorn::unstable::report::FindingKind::Cycle)
         .map(|f| f.to_string())
         .unwrap_or_else(|| "NO CYCLE FOUND".into());
     println!(

@@ -8,17 +8,17 @@
 //! reference to a page already finished is a multiple reference; neither is
 //! followed, so the walk always terminates.
 
-use untorn::check::PageFlags;
-use untorn::report::{FindingKind, FindingSink, PageInfo, PageKind, PageState, Report};
+use untorn::unstable::check::PageFlags;
+use untorn::unstable::report::{FindingKind, FindingSink, PageInfo, PageKind, PageState, Report};
 
 use crate::file::BoltFile;
 use crate::format::{
     BucketHeader, Node, NodeKind, PageProblem, BUCKET_HEADER_SIZE, ELEMENT_SIZE, PAGE_HEADER_SIZE,
 };
 
-// The walk's bounds are the workspace's (`untorn::limits`): bbolt trees with 512-byte
+// The walk's bounds are the workspace's (`untorn::unstable::limits`): bbolt trees with 512-byte
 // pages and a billion keys stay far below the depth bound.
-use untorn::limits::{MAX_BUCKET_DEPTH, MAX_TREE_DEPTH};
+use untorn::unstable::limits::{MAX_BUCKET_DEPTH, MAX_TREE_DEPTH};
 
 const ON_STACK: u8 = 0x01;
 const DONE: u8 = 0x02;

@@ -40,7 +40,7 @@
 use std::fmt;
 use std::ops::Range;
 
-use untorn::report::{FindingKind, PageKind};
+use untorn::unstable::report::{FindingKind, PageKind};
 
 /// bbolt's magic number.
 pub const MAGIC: u32 = 0xED0C_DAED;
@@ -73,7 +73,9 @@ pub const MAX_PAGE_SIZE: u32 = 65536;
 
 // One byte-helper idiom for both formats: reads return `None` out of range, writes
 // return `false` (and write nothing).
-pub use untorn::format::bytes::{get_u16, get_u32, get_u64, put_bytes, put_u16, put_u32, put_u64};
+pub use untorn::unstable::format::bytes::{
+    get_u16, get_u32, get_u64, put_bytes, put_u16, put_u32, put_u64,
+};
 
 /// FNV-1a 64-bit hash (bbolt's meta checksum).
 pub fn fnv1a64(data: &[u8]) -> u64 {
@@ -135,7 +137,11 @@ impl fmt::Display for PageProblem {
                 write!(f, "page id at or beyond the high-water mark {hwm}")
             }
             PageProblem::BeyondFile { file_len } => {
-                write!(f, "page lies beyond the end of the file ({file_len} bytes)")
+                write!(
+                    f,
+                    "page lies beyond the end of the file ({file_len} bytes; below the \
+                     high-water mark, that means the file is truncated)"
+                )
             }
             PageProblem::Zeroed => f.write_str("page is all zeros"),
             PageProblem::IdMismatch { header_id } => {

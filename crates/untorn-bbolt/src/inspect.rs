@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use untorn::report::{
+use untorn::unstable::report::{
     MetaView, PageDescription, PageElement, PageHeaderView, PageKind, PageState, Stats,
 };
 

@@ -3,7 +3,7 @@
 //! This crate reads bbolt format version 2 files defensively (every offset, count,
 //! overflow and page id is bounds-checked; no recursion over file contents; every
 //! walk has a visited set and a depth bound) and reports problems in untorn's
-//! shared vocabulary ([`untorn::report`]).
+//! shared vocabulary ([`untorn::unstable::report`]).
 //!
 //! ```no_run
 //! let report = untorn_bbolt::check("member/snap/db", 100)?;
@@ -41,13 +41,16 @@ pub use salvage::{
     SalvageReport, Salvaged,
 };
 pub use tree::{Dump, DumpItem, Entry};
-pub use untorn::report::Stats;
+pub use untorn::unstable::report::Stats;
 pub use writer::{build_image, write_file, BucketData, Value, WriteOptions, WriteStats};
 
 /// Checks the bbolt file at `path`, keeping at most `max_findings` findings.
 /// A file with no valid meta yields a report with `MetaInvalid` findings; only an
 /// I/O failure to open the file is an error.
-pub fn check(path: impl AsRef<Path>, max_findings: usize) -> Result<untorn::report::Report> {
+pub fn check(
+    path: impl AsRef<Path>,
+    max_findings: usize,
+) -> Result<untorn::unstable::report::Report> {
     check_with(
         path,
         CheckOptions {
@@ -58,22 +61,25 @@ pub fn check(path: impl AsRef<Path>, max_findings: usize) -> Result<untorn::repo
 }
 
 /// Like [`check()`], with all options (a subtree walk from one page, progress).
-pub fn check_with(path: impl AsRef<Path>, opts: CheckOptions) -> Result<untorn::report::Report> {
+pub fn check_with(
+    path: impl AsRef<Path>,
+    opts: CheckOptions,
+) -> Result<untorn::unstable::report::Report> {
     let max_findings = opts.max_findings;
     match BoltFile::open(path) {
         Ok(f) => Ok(check_file(&f, opts)),
         Err(BoltError::NoValidMeta { meta0, meta1 }) => {
-            let mut sink = untorn::report::FindingSink::new(max_findings);
+            let mut sink = untorn::unstable::report::FindingSink::new(max_findings);
             for (i, p) in [(0u64, meta0), (1, meta1)] {
                 sink.push(
-                    untorn::report::FindingKind::MetaInvalid,
+                    untorn::unstable::report::FindingKind::MetaInvalid,
                     Some(i),
                     &[],
                     format!("meta {i} is invalid: {p}"),
                 );
             }
             let (findings, truncated) = sink.finish();
-            Ok(untorn::report::Report {
+            Ok(untorn::unstable::report::Report {
                 findings,
                 truncated,
                 ..Default::default()
@@ -89,7 +95,7 @@ pub fn info(file: &BoltFile) -> Info {
 }
 
 /// Every page id below the HWM with its kind and state.
-pub fn pages(file: &BoltFile) -> Vec<untorn::report::PageInfo> {
+pub fn pages(file: &BoltFile) -> Vec<untorn::unstable::report::PageInfo> {
     check::pages_of(file)
 }
 
@@ -99,7 +105,7 @@ pub fn page(file: &BoltFile, id: u64) -> Result<PageView> {
 }
 
 /// One page in the report vocabulary both formats share (what `untorn page` shows).
-pub fn describe_page(file: &BoltFile, id: u64) -> untorn::report::PageDescription {
+pub fn describe_page(file: &BoltFile, id: u64) -> untorn::unstable::report::PageDescription {
     inspect::describe_page(file, id)
 }
 

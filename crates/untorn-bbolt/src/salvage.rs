@@ -18,14 +18,14 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use untorn::report::{Lost, SalvageSummary};
+use untorn::unstable::report::{Lost, SalvageSummary};
 
 use crate::error::Result;
 use crate::file::BoltFile;
 use crate::format::{BucketHeader, Node, NodeKind, BUCKET_HEADER_SIZE};
 use crate::tree::{path_display, verify_node, DumpItem, Entry};
 use crate::writer::{write_file, BucketData, Value, WriteOptions};
-use untorn::limits::{MAX_BUCKET_DEPTH, MAX_TREE_DEPTH};
+use untorn::unstable::limits::{MAX_BUCKET_DEPTH, MAX_TREE_DEPTH};
 
 /// Whether salvage may use unreachable leaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -17,7 +17,7 @@ use crate::format::{
     valid_page_size, Meta, MetaProblem, Node, NodeKind, PageHeader, FLAG_BRANCH, FLAG_FREELIST,
     FLAG_LEAF, META_SIZE, PAGE_HEADER_SIZE, PGID_NO_FREELIST,
 };
-use untorn::report::FindingKind;
+use untorn::unstable::report::FindingKind;
 
 /// What a surgery did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -326,7 +326,7 @@ pub fn freelist_rebuild(src: &Path, dst: &Path) -> Result<SurgeryOutcome> {
     }
     let free: Vec<u64> = crate::check::pages_of(&file)
         .into_iter()
-        .filter(|p| p.state == untorn::report::PageState::Free && p.id >= 2)
+        .filter(|p| p.state == untorn::unstable::report::PageState::Free && p.id >= 2)
         .map(|p| p.id)
         .collect();
     let ps = file.page_size();

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use crate::error::{BoltError, Result};
 use crate::file::BoltFile;
 use crate::format::{BucketHeader, Node, NodeKind, BUCKET_HEADER_SIZE};
-use untorn::limits::{MAX_BUCKET_DEPTH, MAX_TREE_DEPTH};
+use untorn::unstable::limits::{MAX_BUCKET_DEPTH, MAX_TREE_DEPTH};
 
 /// Where a bucket's tree lives.
 #[derive(Debug, Clone)]
@@ -336,9 +336,9 @@ pub(crate) fn open_bucket(file: &BoltFile, path: &[Vec<u8>]) -> Result<(TreeRoot
 }
 
 /// What a dump yields: buckets and pairs, in key order, a bucket before its contents.
-pub use untorn::report::DumpItem;
-/// One key/value pair of a dump (the report vocabulary's [`Pair`](untorn::report::Pair)).
-pub use untorn::report::Pair as Entry;
+pub use untorn::unstable::report::DumpItem;
+/// One key/value pair of a dump (the report vocabulary's [`Pair`](untorn::unstable::report::Pair)).
+pub use untorn::unstable::report::Pair as Entry;
 
 /// Iterator over every bucket and key of a file (see [`crate::dump`]).
 pub struct Dump<'a> {

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use untorn::limits::{MAX_BUCKET_DEPTH, MAX_TREE_DEPTH};
+use untorn::unstable::limits::{MAX_BUCKET_DEPTH, MAX_TREE_DEPTH};
 
 use crate::error::{BoltError, Result};
 use crate::format::{

@@ -62,7 +62,7 @@ pub fn run(dir: &Path, data: &DataSet, keys: u64, rounds: u32) -> Result<CheckSp
             .create(&path)?;
         let mut key = Vec::new();
         let mut value = Vec::new();
-        db.update(|tx| {
+        db.update(|tx| -> untorn::Result<_> {
             let b = tx.create_bucket("bench")?;
             for id in 0..keys {
                 data.key(id, &mut key);

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use untorn::check::{check, check_storage, CheckOptions};
+use untorn::unstable::check::{check, check_storage, CheckOptions};
 use untorn::{Database, Durability, FileStorage, Storage};
 
 fn read_sequentially(path: &PathBuf) -> (Duration, u64) {
@@ -48,7 +48,7 @@ fn build(path: &PathBuf, size_mib: u64) {
     let mut i = 0u64;
     let t = Instant::now();
     loop {
-        db.update(|tx| {
+        db.update(|tx| -> untorn::Result<_> {
             for b in 0..4u64 {
                 let bucket = tx.create_bucket_if_not_exists(format!("bucket{b}"))?;
                 for _ in 0..2_500 {
@@ -95,7 +95,8 @@ fn main() {
         .expect("open");
     let tx = db.begin_read().expect("read tx");
     let t = Instant::now();
-    let report = check(tx.check_source(), CheckOptions::default()).expect("check");
+    let report =
+        check(untorn::unstable::check_source(&tx), CheckOptions::default()).expect("check");
     let snap = t.elapsed();
     assert!(report.is_ok(), "{:?}", report.findings);
     drop(tx);

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "untorn", version, about, propagate_version = true)]
 #[command(
-    after_help = "Examples:\n  untorn check app.untorn\n  untorn check member/snap/db\n  untorn dump app.untorn > app.jsonl\n  untorn load new.untorn < app.jsonl\n  untorn salvage member/snap/db fixed.db"
+    after_help = "Names, keys and values on the command line and in output: the text itself, or\n0x and hex for bytes that are not printable text (0x0000000000000001).\n\nExamples:\n  untorn check app.untorn\n  untorn check member/snap/db\n  untorn dump app.untorn > app.jsonl\n  untorn load new.untorn < app.jsonl\n  untorn salvage member/snap/db fixed.db"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -39,41 +39,62 @@ pub enum Command {
     ///
     /// Exit status: 0 clean (warnings allowed), 1 findings, 2 the file could not be checked.
     #[command(
-        after_help = "Examples:\n  untorn check app.untorn\n  untorn check app.untorn --json --max-findings 50\n  untorn check app.untorn --from-page 1929"
+        after_help = "Examples:\n  untorn check app.untorn\n  untorn check app.untorn --json --max-findings 50\n  untorn check app.untorn --from-page 3"
     )]
     Check(CheckArgs),
     /// Space and shape statistics: pages by kind, free and leaked pages, depth, fill factor.
     #[command(after_help = "Example:\n  untorn stats app.untorn")]
     Stats(FileArgs),
     /// One row per page: id, type, items, overflow pages, state.
-    #[command(after_help = "Example:\n  untorn pages app.untorn | grep leaked")]
+    #[command(after_help = "Example:\n  untorn pages app.untorn | grep leaf")]
     Pages(FileArgs),
     /// Decode pages: header, verification result and elements.
     #[command(
         after_help = "Examples:\n  untorn page app.untorn 3\n  untorn page app.untorn 0 1 --hex"
     )]
     Page(PageArgs),
-    /// Draw the file as an SVG: one cell per page, coloured by kind and state.
-    #[command(after_help = "Example:\n  untorn map app.untorn --svg app.svg")]
+    /// Decode one element of a page: its key and value (bbolt's `page-item`).
+    #[command(
+        after_help = "Examples:\n  untorn page-item app.untorn 3 0\n  untorn page-item app.untorn 3 0 --value-only > value.bin"
+    )]
+    PageItem(PageItemArgs),
+    /// Draw the file as SVG or PNG: one cell per page, damage outlined, cycles as arrows.
+    ///
+    /// Reachable pages are coloured by bucket (or by kind), free, leaked and corrupt
+    /// pages by state; page numbers on the left, column offsets on top; `--pages` zooms.
+    #[command(
+        after_help = "Examples:\n  untorn map app.untorn --svg app.svg\n  untorn map app.untorn --png app.png --pages 0..512\n  untorn map member/snap/db --svg db.svg --color-by kind"
+    )]
     Map(MapArgs),
     /// List buckets: top-level ones, or the sub-buckets of BUCKET...
     #[command(
         after_help = "Examples:\n  untorn buckets app.untorn\n  untorn buckets app.untorn users"
     )]
     Buckets(BucketsArgs),
-    /// List the keys of a bucket (BUCKET... is a path of nested buckets).
-    #[command(after_help = "Example:\n  untorn keys app.untorn users")]
+    /// List the keys of a bucket, one per line, in the notation `get` accepts.
+    ///
+    /// BUCKET... is a path of nested buckets.
+    #[command(
+        after_help = "Examples:\n  untorn keys app.untorn users\n  untorn keys app.untorn users logins"
+    )]
     Keys(KeysArgs),
     /// Print the value of KEY in BUCKET... (exit 1 if there is none).
     #[command(
-        after_help = "Examples:\n  untorn get app.untorn users alice\n  untorn get app.untorn users logins 0000000000000001 --hex"
+        override_usage = "untorn get [OPTIONS] <FILE> <BUCKET>... <KEY>",
+        after_help = "Examples:\n  untorn get app.untorn users alice\n  untorn get app.untorn users logins 0x0000000000000001 --hex"
     )]
-    Get(KvArgs),
+    Get(GetArgs),
     /// Set KEY to VALUE in BUCKET..., creating the buckets if needed.
-    #[command(after_help = "Example:\n  untorn put app.untorn users alice admin")]
-    Put(KvArgs),
+    #[command(
+        override_usage = "untorn put [OPTIONS] <FILE> <BUCKET>... <KEY> <VALUE>",
+        after_help = "Examples:\n  untorn put app.untorn users carol admin\n  untorn put app.untorn users logins 0x0000000000000009 0x00ff"
+    )]
+    Put(PutArgs),
     /// Delete KEY from BUCKET... (exit 1 if it did not exist).
-    #[command(after_help = "Example:\n  untorn delete app.untorn users alice")]
+    #[command(
+        override_usage = "untorn delete [OPTIONS] <FILE> <BUCKET>... <KEY>",
+        after_help = "Example:\n  untorn delete app.untorn users bob"
+    )]
     Delete(KvArgs),
     /// Write every bucket and key/value as JSON lines (see docs/check.md for the format).
     #[command(
@@ -81,7 +102,12 @@ pub enum Command {
     )]
     Dump(DumpArgs),
     /// Read JSON lines as written by `dump` from stdin into FILE (created if missing).
-    #[command(after_help = "Example:\n  untorn dump old.untorn | untorn load new.untorn")]
+    ///
+    /// A bad line is named with what is wrong; a load that commits nothing leaves no
+    /// file behind.
+    #[command(
+        after_help = "Examples:\n  untorn dump app.untorn | untorn load copy.untorn\n  untorn load new.untorn < app.jsonl"
+    )]
     Load(LoadArgs),
     /// Copy everything that can be trusted from a damaged SRC into a new file DST and
     /// report what was lost. SRC is never modified.
@@ -95,9 +121,22 @@ pub enum Command {
     /// Expert repairs of bbolt files (bbolt 1.4 `bbolt surgery` semantics). Works on a
     /// copy (--output DST) unless --in-place is given.
     #[command(
-        after_help = "Example (the page-cycle repair):\n  untorn surgery clear-page-elements db --page 1538 --from-index 28 --to-index 29 --output step1.db\n  untorn surgery freelist rebuild step1.db --output fixed.db"
+        after_help = "Example (the page-cycle repair: page and element from `untorn check`):\n  untorn surgery clear-page-elements db --page 73 --from-index 28 --to-index 29 --output step1.db\n  untorn surgery freelist rebuild step1.db --output fixed.db"
     )]
     Surgery(SurgeryArgs),
+    /// Measure write and read throughput on a scratch database (bbolt's `bench`).
+    #[command(
+        after_help = "Examples:\n  untorn bench\n  untorn bench --count 100000 --batch-size 1000 --write-mode rnd --read-mode rnd --json"
+    )]
+    Bench(BenchArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Examples:\n  untorn completions bash > untorn.bash\n  untorn completions zsh > _untorn"
+    )]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), or write one page per command into a directory.
+    #[command(after_help = "Examples:\n  untorn man > untorn.1\n  untorn man --out-dir man/")]
+    Man(ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -152,16 +191,114 @@ pub struct PageArgs {
     pub json: bool,
 }
 
+/// What a reachable page's cell colour says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorBy {
+    /// The bucket the page belongs to (branch pages drawn darker).
+    Bucket,
+    /// The page kind (meta, branch, leaf, overflow, freelist).
+    Kind,
+}
+
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("out").required(true).multiple(true).args(["svg", "png"])))]
 pub struct MapArgs {
     #[command(flatten)]
     pub common: FileArgs,
-    /// Where to write the SVG.
+    /// Write an SVG here.
     #[arg(long, value_name = "OUT")]
-    pub svg: PathBuf,
-    /// Cells per row.
-    #[arg(long, default_value_t = 64)]
-    pub columns: u32,
+    pub svg: Option<PathBuf>,
+    /// Write a PNG here.
+    #[arg(long, value_name = "OUT")]
+    pub png: Option<PathBuf>,
+    /// Draw only pages A..B (B exclusive; `A..` to the end).
+    #[arg(long, value_name = "A..B")]
+    pub pages: Option<String>,
+    /// Cells per row (default: about as many rows as columns).
+    #[arg(long, value_name = "N")]
+    pub columns: Option<u32>,
+    /// Colour reachable pages by bucket or by kind.
+    #[arg(long, value_enum, default_value_t = ColorBy::Bucket)]
+    pub color_by: ColorBy,
+}
+
+#[derive(Debug, Args)]
+pub struct PageItemArgs {
+    /// The database file.
+    pub file: PathBuf,
+    /// The page id.
+    #[arg(value_name = "PAGE")]
+    pub page: u64,
+    /// The element's index in the page (0-based).
+    #[arg(value_name = "INDEX")]
+    pub index: usize,
+    /// Print only the key (raw bytes, or hex with --hex).
+    #[arg(long, conflicts_with = "value_only")]
+    pub key_only: bool,
+    /// Print only the value (raw bytes, or hex with --hex).
+    #[arg(long)]
+    pub value_only: bool,
+    /// Print bytes as 0x-prefixed hex.
+    #[arg(long)]
+    pub hex: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Key order of a benchmark phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchOrder {
+    /// Ascending keys.
+    Seq,
+    /// Keys in a random (seeded) order.
+    Rnd,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Keys to write, then read.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub count: u64,
+    /// Keys per write transaction.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub batch_size: u64,
+    /// Key size in bytes (at least 8).
+    #[arg(long, value_name = "BYTES", default_value_t = 8)]
+    pub key_size: usize,
+    /// Value size in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 32)]
+    pub value_size: usize,
+    /// Write order.
+    #[arg(long, value_enum, default_value_t = BenchOrder::Seq)]
+    pub write_mode: BenchOrder,
+    /// Read order.
+    #[arg(long, value_enum, default_value_t = BenchOrder::Seq)]
+    pub read_mode: BenchOrder,
+    /// The scratch database (default: a temporary file, removed afterwards).
+    #[arg(long, value_name = "FILE")]
+    pub path: Option<PathBuf>,
+    /// Commit without syncing (`Durability::None`).
+    #[arg(long)]
+    pub no_sync: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write untorn.1 and one page per command (untorn-check.1, ...) here instead of
+    /// printing untorn.1.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -169,8 +306,9 @@ pub struct BucketsArgs {
     /// The database file.
     pub file: PathBuf,
     /// Path of nested buckets (empty: top level).
+    #[arg(value_name = "BUCKET")]
     pub bucket: Vec<String>,
-    /// Names and arguments are hex.
+    /// Print every name as 0x-prefixed hex.
     #[arg(long)]
     pub hex: bool,
     /// Print JSON instead of text.
@@ -183,9 +321,9 @@ pub struct KeysArgs {
     /// The database file.
     pub file: PathBuf,
     /// Path of nested buckets.
-    #[arg(required = true)]
+    #[arg(required = true, value_name = "BUCKET")]
     pub bucket: Vec<String>,
-    /// Names, keys and arguments are hex.
+    /// Print every key as 0x-prefixed hex.
     #[arg(long)]
     pub hex: bool,
     /// Print JSON instead of text.
@@ -198,15 +336,31 @@ pub struct KeysArgs {
 pub struct KvArgs {
     /// The database file.
     pub file: PathBuf,
-    /// BUCKET... KEY (and VALUE for put).
-    #[arg(required = true, num_args = 2.., value_name = "ARG")]
+    /// The bucket path, then the key: text, or 0x and hex.
+    #[arg(required = true, num_args = 2.., value_names = ["BUCKET", "KEY"])]
     pub args: Vec<String>,
-    /// Bucket names, key and value are given (and printed) as hex.
-    #[arg(long)]
-    pub hex: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `put`: BUCKET... KEY VALUE.
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    /// The database file.
+    pub file: PathBuf,
+    /// The bucket path, the key, then the value: text, or 0x and hex.
+    #[arg(required = true, num_args = 3.., value_names = ["BUCKET", "KEY", "VALUE"])]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    #[command(flatten)]
+    pub kv: KvArgs,
+    /// Print the value as 0x-prefixed hex.
+    #[arg(long)]
+    pub hex: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -327,7 +481,7 @@ pub enum SurgeryOp {
     /// Clearing branch elements makes pages unreachable: the freelist is then abandoned
     /// in both metas; run `untorn surgery freelist rebuild` afterwards.
     #[command(
-        after_help = "Example:\n  untorn surgery clear-page-elements db --page 1538 --from-index 28 --to-index 29 --output step1.db"
+        after_help = "Example:\n  untorn surgery clear-page-elements db --page 73 --from-index 28 --to-index 29 --output step1.db\n  untorn surgery freelist rebuild step1.db --output fixed.db"
     )]
     ClearPageElements(ClearPageElementsArgs),
     /// Abandon or rebuild the freelist.
@@ -391,7 +545,9 @@ pub enum FreelistOp {
     Abandon(SurgeryTarget),
     /// Write a freelist of every unreachable page (only for an abandoned freelist and a
     /// tree that checks clean), committed with a new meta.
-    #[command(after_help = "Example:\n  untorn surgery freelist rebuild a.db --output b.db")]
+    #[command(
+        after_help = "Example (after abandon):\n  untorn surgery freelist abandon db --output a.db\n  untorn surgery freelist rebuild a.db --output b.db"
+    )]
     Rebuild(SurgeryTarget),
 }
 

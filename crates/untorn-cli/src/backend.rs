@@ -36,7 +36,7 @@ pub fn detect(path: &Path) -> Result<Format> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let storage = FileStorage::new(file);
     let read_error = || format!("cannot read {}", path.display());
-    if untorn::superblock::recognise(&storage).with_context(read_error)? {
+    if untorn::unstable::superblock::recognise(&storage).with_context(read_error)? {
         return Ok(Format::Native);
     }
     if untorn_bbolt::recognise(&storage).with_context(read_error)? {

@@ -61,20 +61,29 @@ pub fn decode(v: &Value) -> Result<Vec<u8>> {
     }
 }
 
-/// Bytes for a human: the text if printable UTF-8, else `0x<hex>`.
+/// Bytes in the CLI's notation: the text if printable UTF-8 not starting with `0x`,
+/// else `0x<hex>` (so that [`arg_bytes`] reads back exactly these bytes).
 pub fn display(b: &[u8]) -> String {
     match std::str::from_utf8(b) {
-        Ok(s) if !s.is_empty() && s.chars().all(|c| !c.is_control()) => s.to_owned(),
+        Ok(s) if !s.is_empty() && !s.starts_with("0x") && s.chars().all(|c| !c.is_control()) => {
+            s.to_owned()
+        }
         _ => format!("0x{}", to_hex(b)),
     }
 }
 
-/// A command-line argument as bytes: hex when `hex`, else its UTF-8 bytes.
-pub fn arg_bytes(s: &str, hex: bool) -> Result<Vec<u8>> {
-    if hex {
-        from_hex(s)
-    } else {
-        Ok(s.as_bytes().to_vec())
+/// Bytes always in hex (`--hex` output): `0x<hex>`, which [`arg_bytes`] also reads.
+pub fn display_hex(b: &[u8]) -> String {
+    format!("0x{}", to_hex(b))
+}
+
+/// A command-line name or key in the CLI's notation: `0x<hex>` is those bytes, anything
+/// else its UTF-8 bytes. (A text key that starts with `0x` is given in hex, as
+/// [`display`] prints it.)
+pub fn arg_bytes(s: &str) -> Result<Vec<u8>> {
+    match s.strip_prefix("0x") {
+        Some(h) => from_hex(h).map_err(|e| anyhow!("{s:?}: {e} (0x starts a hex key)")),
+        None => Ok(s.as_bytes().to_vec()),
     }
 }
 
@@ -94,5 +103,19 @@ mod tests {
         assert!(from_hex("abc").is_err());
         assert!(decode(&json!(5)).is_err());
         assert_eq!(display(b"x\n"), "0x780a");
+        // One notation: whatever `display` prints, `arg_bytes` reads back.
+        for b in [
+            &b"alice"[..],
+            b"0x12",
+            &[0, 0, 0, 1],
+            b"a b",
+            b"x\n",
+            "é".as_bytes(),
+        ] {
+            assert_eq!(arg_bytes(&display(b)).unwrap(), b, "{}", display(b));
+            assert_eq!(arg_bytes(&display_hex(b)).unwrap(), b);
+        }
+        assert_eq!(display(b"0x12"), "0x30783132");
+        assert!(arg_bytes("0xzz").is_err());
     }
 }

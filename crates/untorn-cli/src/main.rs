@@ -5,15 +5,15 @@
 //! chosen by the file's magic (the engine for untorn files, `untorn-bbolt` for bbolt
 //! files, which are never written in place except by `surgery --in-place`). Exit
 //! codes: 0 success (for `check`: no findings; `salvage`: nothing lost), 1 findings,
-//! "not found" or data lost, 2 could not run (usage, I/O, not a database). The user's
-//! reference is `docs/cli.md`.
+//! "not found" or data lost, 2 could not run (usage, I/O, not a database), with the
+//! reason on stderr. The user's reference is `docs/cli.md`.
 
 mod args;
 mod backend;
 mod cmd;
 mod encoding;
+mod map;
 mod output;
-mod svg;
 
 use std::io;
 use std::process::ExitCode;
@@ -31,10 +31,27 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("untorn: {e:#}");
+            eprintln!("untorn: {}", message(&e));
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// The error and its causes, each said once: a cause whose text an outer message
+/// already contains (`I/O error: X` over `X`) is not repeated.
+fn message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if out.contains(&s) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&s);
+    }
+    out
 }
 
 /// Whether the error (anywhere in its chain) is a closed stdout (`untorn dump | head`).
@@ -46,4 +63,18 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
                 .and_then(|j| j.io_error_kind())
                 .is_some_and(|k| k == io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_is_said_once() {
+        let io = io::Error::from_raw_os_error(21);
+        let e = anyhow::Error::from(untorn::Error::Io(io)).context("cannot open x");
+        let m = message(&e);
+        assert_eq!(m.matches("os error 21").count(), 1, "{m}");
+        assert!(m.starts_with("cannot open x: I/O error: "), "{m}");
+    }
 }

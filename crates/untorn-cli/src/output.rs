@@ -4,7 +4,7 @@
 use std::io::{self, BufWriter, IsTerminal, StdoutLock, Write};
 
 use serde::Serialize;
-use untorn::report::{Finding, Report};
+use untorn::unstable::report::{Finding, Report};
 
 /// Buffered, locked stdout.
 pub fn stdout() -> BufWriter<StdoutLock<'static>> {
@@ -14,6 +14,21 @@ pub fn stdout() -> BufWriter<StdoutLock<'static>> {
 /// Whether progress bars may be drawn (stderr is a terminal).
 pub fn interactive() -> bool {
     io::stderr().is_terminal()
+}
+
+/// `n` and the noun, singular or plural: "1 bucket", "2 buckets", "0 entries".
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        return format!("1 {noun}");
+    }
+    let plural = match noun {
+        "entry" => "entries".to_owned(),
+        "range" | "page" | "key" | "bucket" | "finding" | "line" | "commit" | "byte"
+        | "element" | "error" | "warning" => format!("{noun}s"),
+        other if other.ends_with('y') => format!("{}ies", &other[..other.len() - 1]),
+        other => format!("{other}s"),
+    };
+    format!("{n} {plural}")
 }
 
 /// Writes one JSON document and a newline.
@@ -45,6 +60,18 @@ pub fn table(out: &mut impl Write, rows: &[Vec<String>]) -> io::Result<()> {
         writeln!(out, "{}", line.trim_end())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        assert_eq!(super::count(1, "bucket"), "1 bucket");
+        assert_eq!(super::count(2, "bucket"), "2 buckets");
+        assert_eq!(super::count(0, "finding"), "0 findings");
+        assert_eq!(super::count(1, "entry"), "1 entry");
+        assert_eq!(super::count(3, "entry"), "3 entries");
+    }
 }
 
 /// One finding in `check --json`.

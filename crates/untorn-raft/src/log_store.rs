@@ -329,7 +329,7 @@ fn get_json<T: serde::de::DeserializeOwned>(
 }
 
 fn load_view<C: RaftTypeConfig<Entry = Entry<C>>>(db: &Database) -> Result<View<C>, Inner> {
-    db.update(|tx| {
+    db.update(|tx| -> untorn::Result<()> {
         let meta = tx.create_bucket_if_not_exists(META_BUCKET)?;
         if meta.get(KEY_FORMAT)?.is_none() {
             meta.put(KEY_FORMAT, FORMAT_VERSION)?;

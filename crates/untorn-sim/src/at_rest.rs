@@ -5,15 +5,15 @@
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use untorn::format::{RecordHeader, RecordKind};
+use untorn::unstable::format::{RecordHeader, RecordKind};
 use untorn::{Error, ReadTx};
 
 use crate::config::{open_db, DATA_FILE, JOURNAL_FILE};
 use crate::disk::{Damage, FaultConfig, SimDisk};
 use crate::oracle::{apply_op, engine_check, scan_snapshot, ScanError};
 use crate::summary::panic_message;
-use untorn::fuzzing::model::{random_op, Model};
-use untorn::fuzzing::Rng;
+use untorn::unstable::fuzzing::model::{random_op, Model};
+use untorn::unstable::fuzzing::Rng;
 
 /// What the damaged reopens did.
 #[derive(Debug, Clone, Copy, Default)]

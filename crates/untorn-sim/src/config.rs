@@ -6,7 +6,7 @@ use std::sync::Arc;
 use untorn::{Database, Storage};
 
 use crate::disk::SimDisk;
-use untorn::fuzzing::model::Shape;
+use untorn::unstable::fuzzing::model::Shape;
 
 /// Name of the data file on the simulated disk.
 pub const DATA_FILE: &str = "data";

@@ -41,7 +41,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use untorn::Storage;
 
-use untorn::fuzzing::Rng;
+use untorn::unstable::fuzzing::Rng;
 
 /// The unit of atomicity of the simulated medium.
 pub const SECTOR_SIZE_BYTES: u64 = 512;

@@ -15,8 +15,8 @@ use crate::oracle::{
     apply_op, check_recovered_txid, engine_check, scan_snapshot, ScanError, Strictness,
 };
 use crate::summary::SeedStats;
-use untorn::fuzzing::model::{random_op_with, Model, Op, Shape};
-use untorn::fuzzing::Rng;
+use untorn::unstable::fuzzing::model::{random_op_with, Model, Op, Shape};
+use untorn::unstable::fuzzing::Rng;
 
 /// One step of a small workload.
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ use untorn::Error;
 
 use crate::config::{builder, open_db, open_with};
 use crate::disk::{FaultConfig, SimDisk};
-use untorn::fuzzing::Rng;
+use untorn::unstable::fuzzing::Rng;
 
 const BUCKET: &[u8] = b"batch";
 const THREADS: u64 = 4;

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use untorn::Database;
 
-use untorn::fuzzing::Rng;
+use untorn::unstable::fuzzing::Rng;
 
 /// The bucket all commits go to.
 pub const BUCKET: &[u8] = b"kill";
@@ -30,7 +30,7 @@ pub fn value(i: u64) -> Vec<u8> {
 }
 
 fn last_of(db: &Database) -> Result<u64, String> {
-    db.view(|tx| {
+    db.view(|tx| -> untorn::Result<_> {
         let Some(b) = tx.bucket(BUCKET)? else {
             return Ok(None);
         };
@@ -47,7 +47,7 @@ fn last_of(db: &Database) -> Result<u64, String> {
 
 /// Commit number `i`.
 pub fn commit(db: &Database, i: u64) -> Result<(), String> {
-    db.update(|tx| {
+    db.update(|tx| -> untorn::Result<()> {
         let b = tx.create_bucket_if_not_exists(BUCKET)?;
         b.put(i.to_be_bytes(), value(i))?;
         b.put(LAST_KEY, i.to_be_bytes())?;
@@ -93,7 +93,7 @@ pub fn verify_db(db: &Database, acked: u64) -> Result<u64, String> {
             "last commit in the file is {last}, acknowledged {acked}"
         ));
     }
-    db.view(|tx| {
+    db.view(|tx| -> untorn::Result<_> {
         let Some(b) = tx.bucket(BUCKET)? else {
             return Ok(if last == 0 {
                 Ok(())

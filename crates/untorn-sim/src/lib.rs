@@ -31,7 +31,7 @@
 //! injects and how the engine is opened), [`oracle`] (the assertions that judge the engine against the model), [`summary`]
 //! (what a run reports), [`torture`] (the randomized run loop), [`exhaustive`],
 //! [`at_rest`], [`group_commit`], [`kill`] (the real-process kill test's child and
-//! checks). The PRNG and the reference model are `untorn::fuzzing`'s, shared with the
+//! checks). The PRNG and the reference model are `untorn::unstable::fuzzing`'s, shared with the
 //! engine's mutation and model tests.
 //!
 //! This crate is *not* a general-purpose filesystem simulator: it models exactly what the
@@ -52,4 +52,4 @@ pub use disk::{
     CrashPlan, Damage, DiskStats, FaultConfig, PendingInfo, SimDisk, SimFile, SECTOR_SIZE_BYTES,
 };
 /// The workspace's one test PRNG, which every random decision of a run draws from.
-pub use untorn::fuzzing::Rng;
+pub use untorn::unstable::fuzzing::Rng;

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use untorn::{Database, Error, ReadTx, WriteTx};
 
-use untorn::fuzzing::model::{BucketPath, Model, Op, ValueSpec};
+use untorn::unstable::fuzzing::model::{BucketPath, Model, Op, ValueSpec};
 
 /// How strictly a verification treats engine errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +125,7 @@ fn scan_bucket(
     let mut seen: Vec<Vec<u8>> = Vec::with_capacity(want.len());
     for item in bucket.iter()? {
         let (key, value) = item?;
+        let key = key.to_vec();
         let Some(spec) = want.get(&key) else {
             return Err(wrong(format!(
                 "iteration returned key {} not in the model",
@@ -263,7 +264,7 @@ fn check_cursor(
         match (item, expected.next()) {
             (None, None) => break,
             (Some((k, entry)), Some((wk, spec))) => {
-                if k.as_slice() != *wk {
+                if k.as_bytes() != *wk {
                     return Err(wrong(format!(
                         "returned {}, expected {}",
                         show(&k),
@@ -296,7 +297,7 @@ fn check_cursor(
     }
     if let Some((mid, _)) = all.iter().nth(all.len() / 2) {
         match cursor.seek(mid)? {
-            Some((k, _)) if k.as_slice() == *mid => {}
+            Some((k, _)) if k.as_bytes() == *mid => {}
             other => {
                 return Err(wrong(format!(
                     "seek({}) returned {:?}",
@@ -361,7 +362,7 @@ pub(crate) fn apply_op(wtx: &WriteTx<'_>, op: &Op) -> untorn::Result<Applied> {
         Op::CreateBucket { path } => {
             let created = |r: untorn::Result<untorn::BucketMut<'_>>| match r {
                 Ok(_) => Ok(true),
-                Err(Error::BucketExists) => Ok(false),
+                Err(Error::BucketExists { .. }) => Ok(false),
                 Err(e) => Err(e),
             };
             match path.split_last() {

@@ -16,8 +16,8 @@ use crate::oracle::{
     with_bucket_mut, Applied, ScanError, Strictness,
 };
 use crate::summary::{panic_message, Failure, SeedStats, Summary};
-use untorn::fuzzing::model::{key_name, random_op_with, BucketPath, Model};
-use untorn::fuzzing::Rng;
+use untorn::unstable::fuzzing::model::{key_name, random_op_with, BucketPath, Model};
+use untorn::unstable::fuzzing::Rng;
 
 /// Runs every seed of `cfg` and returns the summary (never panics on engine panics: they
 /// are failures of the seed).

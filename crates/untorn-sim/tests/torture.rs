@@ -335,7 +335,7 @@ mod kill {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
-    use untorn::fuzzing::Rng;
+    use untorn::unstable::fuzzing::Rng;
 
     #[test]
     fn sigkill_loses_no_acknowledged_commit() {
@@ -506,7 +506,7 @@ mod identity {
         let out = match r.bucket("b")? {
             Some(b) => b
                 .iter()?
-                .map(|i| i.map(|(k, _)| k))
+                .map(|i| i.map(|(k, _)| k.to_vec()))
                 .collect::<Result<_, _>>()?,
             None => Vec::new(),
         };

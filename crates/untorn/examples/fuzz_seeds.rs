@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Arc::new(journal.clone()) as Arc<dyn Storage>,
             true,
         )?;
-        db.update(|tx| {
+        db.update(|tx| -> untorn::Result<_> {
             let b = tx.create_bucket("b")?;
             for i in 0..keys {
                 b.put(i.to_be_bytes(), vec![(i % 251) as u8; (i % 90) as usize])?;
@@ -37,10 +37,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Keep the marker and the records; drop the pre-sized zeros after them.
         let mut end = 0;
         while let Some(h) = j
-            .get(end..end + untorn::format::RECORD_HEADER_SIZE)
-            .and_then(untorn::format::RecordHeader::decode)
+            .get(end..end + untorn::unstable::format::RECORD_HEADER_SIZE)
+            .and_then(untorn::unstable::format::RecordHeader::decode)
         {
-            if end > 0 && h.kind == untorn::format::RecordKind::Marker {
+            if end > 0 && h.kind == untorn::unstable::format::RecordKind::Marker {
                 break;
             }
             end += usize::try_from(h.record_len())?;

@@ -1,5 +1,6 @@
 //! Buckets: [`Bucket`] (a bucket of a read snapshot) and [`BucketMut`] (a bucket of the
-//! write transaction; several handles may coexist and see each other's changes).
+//! write transaction; several handles may coexist and see each other's changes), the
+//! [`ReadBucket`] trait they share, and [`BucketIter`] over sub-buckets.
 
 use std::fmt;
 use std::ops::RangeBounds;
@@ -16,17 +17,14 @@ use crate::format::BucketHeader;
 use crate::limits::{check_key, MAX_BUCKET_DEPTH, MAX_VALUE_SIZE};
 use crate::pager::Pager;
 use crate::range::Range;
-use crate::value::{Entry, Value};
+use crate::value::{Entry, Key, Value};
 
 fn get_value(pager: &Pager, st: Option<&TxState>, tree: Tree, key: &[u8]) -> Result<Option<Value>> {
     match lookup(pager, st, tree, key)? {
         None => Ok(None),
         Some((h, i)) => match entry_at(pager, st, tree.id, &h, i)? {
             Entry::Value(v) => Ok(Some(v)),
-            Entry::Bucket => Err(Error::IncompatibleValue {
-                expected: "value",
-                found: "bucket",
-            }),
+            Entry::Bucket => Err(Error::incompatible(key, "value", "bucket")),
         },
     }
 }
@@ -41,10 +39,7 @@ fn bucket_header_at(
         None => Ok(None),
         Some((h, i)) => match h.view(st)?.val(i)? {
             ValRef::Bucket(bh) => Ok(Some(checked_header(bh, name, h.page_id())?)),
-            _ => Err(Error::IncompatibleValue {
-                expected: "bucket",
-                found: "value",
-            }),
+            _ => Err(Error::incompatible(name, "bucket", "value")),
         },
     }
 }
@@ -69,6 +64,18 @@ impl fmt::Debug for Bucket<'_> {
 }
 
 impl<'t> Bucket<'t> {
+    /// The root of a snapshot as a bucket (its entries are the top-level buckets), for
+    /// iterating them.
+    pub(crate) fn root(pager: &'t Pager, tree: Tree) -> Bucket<'t> {
+        Bucket {
+            pager,
+            tree,
+            pins: Arc::new(Pinned::new(tree)),
+            header: BucketHeader::default(),
+            depth: 0,
+        }
+    }
+
     pub(crate) fn open_child(
         pager: &'t Pager,
         parent: Tree,
@@ -95,14 +102,12 @@ impl<'t> Bucket<'t> {
 
     /// The value stored under `key`.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
-        match self.pins.lookup(self.pager, key.as_ref())? {
+        let key = key.as_ref();
+        match self.pins.lookup(self.pager, key)? {
             None => Ok(None),
             Some((h, i)) => match entry_at(self.pager, None, self.tree.id, &h, i)? {
                 Entry::Value(v) => Ok(Some(v)),
-                Entry::Bucket => Err(Error::IncompatibleValue {
-                    expected: "value",
-                    found: "bucket",
-                }),
+                Entry::Bucket => Err(Error::incompatible(key, "value", "bucket")),
             },
         }
     }
@@ -134,7 +139,13 @@ impl<'t> Bucket<'t> {
         bucket_names(self.pager, None, self.tree)
     }
 
-    /// A cursor over keys and nested buckets.
+    /// The nested buckets, opened, with their names, in key order.
+    pub fn iter_buckets(&self) -> Result<BucketIter<'t, Bucket<'t>>> {
+        Ok(BucketIter::new(self.clone(), self.cursor()))
+    }
+
+    /// A cursor over keys and nested buckets (for seeks; [`Bucket::iter`] and
+    /// [`Bucket::iter_buckets`] iterate).
     pub fn cursor(&self) -> Cursor<'t> {
         Cursor::new(self.src())
     }
@@ -147,13 +158,15 @@ impl<'t> Bucket<'t> {
         }
     }
 
-    /// All key/value pairs in key order (nested buckets are skipped).
+    /// All key/value pairs in key order (nested buckets are skipped: see
+    /// [`Bucket::iter_buckets`]).
     pub fn iter(&self) -> Result<Range<'t>> {
         Ok(Range::all(self.src()))
     }
 
-    /// Key/value pairs with keys in `r`.
-    pub fn range<'a>(&self, r: impl RangeBounds<&'a [u8]>) -> Result<Range<'t>> {
+    /// Key/value pairs with keys in `r`: any range of byte strings, `"a".."c"`,
+    /// `b"k1".as_slice()..=b"k9"`, `start_vec..` (`..` needs a type: use [`Bucket::iter`]).
+    pub fn range<K: AsRef<[u8]>>(&self, r: impl RangeBounds<K>) -> Result<Range<'t>> {
         Ok(Range::within(self.src(), r))
     }
 
@@ -207,10 +220,7 @@ impl<'t> BucketMut<'t> {
             return Err(Error::ValueTooLarge(value.len()));
         }
         if self.id == BucketSlot::ROOT {
-            return Err(Error::IncompatibleValue {
-                expected: "bucket",
-                found: "value",
-            });
+            return Err(Error::incompatible(key, "bucket", "value"));
         }
         let pager = self.pager();
         let mut st = self.inner.borrow_mut()?;
@@ -220,6 +230,21 @@ impl<'t> BucketMut<'t> {
             NodeValue::Inline(st.store.push(value)?)
         };
         st.put_value(pager, self.id, key, val)
+    }
+
+    /// Removes every key/value pair with a key in `r` (nested buckets in the range stay);
+    /// returns how many were removed.
+    pub fn delete_range<K: AsRef<[u8]>>(&self, r: impl RangeBounds<K>) -> Result<u64> {
+        // The keys first: deleting while a range walks would re-seek at every step.
+        let keys = self
+            .range(r)?
+            .map(|pair| pair.map(|(k, _)| k))
+            .collect::<Result<Vec<Key>>>()?;
+        let mut removed = 0;
+        for k in &keys {
+            removed += u64::from(self.delete(k)?);
+        }
+        Ok(removed)
     }
 
     /// Removes `key`; returns whether it existed.
@@ -312,7 +337,14 @@ impl<'t> BucketMut<'t> {
         bucket_names(self.pager(), Some(&st), tree)
     }
 
-    /// A cursor over keys and nested buckets (supports `delete`).
+    /// The nested buckets, opened, with their names, in key order.
+    pub fn iter_buckets(&self) -> Result<BucketIter<'t, BucketMut<'t>>> {
+        self.root_child()?;
+        Ok(BucketIter::new(*self, self.cursor()))
+    }
+
+    /// A cursor over keys and nested buckets (supports `delete`; for seeks —
+    /// [`BucketMut::iter`] and [`BucketMut::iter_buckets`] iterate).
     pub fn cursor(&self) -> Cursor<'t> {
         Cursor::new(self.src())
     }
@@ -330,8 +362,8 @@ impl<'t> BucketMut<'t> {
         Ok(Range::all(self.src()))
     }
 
-    /// Key/value pairs with keys in `r`.
-    pub fn range<'a>(&self, r: impl RangeBounds<&'a [u8]>) -> Result<Range<'t>> {
+    /// Key/value pairs with keys in `r` (see [`Bucket::range`]).
+    pub fn range<K: AsRef<[u8]>>(&self, r: impl RangeBounds<K>) -> Result<Range<'t>> {
         self.root_child()?;
         Ok(Range::within(self.src(), r))
     }
@@ -340,5 +372,176 @@ impl<'t> BucketMut<'t> {
     pub fn prefix(&self, p: impl AsRef<[u8]>) -> Result<Range<'t>> {
         self.root_child()?;
         Ok(Range::with_prefix(self.src(), p.as_ref()))
+    }
+}
+
+/// Reading a bucket, shared by [`Bucket`] (a read snapshot) and [`BucketMut`] (the write
+/// transaction), so that one helper can take either:
+///
+/// ```
+/// use untorn::ReadBucket;
+///
+/// fn total<'t>(b: &impl ReadBucket<'t>) -> untorn::Result<u64> {
+///     let mut sum = 0;
+///     for item in b.iter()? {
+///         let (_, v) = item?;
+///         sum += u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]));
+///     }
+///     Ok(sum)
+/// }
+/// # let dir = tempfile::tempdir()?;
+/// # let db = untorn::Database::create(dir.path().join("db"))?;
+/// db.update(|tx| -> untorn::Result<()> {
+///     let b = tx.create_bucket("n")?;
+///     b.put("a", 2u64.to_be_bytes())?;
+///     assert_eq!(total(&b)?, 2); // a BucketMut
+///     Ok(())
+/// })?;
+/// db.view(|tx| -> untorn::Result<()> {
+///     assert_eq!(total(&tx.bucket("n")?.expect("created"))?, 2); // a Bucket
+///     Ok(())
+/// })?;
+/// # Ok::<(), untorn::Error>(())
+/// ```
+///
+/// The inherent methods of the same names do the same; the trait needs importing only
+/// where a helper is generic.
+pub trait ReadBucket<'t>: Sized {
+    /// The value stored under `key`.
+    fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>>;
+    /// Key/value pairs directly in this bucket (O(1)).
+    fn len(&self) -> Result<u64>;
+    /// Whether the bucket holds no key/value pairs.
+    fn is_empty(&self) -> Result<bool>;
+    /// The bucket's sequence counter.
+    fn sequence(&self) -> Result<u64>;
+    /// Opens a nested bucket.
+    fn bucket(&self, name: impl AsRef<[u8]>) -> Result<Option<Self>>;
+    /// Names of nested buckets, sorted.
+    fn buckets(&self) -> Result<Vec<Vec<u8>>>;
+    /// The nested buckets, opened, with their names, in key order.
+    fn iter_buckets(&self) -> Result<BucketIter<'t, Self>>;
+    /// A cursor over keys and nested buckets.
+    fn cursor(&self) -> Cursor<'t>;
+    /// All key/value pairs in key order.
+    fn iter(&self) -> Result<Range<'t>>;
+    /// Key/value pairs with keys in `r`.
+    fn range<K: AsRef<[u8]>>(&self, r: impl RangeBounds<K>) -> Result<Range<'t>>;
+    /// Key/value pairs whose keys start with `p`.
+    fn prefix(&self, p: impl AsRef<[u8]>) -> Result<Range<'t>>;
+}
+
+/// Implements [`ReadBucket`] by the inherent methods of the same names.
+macro_rules! read_bucket_by_inherent {
+    ($ty:ident) => {
+        impl<'t> ReadBucket<'t> for $ty<'t> {
+            fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
+                $ty::get(self, key)
+            }
+            fn len(&self) -> Result<u64> {
+                $ty::len(self)
+            }
+            fn is_empty(&self) -> Result<bool> {
+                $ty::is_empty(self)
+            }
+            fn sequence(&self) -> Result<u64> {
+                $ty::sequence(self)
+            }
+            fn bucket(&self, name: impl AsRef<[u8]>) -> Result<Option<Self>> {
+                $ty::bucket(self, name)
+            }
+            fn buckets(&self) -> Result<Vec<Vec<u8>>> {
+                $ty::buckets(self)
+            }
+            fn iter_buckets(&self) -> Result<BucketIter<'t, Self>> {
+                $ty::iter_buckets(self)
+            }
+            fn cursor(&self) -> Cursor<'t> {
+                $ty::cursor(self)
+            }
+            fn iter(&self) -> Result<Range<'t>> {
+                $ty::iter(self)
+            }
+            fn range<K: AsRef<[u8]>>(&self, r: impl RangeBounds<K>) -> Result<Range<'t>> {
+                $ty::range(self, r)
+            }
+            fn prefix(&self, p: impl AsRef<[u8]>) -> Result<Range<'t>> {
+                $ty::prefix(self, p)
+            }
+        }
+    };
+}
+
+read_bucket_by_inherent!(Bucket);
+read_bucket_by_inherent!(BucketMut);
+
+/// An iterator over the nested buckets of a bucket (or the top-level buckets of a
+/// transaction): `(name, bucket)` in key order, key/value pairs skipped.
+pub struct BucketIter<'t, B> {
+    parent: B,
+    cursor: Cursor<'t>,
+    started: bool,
+    done: bool,
+}
+
+impl<B> fmt::Debug for BucketIter<'_, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BucketIter")
+            .field("cursor", &self.cursor)
+            .finish()
+    }
+}
+
+impl<'t, B: ReadBucket<'t>> BucketIter<'t, B> {
+    pub(crate) fn new(parent: B, cursor: Cursor<'t>) -> Self {
+        BucketIter {
+            parent,
+            cursor,
+            started: false,
+            done: false,
+        }
+    }
+
+    fn step(&mut self) -> Result<Option<(Key, B)>> {
+        loop {
+            let item = if self.started {
+                self.cursor.next()?
+            } else {
+                self.started = true;
+                self.cursor.first()?
+            };
+            match item {
+                None => return Ok(None),
+                Some((_, Entry::Value(_))) => continue,
+                Some((name, Entry::Bucket)) => {
+                    let b = self
+                        .parent
+                        .bucket(&name)?
+                        .ok_or(Error::Internal("a bucket a cursor stands on does not open"))?;
+                    return Ok(Some((name, b)));
+                }
+            }
+        }
+    }
+}
+
+impl<'t, B: ReadBucket<'t>> Iterator for BucketIter<'t, B> {
+    type Item = Result<(Key, B)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.step() {
+            Ok(Some(item)) => Some(Ok(item)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
     }
 }

@@ -345,8 +345,14 @@ impl Shared {
         }
     }
 
-    /// Commits a write transaction. The writer lock is held by the caller.
-    pub(crate) fn commit(&self, w: &mut WriterState, st: TxState) -> Result<()> {
+    /// Commits a write transaction. The writer lock is held by the caller. `sync`
+    /// overrides the handle's durability for this commit.
+    pub(crate) fn commit(
+        &self,
+        w: &mut WriterState,
+        st: TxState,
+        sync: Option<bool>,
+    ) -> Result<()> {
         if self.is_poisoned() {
             return Err(Error::Poisoned);
         }
@@ -365,7 +371,7 @@ impl Shared {
             &prepared.images,
             &prepared.freed,
             &[],
-            self.sync_on_commit,
+            sync.unwrap_or(self.sync_on_commit),
         ) {
             Ok(()) => {}
             Err(AppendError::Clean(e)) => {

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::format::{overflow_value_range, BucketId, LeafValue, PageSlice, VerifiedPage};
 use crate::limits::{MAX_LEAF_STEPS, MAX_TREE_DEPTH};
 use crate::pager::Pager;
-use crate::value::{Entry, Value};
+use crate::value::{Entry, Key, Value};
 
 /// What element `i` of node `h` (of tree `tree`) holds, its value borrowed from its page.
 pub(crate) fn entry_at(
@@ -77,7 +77,7 @@ pub(crate) fn bucket_names(
     let mut item = c.first_with(pager, st, tree.root)?;
     while let Some((k, e)) = item {
         if matches!(e, Entry::Bucket) {
-            names.push(k);
+            names.push(k.to_vec());
         }
         item = c.next_with(pager, st)?;
     }
@@ -101,8 +101,8 @@ pub(crate) enum Source<'t> {
     },
 }
 
-/// A cursor step's result: the key and what it holds, or the end.
-pub(crate) type Item = Option<(Vec<u8>, Entry)>;
+/// A cursor step's result: the key and what it holds, or `None` at the end.
+pub(crate) type Item = Option<(Key, Entry)>;
 
 /// A cursor over one bucket: keys in order, nested buckets included (as [`Entry::Bucket`]).
 ///
@@ -114,7 +114,8 @@ pub struct Cursor<'t> {
     tree_id: BucketId,
     stack: Vec<(Handle, usize)>,
     seen_mod: u64,
-    pos: Option<Vec<u8>>,
+    /// The key of the last move, kept by a write transaction's cursor to re-seek.
+    pos: Option<Key>,
 }
 
 impl fmt::Debug for Cursor<'_> {
@@ -327,7 +328,7 @@ impl<'t> Cursor<'t> {
                 let exact = match self.stack.last() {
                     Some((h, i)) => {
                         let v = h.view(st)?;
-                        *i < v.len() && v.key(*i)? == k.as_slice()
+                        *i < v.len() && v.key(*i)? == k.as_bytes()
                     }
                     None => false,
                 };
@@ -444,7 +445,14 @@ impl<'t> Cursor<'t> {
         if *i >= v.len() {
             return Ok(None);
         }
-        let key = v.key(*i)?.to_vec();
+        let key_bytes = v.key(*i)?;
+        // A key in a page is handed out as a slice of the cached page, never copied.
+        let key = match h {
+            Handle::Page(p) => PageSlice::of_subslice(Arc::clone(p), key_bytes)
+                .map(Key::in_page)
+                .ok_or(Error::Internal("a validated key lies outside its page"))?,
+            Handle::Mem(_) => Key::owned(key_bytes.to_vec()),
+        };
         let entry = entry_at(pager, st, self.tree_id, h, *i)?;
         // A write transaction's cursor keeps its key to re-seek after a modification; a
         // snapshot's position is its stack, and its key stays borrowable (`peek_key`).

@@ -11,19 +11,7 @@ use crate::error::{Error, Result};
 use crate::format::{is_valid_page_size, DEFAULT_PAGE_SIZE};
 use crate::recovery::{Recovery, RecoveryReport};
 use crate::storage::{sync_parent_directory, FileStorage, MemoryStorage, Storage};
-use crate::tx::{ReadTx, WriteTx};
-
-/// When a commit is durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Durability {
-    /// `commit()` returns after the journal record is synced (one sync per commit).
-    #[default]
-    Immediate,
-    /// No sync at commit; after a crash the database holds some prefix of the commits
-    /// (never a corrupt state). Checkpoints still sync.
-    None,
-}
+use crate::tx::{Durability, OwnedReadTx, ReadTx, WriteTx};
 
 /// Facts about an open database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +129,10 @@ impl Builder {
         if create && self.read_only {
             return Err(Error::ReadOnly);
         }
+        let file_error = |p: &Path, e: std::io::Error| Error::File {
+            path: p.to_path_buf(),
+            source: e,
+        };
         let mut oo = OpenOptions::new();
         oo.read(true);
         if !self.read_only {
@@ -153,7 +145,7 @@ impl Builder {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::NotADatabase(format!("{}: no such file", path.display()))
             } else {
-                Error::from_io(e)
+                file_error(path, e)
             }
         })?;
         let locked = if self.read_only {
@@ -164,7 +156,7 @@ impl Builder {
         match locked {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked),
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::from_io(e)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(file_error(path, e)),
         }
         let jpath = journal_path(path);
         let journal_existed = jpath.exists();
@@ -174,7 +166,7 @@ impl Builder {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     Arc::new(MemoryStorage::new())
                 }
-                Err(e) => return Err(Error::from_io(e)),
+                Err(e) => return Err(file_error(&jpath, e)),
             }
         } else {
             let f = OpenOptions::new()
@@ -183,19 +175,28 @@ impl Builder {
                 .create(true)
                 .truncate(false)
                 .open(&jpath)
-                .map_err(Error::from_io)?;
+                .map_err(|e| file_error(&jpath, e))?;
             Arc::new(FileStorage::with_path(f, &jpath))
         };
         let evidence: EvidenceFn = {
             let jpath = jpath.clone();
             Arc::new(move |journal: &dyn Storage| keep_journal(&jpath, journal))
         };
-        let opened = self.open_with(
-            Arc::new(FileStorage::with_path(file, path)),
-            journal,
-            create,
-            Some(evidence),
-        );
+        let opened = self
+            .open_with(
+                Arc::new(FileStorage::with_path(file, path)),
+                journal,
+                create,
+                Some(evidence),
+            )
+            .map_err(|e| match e {
+                // Say which file is not a database.
+                Error::NotADatabase(why) => {
+                    Error::NotADatabase(format!("{}: {why}", path.display()))
+                }
+                Error::Io(e) => file_error(path, e),
+                e => e,
+            });
         if opened.is_err() && !journal_existed && !self.read_only {
             // Do not leave behind an empty journal this failed open created.
             let _ = std::fs::remove_file(&jpath);
@@ -280,7 +281,7 @@ fn keep_journal(jpath: &Path, journal: &dyn Storage) -> Result<String> {
 }
 
 /// A closure queued by [`Database::batch`].
-type BatchFn = Box<dyn Fn(&WriteTx<'_>) -> Result<()> + Send + Sync>;
+type BatchFn = Box<dyn FnMut(&WriteTx<'_>) -> Result<()> + Send>;
 
 /// Where a batched call's result is delivered.
 #[derive(Default)]
@@ -338,6 +339,25 @@ impl Database {
         Ok(ReadTx::new(&self.shared))
     }
 
+    /// Starts a read transaction that owns its share of the database: it can move to
+    /// another thread and outlive this borrow (the files stay open, and locked, until
+    /// the last snapshot and the handle are dropped).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = untorn::Database::create(dir.path().join("db"))?;
+    /// db.update(|tx| tx.create_bucket("b")?.put("k", "v"))?;
+    /// let snap = db.begin_read_owned()?;
+    /// let t = std::thread::spawn(move || -> untorn::Result<bool> {
+    ///     Ok(snap.tx().bucket("b")?.expect("created").get("k")?.is_some())
+    /// });
+    /// assert!(t.join().expect("reader thread")?);
+    /// # Ok::<(), untorn::Error>(())
+    /// ```
+    pub fn begin_read_owned(&self) -> Result<OwnedReadTx> {
+        Ok(OwnedReadTx::new(Arc::clone(&self.shared)))
+    }
+
     /// Starts the write transaction. Blocks while another write transaction is open.
     pub fn begin_write(&self) -> Result<WriteTx<'_>> {
         if self.shared.read_only {
@@ -353,14 +373,45 @@ impl Database {
         WriteTx::new(&self.shared, guard)
     }
 
-    /// Runs `f` in a read transaction.
-    pub fn view<T>(&self, f: impl FnOnce(&ReadTx<'_>) -> Result<T>) -> Result<T> {
+    /// Runs `f` in a read transaction on the newest committed snapshot.
+    ///
+    /// `f` may return any error type that an [`Error`] converts into (`untorn::Error`,
+    /// `anyhow::Error`, `Box<dyn std::error::Error>`, an application enum with a
+    /// `From<untorn::Error>`), as diesel's and sqlx's `transaction` do. When `f` uses
+    /// only untorn's errors Rust cannot tell which type is meant: name it on the closure
+    /// (`|tx| -> untorn::Result<_> { .. }`).
+    pub fn view<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&ReadTx<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
         let tx = self.begin_read()?;
         f(&tx)
     }
 
-    /// Runs `f` in a write transaction and commits if it returns `Ok`.
-    pub fn update<T>(&self, f: impl FnOnce(&WriteTx<'_>) -> Result<T>) -> Result<T> {
+    /// Runs `f` in a write transaction and commits only if it returns `Ok` (an `Err`
+    /// aborts: nothing `f` did is visible, then or after any reopen). The commit's own
+    /// error, if any, is returned converted into `E`.
+    ///
+    /// `f` may return any error type that an [`Error`] converts into (see
+    /// [`Database::view`]):
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = untorn::Database::create(dir.path().join("db"))?;
+    /// // An application's own failure aborts the transaction like untorn's.
+    /// let r = db.update(|tx| -> Result<u32, Box<dyn std::error::Error>> {
+    ///     tx.create_bucket("counts")?.put("n", "7")?;
+    ///     let n: u32 = "seven".parse()?; // fails: nothing is committed
+    ///     Ok(n)
+    /// });
+    /// assert!(r.is_err());
+    /// assert!(db.view(|tx| tx.bucket("counts").map(|b| b.is_none()))?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn update<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&WriteTx<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
         let tx = self.begin_write()?;
         let out = f(&tx)?;
         tx.commit()?;
@@ -372,13 +423,19 @@ impl Database {
     /// Returns when the shared transaction is durable.
     ///
     /// Callers that queue while a commit is in progress are folded into the next one.
-    /// If any closure of a batch fails, the batch is aborted and every closure is run
-    /// again in a transaction of its own, so **`f` may run more than once and must be
-    /// idempotent** (the same rule as bbolt's). Its own error is returned to each caller.
-    pub fn batch(
-        &self,
-        f: impl Fn(&WriteTx<'_>) -> Result<()> + Send + Sync + 'static,
-    ) -> Result<()> {
+    /// If a closure of a batch fails, the batch is aborted, that closure runs again in
+    /// a transaction of its own (its caller gets that result) and the others retry
+    /// together in one transaction, so **`f` may run more than once and must be
+    /// idempotent** (the same rule as bbolt's).
+    ///
+    /// Why `Send + 'static`: whichever caller holds the writer lock runs every closure
+    /// queued so far, so `f` may run on another caller's thread (`Send`), from a queue
+    /// that outlives this call as far as the compiler can tell (`'static`: the caller
+    /// does wait for its result, but proving that to the borrow checker would take
+    /// `unsafe` code, which the engine forbids). Move what `f` needs into it (an `Arc`,
+    /// an owned key); `Sync` is not required. A closure that must borrow from the
+    /// caller's stack belongs in [`Database::update`].
+    pub fn batch(&self, f: impl FnMut(&WriteTx<'_>) -> Result<()> + Send + 'static) -> Result<()> {
         let slot = Arc::new(BatchSlot::default());
         lock(&self.batch_queue).push(BatchCall {
             f: Box::new(f),
@@ -414,19 +471,38 @@ impl Database {
                 return Err(e);
             }
         };
-        let all_ok = calls.iter().all(|c| (c.f)(&tx).is_ok());
-        if all_ok {
-            let committed = tx.commit();
-            for c in &calls {
-                c.slot.set(match &committed {
-                    Ok(()) => Ok(()),
-                    Err(e) => Err(e.duplicate()),
-                });
-            }
-        } else {
-            tx.abort();
-            for c in &calls {
-                c.slot.set(self.update(|tx| (c.f)(tx)));
+        // bbolt's rule: when a closure fails, the batch is aborted, that closure runs
+        // alone (its own result goes to its caller) and the others retry together; each
+        // round removes one call, so this ends after at most `calls.len()` rounds.
+        let mut calls = calls;
+        let mut tx = Some(tx);
+        while !calls.is_empty() {
+            let t = match tx.take().map_or_else(|| self.begin_write(), Ok) {
+                Ok(t) => t,
+                Err(e) => {
+                    for c in &calls {
+                        c.slot.set(Err(e.duplicate()));
+                    }
+                    break;
+                }
+            };
+            match calls.iter_mut().position(|c| (c.f)(&t).is_err()) {
+                None => {
+                    let committed = t.commit();
+                    for c in &calls {
+                        c.slot.set(match &committed {
+                            Ok(()) => Ok(()),
+                            Err(e) => Err(e.duplicate()),
+                        });
+                    }
+                    break;
+                }
+                Some(i) => {
+                    t.abort();
+                    let mut failed = calls.remove(i);
+                    let f = &mut failed.f;
+                    failed.slot.set(self.update(|tx| f(tx)));
+                }
             }
         }
         let mine = lock(&slot.result).take();

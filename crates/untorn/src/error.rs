@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::io;
+use std::path::PathBuf;
 
 /// What is wrong with a page or structure read from storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -73,6 +74,15 @@ pub enum Error {
     /// An I/O error from the storage.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
+    /// An I/O error on a named file: opening, creating or locking the data file or its
+    /// journal.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The data file or its journal.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
     /// A page or structure in the file is damaged; `page` names it.
     #[error("corrupted page {page} ({kind}): {detail}")]
     Corrupted {
@@ -181,15 +191,23 @@ pub enum Error {
     /// The storage is full.
     #[error("no space left on storage")]
     NoSpace,
-    /// The named bucket does not exist.
-    #[error("bucket not found")]
-    BucketNotFound,
+    /// The named bucket does not exist (or was deleted by this transaction).
+    #[error("bucket {} not found", ShowBytes(name))]
+    BucketNotFound {
+        /// The bucket's name (in its parent).
+        name: Vec<u8>,
+    },
     /// A bucket with that name already exists.
-    #[error("bucket already exists")]
-    BucketExists,
+    #[error("bucket {} already exists", ShowBytes(name))]
+    BucketExists {
+        /// The bucket's name (in its parent).
+        name: Vec<u8>,
+    },
     /// The key names a bucket where a value was expected, or a value where a bucket was expected.
-    #[error("incompatible value: the key holds a {found}, not a {expected}")]
+    #[error("key {} holds a {found}, not a {expected}", ShowBytes(key))]
     IncompatibleValue {
+        /// The key (or bucket name).
+        key: Vec<u8>,
         /// What the operation wanted ("bucket" or "value").
         expected: &'static str,
         /// What the key holds.
@@ -213,6 +231,10 @@ pub enum Error {
     /// An invalid argument (message says which).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A typed bucket could not encode or decode a key or value (message says which
+    /// bucket and why).
+    #[error("typed bucket: {0}")]
+    Codec(String),
     /// The operation was cancelled by a progress callback.
     #[error("cancelled")]
     Cancelled,
@@ -222,6 +244,23 @@ pub enum Error {
 }
 
 impl Error {
+    /// [`Error::BucketNotFound`] for `name`: `tx.bucket("users")?.ok_or_else(||
+    /// Error::bucket_not_found("users"))?`.
+    pub fn bucket_not_found(name: impl AsRef<[u8]>) -> Self {
+        Error::BucketNotFound {
+            name: name.as_ref().to_vec(),
+        }
+    }
+
+    /// [`Error::IncompatibleValue`] for `key`.
+    pub(crate) fn incompatible(key: &[u8], expected: &'static str, found: &'static str) -> Self {
+        Error::IncompatibleValue {
+            key: key.to_vec(),
+            expected,
+            found,
+        }
+    }
+
     /// Shorthand for a corruption error.
     pub fn corrupted(page: u64, kind: CorruptionKind, detail: impl Into<String>) -> Self {
         Error::Corrupted {
@@ -235,6 +274,10 @@ impl Error {
     pub(crate) fn duplicate(&self) -> Error {
         match self {
             Error::Io(e) => Error::Io(io::Error::new(e.kind(), e.to_string())),
+            Error::File { path, source } => Error::File {
+                path: path.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
             Error::Corrupted { page, kind, detail } => Error::Corrupted {
                 page: *page,
                 kind: *kind,
@@ -280,17 +323,24 @@ impl Error {
             Error::Poisoned => Error::Poisoned,
             Error::ReadOnly => Error::ReadOnly,
             Error::NoSpace => Error::NoSpace,
-            Error::BucketNotFound => Error::BucketNotFound,
-            Error::BucketExists => Error::BucketExists,
-            Error::IncompatibleValue { expected, found } => {
-                Error::IncompatibleValue { expected, found }
-            }
+            Error::BucketNotFound { name } => Error::BucketNotFound { name: name.clone() },
+            Error::BucketExists { name } => Error::BucketExists { name: name.clone() },
+            Error::IncompatibleValue {
+                key,
+                expected,
+                found,
+            } => Error::IncompatibleValue {
+                key: key.clone(),
+                expected,
+                found,
+            },
             Error::KeyEmpty => Error::KeyEmpty,
             Error::KeyTooLarge(n) => Error::KeyTooLarge(*n),
             Error::ValueTooLarge(n) => Error::ValueTooLarge(*n),
             Error::TooDeep => Error::TooDeep,
             Error::SequenceOverflow => Error::SequenceOverflow,
             Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
+            Error::Codec(s) => Error::Codec(s.clone()),
             Error::Cancelled => Error::Cancelled,
             Error::Internal(s) => Error::Internal(s),
         }
@@ -323,6 +373,24 @@ impl Error {
             Error::NoSpace
         } else {
             Error::Io(e)
+        }
+    }
+}
+
+/// Bytes in an error message: `"text"` when they are printable UTF-8 that does not
+/// start with `0x`, else `0x<hex>` — the notation the `untorn` CLI prints and accepts.
+struct ShowBytes<'a>(&'a [u8]);
+
+impl fmt::Display for ShowBytes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match std::str::from_utf8(self.0) {
+            Ok(s) if !s.is_empty() && !s.starts_with("0x") && !s.chars().any(char::is_control) => {
+                write!(f, "{s:?}")
+            }
+            _ => {
+                f.write_str("0x")?;
+                self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+            }
         }
     }
 }

@@ -5,12 +5,11 @@ use std::ops::{Bound, RangeBounds};
 
 use crate::cursor::{Cursor, Item, Source};
 use crate::error::Result;
-use crate::value::{Entry, Value};
+use crate::value::{Entry, Key, Value};
 
-/// A double-ended iterator over the key/value pairs of a bucket within bounds.
-///
-/// Each key is copied once, into the item returned: the two cursors meet-test against
-/// each other's current key borrowed from its page (`Cursor::peek_key`).
+/// A double-ended iterator over the key/value pairs of a bucket within bounds, in key
+/// order; nested buckets are skipped (see `iter_buckets`). Keys and values are borrowed
+/// from their pages ([`Key`], [`Value`]): a scan allocates nothing per pair.
 pub struct Range<'t> {
     front: Cursor<'t>,
     back: Cursor<'t>,
@@ -28,7 +27,7 @@ impl<'t> Range<'t> {
     }
 
     /// The pairs with keys in `r`.
-    pub(crate) fn within<'a>(src: Source<'t>, r: impl RangeBounds<&'a [u8]>) -> Self {
+    pub(crate) fn within<K: AsRef<[u8]>>(src: Source<'t>, r: impl RangeBounds<K>) -> Self {
         Range::over(
             src,
             owned_bound(r.start_bound()),
@@ -105,7 +104,7 @@ impl<'t> Range<'t> {
 }
 
 impl Iterator for Range<'_> {
-    type Item = Result<(Vec<u8>, Value)>;
+    type Item = Result<(Key, Value)>;
 
     fn next(&mut self) -> Option<Self::Item> {
         while !self.done {
@@ -156,10 +155,10 @@ impl DoubleEndedIterator for Range<'_> {
     }
 }
 
-fn owned_bound(b: Bound<&&[u8]>) -> Bound<Vec<u8>> {
+fn owned_bound<K: AsRef<[u8]>>(b: Bound<&K>) -> Bound<Vec<u8>> {
     match b {
-        Bound::Included(k) => Bound::Included(k.to_vec()),
-        Bound::Excluded(k) => Bound::Excluded(k.to_vec()),
+        Bound::Included(k) => Bound::Included(k.as_ref().to_vec()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_ref().to_vec()),
         Bound::Unbounded => Bound::Unbounded,
     }
 }

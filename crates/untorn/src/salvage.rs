@@ -49,7 +49,7 @@ fn lost(path: &[Vec<u8>], after: Option<&[u8]>, e: &Error) -> Lost {
         after: after.map(<[u8]>::to_vec),
         reason: match after {
             Some(_) => {
-                format!("the rest of the bucket after the key in `after` is unreadable: {e}")
+                format!("the rest of the bucket is unreadable: {e}")
             }
             None => format!("the bucket is unreadable: {e}"),
         },
@@ -95,6 +95,7 @@ pub fn salvage<E: From<Error>>(
                 stack.pop();
             }
             Ok(Some((key, Entry::Value(value)))) => {
+                let key = key.to_vec();
                 summary.keys_recovered += 1;
                 f.last = Some(key.clone());
                 emit(DumpItem::Pair(Pair {
@@ -104,6 +105,7 @@ pub fn salvage<E: From<Error>>(
                 }))?;
             }
             Ok(Some((key, Entry::Bucket))) => {
+                let key = key.to_vec();
                 f.last = Some(key.clone());
                 let mut path = f.path.clone();
                 path.push(key.clone());

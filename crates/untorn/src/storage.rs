@@ -4,7 +4,7 @@
 //! `Vec<u8>` behind a lock, for tests and fuzzing) and the fault-injecting simulator in
 //! the `untorn-sim` crate. The engine never touches `std::fs` for page I/O directly.
 //!
-//! **Invariant:** an implementation either does the whole request or returns an error.
+//! What an implementation must do: the whole request, or return an error.
 //! `read_at` past the end of the storage returns `ErrorKind::UnexpectedEof`; it never
 //! returns a short read silently.
 
@@ -97,7 +97,22 @@ impl FileStorage {
 impl Storage for FileStorage {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
-        self.file.read_exact_at(buf, offset)
+        self.file.read_exact_at(buf, offset).map_err(|e| {
+            if e.kind() != io::ErrorKind::UnexpectedEof {
+                return e;
+            }
+            // Say what happened in the file's terms, not the reader's ("failed to fill
+            // whole buffer").
+            let end = offset.saturating_add(buf.len() as u64);
+            let why = match self.file.metadata() {
+                Ok(m) => format!(
+                    "bytes {offset}..{end} lie past the end of the file ({} bytes)",
+                    m.len()
+                ),
+                Err(_) => format!("bytes {offset}..{end} lie past the end of the file"),
+            };
+            io::Error::new(io::ErrorKind::UnexpectedEof, why)
+        })
     }
     fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
         use std::os::unix::fs::FileExt;

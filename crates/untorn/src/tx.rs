@@ -1,10 +1,10 @@
 //! Read and write transactions.
 
 use std::cell::RefCell;
-use std::sync::MutexGuard;
+use std::sync::{Arc, MutexGuard};
 
 use crate::btree::{Child, Tree, TxState};
-use crate::bucket::{Bucket, BucketMut};
+use crate::bucket::{Bucket, BucketIter, BucketMut};
 use crate::check::CheckSource;
 use crate::core::{FreeView, Shared, TxInner, WriterState};
 use crate::cursor::bucket_names;
@@ -12,18 +12,38 @@ use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{BucketId, Meta, PageId, PageRef, TxId};
 use crate::limits::check_key;
 
+/// When a commit is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// `commit()` returns after the journal record is synced (one sync per commit).
+    #[default]
+    Immediate,
+    /// No sync at commit; after a crash the database holds some prefix of the commits
+    /// (never a corrupt state). Checkpoints still sync.
+    None,
+}
+
 /// A read transaction: one committed snapshot, isolated from later commits. Holding it
 /// keeps the pages of its snapshot from being reused; it never blocks the writer.
 pub struct ReadTx<'db> {
     pub(crate) shared: &'db Shared,
     pub(crate) meta: Meta,
     free: FreeView,
+    /// Whether this handle registered the snapshot (and unregisters it on drop); a
+    /// view of an [`OwnedReadTx`] does not.
+    registered: bool,
 }
 
 impl<'db> ReadTx<'db> {
     pub(crate) fn new(shared: &'db Shared) -> Self {
         let (meta, free) = shared.register_reader();
-        ReadTx { shared, meta, free }
+        ReadTx {
+            shared,
+            meta,
+            free,
+            registered: true,
+        }
     }
 
     /// The txid of the snapshot.
@@ -51,13 +71,67 @@ impl<'db> ReadTx<'db> {
         bucket_names(&self.shared.pager, None, self.root_tree())
     }
 
-    /// A view of this snapshot for the integrity checker.
-    pub fn check_source(&self) -> &dyn CheckSource {
+    /// The top-level buckets, opened, with their names, in key order.
+    pub fn iter_buckets(&self) -> Result<BucketIter<'_, Bucket<'_>>> {
+        let root = Bucket::root(&self.shared.pager, self.root_tree());
+        root.iter_buckets()
+    }
+
+    /// A view of this snapshot for the integrity checker (`untorn::unstable`).
+    pub(crate) fn check_source(&self) -> &dyn CheckSource {
         self
     }
 }
 
 impl Drop for ReadTx<'_> {
+    fn drop(&mut self) {
+        if self.registered {
+            self.shared.unregister_reader(self.meta.txid);
+        }
+    }
+}
+
+/// A read snapshot that owns its share of the database (`Database::begin_read_owned`):
+/// `'static`, so it can move to another thread or into a task, and outlive the borrow of
+/// the `Database` it came from. It pins its snapshot's pages until dropped, like a
+/// [`ReadTx`]; [`OwnedReadTx::tx`] reads it.
+pub struct OwnedReadTx {
+    shared: Arc<Shared>,
+    meta: Meta,
+    free: FreeView,
+}
+
+impl OwnedReadTx {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        let (meta, free) = shared.register_reader();
+        OwnedReadTx { shared, meta, free }
+    }
+
+    /// The snapshot as a [`ReadTx`] (the same snapshot every time).
+    pub fn tx(&self) -> ReadTx<'_> {
+        ReadTx {
+            shared: &self.shared,
+            meta: self.meta,
+            free: self.free.clone(),
+            registered: false,
+        }
+    }
+
+    /// The txid of the snapshot.
+    pub fn txid(&self) -> u64 {
+        self.meta.txid.0
+    }
+}
+
+impl std::fmt::Debug for OwnedReadTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnedReadTx")
+            .field("txid", &self.meta.txid.0)
+            .finish()
+    }
+}
+
+impl Drop for OwnedReadTx {
     fn drop(&mut self) {
         self.shared.unregister_reader(self.meta.txid);
     }
@@ -102,6 +176,8 @@ pub struct WriteTx<'db> {
     pub(crate) inner: TxInner<'db>,
     guard: MutexGuard<'db, WriterState>,
     txid: TxId,
+    /// This commit's durability, when it differs from the handle's.
+    durability: Option<Durability>,
 }
 
 impl<'db> WriteTx<'db> {
@@ -118,12 +194,21 @@ impl<'db> WriteTx<'db> {
             },
             guard,
             txid,
+            durability: None,
         })
     }
 
     /// The txid this transaction will have when committed.
     pub fn txid(&self) -> u64 {
         self.txid.0
+    }
+
+    /// This transaction's durability, overriding the handle's ([`crate::Builder::durability`]):
+    /// `Durability::None` skips this commit's sync (a crash may lose it, and later
+    /// unsynced commits, never more: the database recovers to a prefix of its commits);
+    /// `Durability::Immediate` syncs it on a handle that does not sync by default.
+    pub fn set_durability(&mut self, durability: Durability) {
+        self.durability = Some(durability);
     }
 
     /// Opens a top-level bucket for writing.
@@ -151,6 +236,11 @@ impl<'db> WriteTx<'db> {
         BucketMut::root(&self.inner).buckets()
     }
 
+    /// The top-level buckets, opened, with their names, in key order.
+    pub fn iter_buckets(&self) -> Result<BucketIter<'_, BucketMut<'_>>> {
+        BucketMut::root(&self.inner).iter_buckets()
+    }
+
     /// Makes the transaction durable (with `Durability::Immediate`, on return).
     pub fn commit(mut self) -> Result<()> {
         let st = self.inner.st.replace(TxState::new(
@@ -159,7 +249,8 @@ impl<'db> WriteTx<'db> {
             PageRef::NULL,
             BucketId::NONE,
         ));
-        self.inner.shared.commit(&mut self.guard, st)
+        let sync = self.durability.map(|d| d == Durability::Immediate);
+        self.inner.shared.commit(&mut self.guard, st, sync)
     }
 
     /// Discards the transaction.

@@ -4,7 +4,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use untorn::report::{FindingKind, Report};
+use untorn::unstable::report::{FindingKind, Report};
 use untorn_bbolt::{BoltFile, PageBody};
 
 use crate::common::*;

@@ -306,7 +306,7 @@ fn etcd_cycle_salvage_end_to_end() {
     assert!(
         r.findings
             .iter()
-            .any(|f| f.kind == untorn::report::FindingKind::Cycle),
+            .any(|f| f.kind == untorn::unstable::report::FindingKind::Cycle),
         "{:#?}",
         r.findings
     );

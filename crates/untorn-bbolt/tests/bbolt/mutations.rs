@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use untorn::fuzzing::{mutate, Rng};
+use untorn::unstable::fuzzing::{mutate, Rng};
 use untorn_bbolt::fuzzing::run_all;
 
 use crate::common::*;

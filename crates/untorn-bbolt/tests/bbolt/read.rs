@@ -1,6 +1,6 @@
 //! Files written by real bbolt: our reader sees exactly what bbolt sees.
 
-use untorn::report::{PageKind, PageState};
+use untorn::unstable::report::{PageKind, PageState};
 use untorn_bbolt::{BoltFile, FreelistInfo};
 
 use crate::common::*;

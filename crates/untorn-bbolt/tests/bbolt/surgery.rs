@@ -1,6 +1,6 @@
 //! Surgery with bbolt 1.4 semantics on real bbolt files.
 
-use untorn::report::FindingKind;
+use untorn::unstable::report::FindingKind;
 use untorn_bbolt::surgery::{self, MetaUpdate};
 use untorn_bbolt::{BoltFile, PageBody};
 
@@ -126,7 +126,7 @@ fn freelist_abandon_then_rebuild() {
     };
     let free_before = untorn_bbolt::pages(&BoltFile::open(&db).unwrap())
         .iter()
-        .filter(|p| p.state == untorn::report::PageState::Free)
+        .filter(|p| p.state == untorn::unstable::report::PageState::Free)
         .count();
     let a = dir.path().join("a.db");
     surgery::freelist_abandon(&db, &a).unwrap();
@@ -144,7 +144,7 @@ fn freelist_abandon_then_rebuild() {
     // The old freelist page is free now too.
     let free_after = untorn_bbolt::pages(&f)
         .iter()
-        .filter(|p| p.state == untorn::report::PageState::Free)
+        .filter(|p| p.state == untorn::unstable::report::PageState::Free)
         .count();
     assert_eq!(free_after, free_before + 1);
     assert_eq!(go_dump(&b), go_dump(&db));

@@ -104,7 +104,7 @@ fn check_reports_progress_and_walks_subtrees() {
     let pages = untorn_bbolt::pages(&BoltFile::open(&path).unwrap());
     let branch = pages
         .iter()
-        .filter(|p| p.kind == untorn::report::PageKind::Branch)
+        .filter(|p| p.kind == untorn::unstable::report::PageKind::Branch)
         .map(|p| p.id)
         .next()
         .unwrap();

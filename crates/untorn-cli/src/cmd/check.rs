@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use untorn::check::{check, check_storage_with_journal, CheckOptions};
-use untorn::report::{Finding, FindingKind, Report};
+use untorn::unstable::check::{check, check_storage_with_journal, CheckOptions};
+use untorn::unstable::report::{Finding, FindingKind, Report};
 use untorn::{CorruptionKind, Database, Error, FileStorage, Storage};
 
 use super::source::{is_damage, journal_beside, Origin};
@@ -44,11 +44,12 @@ impl Config {
             max_findings: self.max_findings,
             from_page: self.from_page,
             progress: bar.map(|bar| {
-                Box::new(move |p: untorn::check::CheckProgress| {
+                Box::new(move |p: untorn::unstable::check::CheckProgress| {
                     bar.set_length(p.pages_total);
                     bar.set_position(p.pages_done);
                     true
-                }) as Box<dyn FnMut(untorn::check::CheckProgress) -> bool + Send>
+                })
+                    as Box<dyn FnMut(untorn::unstable::check::CheckProgress) -> bool + Send>
             }),
         }
     }
@@ -125,7 +126,7 @@ fn check_file(cfg: &Config, bar: Option<ProgressBar>) -> Result<(Report, Origin)
     match Database::builder().read_only(true).open(&cfg.file) {
         Ok(db) => {
             let tx = db.begin_read().context("cannot start a read snapshot")?;
-            let mut report = check(tx.check_source(), opts)?;
+            let mut report = check(untorn::unstable::check_source(&tx), opts)?;
             // A read-only open serves the state before a damaged journal record: the
             // damage itself is a finding (exit 1), never a quiet tail.
             if let Some(d) = db.recovery_report().damaged_record {
@@ -217,16 +218,22 @@ fn print_human(out: &mut impl std::io::Write, r: &Report, origin: &Origin) -> Re
     let errors = r.findings.iter().filter(|f| !f.kind.is_warning()).count();
     let warnings = r.findings.len() - errors;
     let summary = format!(
-        "{} pages, {} keys, {} buckets checked at txid {} (high-water mark {})",
-        r.pages_checked, r.keys_checked, r.buckets_checked, r.txid, r.high_water_mark
+        "{}, {}, {} checked at txid {} (high-water mark {})",
+        output::count(r.pages_checked, "page"),
+        output::count(r.keys_checked, "key"),
+        output::count(r.buckets_checked, "bucket"),
+        r.txid,
+        r.high_water_mark
     );
     if r.findings.is_empty() {
         writeln!(out, "ok: {summary}")?;
     } else {
         writeln!(
             out,
-            "{}: {errors} error(s), {warnings} warning(s){}; {summary}",
+            "{}: {}, {}{}; {summary}",
             if errors == 0 { "ok" } else { "FAILED" },
+            output::count(errors as u64, "error"),
+            output::count(warnings as u64, "warning"),
             if r.truncated {
                 " (more not shown: raise --max-findings)"
             } else {

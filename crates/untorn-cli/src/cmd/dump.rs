@@ -107,7 +107,7 @@ pub fn dump(a: DumpArgs) -> Result<ExitCode> {
             Some((k, Entry::Bucket)) => {
                 let child = f.bucket.bucket(&k)?.context("bucket vanished")?;
                 let mut path = f.path.clone();
-                path.push(k);
+                path.push(k.to_vec());
                 let cursor = child.cursor();
                 stack.push(Frame {
                     path,
@@ -138,6 +138,10 @@ pub struct BatchWriter<'d> {
     tx: Option<WriteTx<'d>>,
     in_batch: usize,
     batch: usize,
+    /// Transactions committed so far.
+    pub commits: u64,
+    /// Lines in those transactions.
+    pub committed_lines: u64,
 }
 
 impl<'d> BatchWriter<'d> {
@@ -150,6 +154,8 @@ impl<'d> BatchWriter<'d> {
             tx: None,
             in_batch: 0,
             batch,
+            commits: 0,
+            committed_lines: 0,
         })
     }
 
@@ -163,6 +169,8 @@ impl<'d> BatchWriter<'d> {
         self.in_batch += 1;
         if self.in_batch >= self.batch {
             tx.commit().context("commit failed")?;
+            self.commits += 1;
+            self.committed_lines += self.in_batch as u64;
             self.in_batch = 0;
         } else {
             self.tx = Some(tx);
@@ -174,13 +182,30 @@ impl<'d> BatchWriter<'d> {
     pub fn finish(mut self) -> Result<()> {
         if let Some(tx) = self.tx.take() {
             tx.commit().context("commit failed")?;
+            self.commits += 1;
+            self.committed_lines += self.in_batch as u64;
         }
         Ok(())
     }
 }
 
 fn parse_line(s: &str) -> Result<Line> {
-    let v: Map<String, Value> = serde_json::from_str(s)?;
+    let v: Map<String, Value> = serde_json::from_str(s).map_err(|e| {
+        use serde_json::error::Category;
+        let what = match e.classify() {
+            Category::Syntax | Category::Eof => "not valid JSON",
+            Category::Data => "not a JSON object",
+            Category::Io => "unreadable",
+        };
+        // serde's message without its own "at line 1 column N" (the line is ours).
+        let detail = e.to_string();
+        let detail = detail
+            .split(" at line ")
+            .next()
+            .unwrap_or(&detail)
+            .to_owned();
+        anyhow::anyhow!("{what} at column {}: {detail}", e.column())
+    })?;
     let bucket = match v.get("bucket") {
         Some(Value::Array(a)) if !a.is_empty() => {
             a.iter().map(decode).collect::<Result<Vec<_>>>()?
@@ -232,22 +257,71 @@ pub fn load(a: LoadArgs) -> Result<ExitCode> {
     if a.batch == 0 {
         bail!("--batch must be at least 1");
     }
+    // A bbolt file is refused before stdin is read.
+    if a.file.exists() && crate::backend::detect(&a.file)? == crate::backend::Format::Bbolt {
+        return crate::backend::bbolt_read_only(&a.file);
+    }
+    // Parse before anything is created: a first line that is wrong leaves no file.
+    let stdin = std::io::stdin().lock();
+    let mut lines = stdin.lines().enumerate().filter_map(|(n, l)| match l {
+        Ok(l) if l.trim().is_empty() => None,
+        other => Some((n + 1, other)),
+    });
+    let parse = |(n, line): (usize, std::io::Result<String>)| -> Result<(usize, Line)> {
+        let line = line.with_context(|| format!("cannot read stdin at line {n}"))?;
+        let parsed = parse_line(&line).with_context(|| format!("line {n}"))?;
+        Ok((n, parsed))
+    };
+    let Some(first) = lines.next() else {
+        eprintln!(
+            "untorn: nothing to load (stdin is empty); {} not touched",
+            a.file.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    let first = parse(first)?;
+    let existed = a.file.exists();
     let db = Backend::open_write(&a.file, true)?;
     let mut writer = BatchWriter::new(&db, a.batch)?;
-    let stdin = std::io::stdin().lock();
     let mut loaded = 0u64;
-    for (n, line) in stdin.lines().enumerate() {
-        let line = line.context("cannot read stdin")?;
-        if line.trim().is_empty() {
-            continue;
+    let result = (|| -> Result<()> {
+        for item in std::iter::once(Ok(first)).chain(lines.map(parse)) {
+            let (n, parsed) = item?;
+            writer.apply(&parsed).with_context(|| format!("line {n}"))?;
+            loaded += 1;
         }
-        let parsed = parse_line(&line).with_context(|| format!("line {}", n + 1))?;
-        writer
-            .apply(&parsed)
-            .with_context(|| format!("line {}", n + 1))?;
-        loaded += 1;
+        Ok(())
+    })();
+    let (commits, committed) = (writer.commits, writer.committed_lines);
+    let result = result.and_then(|()| writer.finish());
+    match result {
+        Ok(()) => {
+            eprintln!(
+                "loaded {} into {}",
+                output::count(loaded, "line"),
+                a.file.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) if commits == 0 && !existed => {
+            // Nothing was committed into a file this load created: leave nothing.
+            drop(db);
+            for p in [a.file.clone(), untorn::journal_path(&a.file)] {
+                let _ = std::fs::remove_file(p);
+            }
+            Err(e.context(format!(
+                "nothing loaded; {} was not created",
+                a.file.display()
+            )))
+        }
+        Err(e) if commits == 0 => {
+            Err(e.context(format!("nothing loaded; {} is unchanged", a.file.display())))
+        }
+        Err(e) => Err(e.context(format!(
+            "the first {} ({}) are committed in {}; the rest is not",
+            output::count(committed, "line"),
+            output::count(commits, "transaction"),
+            a.file.display()
+        ))),
     }
-    writer.finish()?;
-    eprintln!("loaded {loaded} line(s) into {}", a.file.display());
-    Ok(ExitCode::SUCCESS)
 }

@@ -183,7 +183,7 @@ pub fn run(a: InfoArgs) -> Result<ExitCode> {
                 info.meta_fallback.clone().unwrap_or_else(|| "no".into()),
             ],
             vec![
-                "buckets".into(),
+                "top-level buckets".into(),
                 info.buckets
                     .map_or_else(|| "unreadable".to_owned(), |b| b.to_string()),
             ],
@@ -191,7 +191,11 @@ pub fn run(a: InfoArgs) -> Result<ExitCode> {
         if let (Some(size), Some(commits)) = (info.journal_size_bytes, info.journal_commits) {
             rows.push(vec![
                 "journal".into(),
-                format!("{size} bytes, {commits} commit(s) not checkpointed"),
+                format!(
+                    "{}, {} not checkpointed",
+                    output::count(size, "byte"),
+                    output::count(commits, "commit")
+                ),
             ]);
         }
         if let Some(id) = &info.database_id {

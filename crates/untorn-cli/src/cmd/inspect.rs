@@ -3,19 +3,16 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::{json, Value};
-use untorn::check::{
-    check_with_pages, describe_page, page_infos, stats as walk_stats, CheckOptions,
-};
-use untorn::report::{PageDescription, PageElement, Stats};
+use untorn::unstable::check::{describe_page, page_infos, stats as walk_stats};
+use untorn::unstable::report::{PageDescription, PageElement, Stats};
 
 use super::source::{with_source, View};
-use crate::args::{FileArgs, MapArgs, PageArgs};
+use crate::args::{FileArgs, PageArgs, PageItemArgs};
 use crate::backend::Format;
 use crate::encoding::{display, encode, to_hex};
 use crate::output;
-use crate::svg;
 
 /// `stats --json`: the one `Stats` of either format, with where it came from.
 fn stats_json(format: Format, source: &str, s: &Stats) -> Value {
@@ -53,7 +50,13 @@ pub fn stats(a: FileArgs) -> Result<ExitCode> {
     if a.json {
         output::json(&mut out, &stats_json(format, source, &s))?;
     } else {
-        let pages = |n: u64| format!("{n} pages ({} KiB)", n * s.page_size as u64 / 1024);
+        let pages = |n: u64| {
+            format!(
+                "{} ({} KiB)",
+                output::count(n, "page"),
+                n * s.page_size as u64 / 1024
+            )
+        };
         let rows: Vec<Vec<String>> = vec![
             vec!["format".into(), format.name().into()],
             vec!["page size".into(), format!("{} bytes", s.page_size)],
@@ -68,7 +71,7 @@ pub fn stats(a: FileArgs) -> Result<ExitCode> {
             vec!["free".into(), pages(s.free_pages)],
             vec!["leaked".into(), pages(s.leaked_pages)],
             vec!["tree depth (max)".into(), s.tree_depth_max.to_string()],
-            vec!["buckets".into(), s.buckets.to_string()],
+            vec!["buckets (all levels)".into(), s.buckets.to_string()],
             vec!["keys".into(), s.keys.to_string()],
             vec!["key bytes".into(), s.key_bytes.to_string()],
             vec!["value bytes".into(), s.value_bytes.to_string()],
@@ -241,24 +244,116 @@ fn element_json(e: &PageElement) -> Value {
 }
 
 pub fn page(a: PageArgs) -> Result<ExitCode> {
-    let pages = with_source(&a.file, |view| {
+    let descriptions = with_source(&a.file, |view| {
         Ok(a.ids
             .iter()
-            .map(|&id| {
-                let d = match view {
-                    View::Native(src, _) => describe_page(src, id),
-                    View::Bbolt(f) => untorn_bbolt::describe_page(f, id),
-                };
-                page_json(&d, a.hex)
+            .map(|&id| match view {
+                View::Native(src, _) => describe_page(src, id),
+                View::Bbolt(f) => untorn_bbolt::describe_page(f, id),
             })
             .collect::<Vec<_>>())
     })?;
+    // A page that cannot be read is an error (stderr, exit 2); the others still print.
+    let mut failed = 0usize;
+    for d in &descriptions {
+        if let Some(e) = &d.read_error {
+            eprintln!("untorn: page {}: cannot read: {e}", d.id);
+            failed += 1;
+        }
+    }
+    let pages: Vec<Value> = descriptions.iter().map(|d| page_json(d, a.hex)).collect();
     let mut out = output::stdout();
     if a.json {
         output::json(&mut out, &pages)?;
     } else {
-        for p in &pages {
-            print_page(&mut out, p)?;
+        for (p, d) in pages.iter().zip(&descriptions) {
+            if d.read_error.is_none() {
+                print_page(&mut out, p)?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if failed > 0 {
+        ExitCode::from(crate::EXIT_ERROR)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `untorn page-item FILE PAGE INDEX`: one element of a page, its key and value.
+pub fn page_item(a: PageItemArgs) -> Result<ExitCode> {
+    let d = with_source(&a.file, |view| {
+        Ok(match view {
+            View::Native(src, _) => describe_page(src, a.page),
+            View::Bbolt(f) => untorn_bbolt::describe_page(f, a.page),
+        })
+    })?;
+    if let Some(e) = &d.read_error {
+        anyhow::bail!("page {}: cannot read: {e}", a.page);
+    }
+    let Some(e) = d.elements.get(a.index) else {
+        anyhow::bail!(
+            "page {} has {} (index {} is out of range)",
+            a.page,
+            output::count(d.elements.len() as u64, "element"),
+            a.index
+        );
+    };
+    let (key, value): (Option<&[u8]>, Result<&[u8], String>) = match e {
+        PageElement::Value { key, value } => (Some(key), Ok(value)),
+        PageElement::Overflow {
+            key, page, len, ..
+        } => (
+            Some(key),
+            Err(format!(
+                "the value ({len} bytes) is in the overflow extent at page {page}: read it with `untorn get`"
+            )),
+        ),
+        PageElement::Bucket { key, root, .. } => {
+            (Some(key), Err(format!("a bucket (root page {root}), not a value")))
+        }
+        PageElement::Child { key, page, .. } => {
+            (Some(key), Err(format!("a branch element: child page {page}")))
+        }
+        PageElement::FreeRun { start, len } => {
+            (None, Err(format!("a freelist run: pages {start}+{len}")))
+        }
+        PageElement::Error { key, message } => (key.as_deref(), Err(message.clone())),
+    };
+    let show = |b: &[u8]| {
+        if a.hex {
+            crate::encoding::display_hex(b)
+        } else {
+            display(b)
+        }
+    };
+    let mut out = output::stdout();
+    if a.json {
+        output::json(
+            &mut out,
+            &json!({"page": a.page, "index": a.index,
+                "key": key.map(|k| encode(k, !a.hex)),
+                "value": value.as_ref().ok().map(|v| encode(v, !a.hex)),
+                "note": value.as_ref().err()}),
+        )?;
+    } else if a.key_only || a.value_only {
+        let bytes = if a.key_only {
+            key.ok_or_else(|| anyhow::anyhow!("this element has no key"))?
+        } else {
+            value.map_err(|why| anyhow::anyhow!("no value to print: {why}"))?
+        };
+        if a.hex {
+            writeln!(out, "{}", crate::encoding::display_hex(bytes))?;
+        } else {
+            out.write_all(bytes)?;
+        }
+    } else {
+        if let Some(k) = key {
+            writeln!(out, "key    {}", show(k))?;
+        }
+        match value {
+            Ok(v) => writeln!(out, "value  {}", show(v))?,
+            Err(why) => writeln!(out, "value  none: {why}")?,
         }
     }
     out.flush()?;
@@ -351,45 +446,4 @@ fn print_page(out: &mut impl Write, p: &Value) -> Result<()> {
         }
     }
     Ok(())
-}
-
-pub fn map(a: MapArgs) -> Result<ExitCode> {
-    let columns = a.columns.clamp(8, 1024);
-    let (format, (report, infos)) = with_source(&a.common.file, |view| match view {
-        View::Native(src, _) => Ok((
-            Format::Native.name(),
-            check_with_pages(src, CheckOptions::default())?,
-        )),
-        View::Bbolt(f) => Ok((
-            Format::Bbolt.name(),
-            (
-                untorn_bbolt::check_file(f, untorn_bbolt::CheckOptions::default()),
-                untorn_bbolt::pages(f),
-            ),
-        )),
-    })?;
-    let doc = svg::render(
-        &infos,
-        &report,
-        columns,
-        &a.common.file.display().to_string(),
-    );
-    std::fs::write(&a.svg, doc).with_context(|| format!("cannot write {}", a.svg.display()))?;
-    let mut out = output::stdout();
-    if a.common.json {
-        output::json(
-            &mut out,
-            &json!({"format": format, "svg": a.svg.display().to_string(), "pages": infos.len(), "findings": report.findings.len()}),
-        )?;
-    } else {
-        writeln!(
-            out,
-            "wrote {} ({} pages, {} findings)",
-            a.svg.display(),
-            infos.len(),
-            report.findings.len()
-        )?;
-    }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
 }

@@ -10,9 +10,9 @@ use serde_json::json;
 use untorn::{Bucket, Database, ReadTx};
 use untorn_bbolt::{BoltError, BoltFile};
 
-use crate::args::{BucketsArgs, KeysArgs, KvArgs};
+use crate::args::{BucketsArgs, GetArgs, KeysArgs, KvArgs, PutArgs};
 use crate::backend::Backend;
-use crate::encoding::{arg_bytes, display, encode, to_hex};
+use crate::encoding::{arg_bytes, display, display_hex, encode};
 use crate::output;
 use crate::EXIT_FINDINGS;
 
@@ -22,14 +22,13 @@ struct KvConfig {
     buckets: Vec<Vec<u8>>,
     key: Vec<u8>,
     value: Option<Vec<u8>>,
-    hex: bool,
     json: bool,
 }
 
 impl KvConfig {
     /// `with_value`: the last argument is a value (put).
     fn new(a: KvArgs, with_value: bool) -> Result<KvConfig> {
-        let mut args = parse_args(&a.args, a.hex)?;
+        let mut args = parse_args(&a.args)?;
         let value = if with_value { args.pop() } else { None };
         let key = args.pop();
         let (Some(key), false) = (key, args.is_empty()) else {
@@ -46,15 +45,14 @@ impl KvConfig {
             buckets: args,
             key,
             value,
-            hex: a.hex,
             json: a.json,
         })
     }
 }
 
-/// Command-line names/keys as bytes (hex-decoded with `--hex`).
-fn parse_args(args: &[String], hex: bool) -> Result<Vec<Vec<u8>>> {
-    args.iter().map(|s| arg_bytes(s, hex)).collect()
+/// Command-line names/keys as bytes (the CLI's notation: text, or `0x` and hex).
+fn parse_args(args: &[String]) -> Result<Vec<Vec<u8>>> {
+    args.iter().map(|s| arg_bytes(s)).collect()
 }
 
 fn path_display(path: &[Vec<u8>]) -> String {
@@ -95,7 +93,7 @@ fn not_found(what: &str) -> Result<ExitCode> {
 
 fn show(b: &[u8], hex: bool) -> String {
     if hex {
-        to_hex(b)
+        display_hex(b)
     } else {
         display(b)
     }
@@ -157,7 +155,7 @@ fn native_bucket_rows(db: &Database, path: &[Vec<u8>]) -> Result<Option<BucketRo
 }
 
 pub fn buckets(a: BucketsArgs) -> Result<ExitCode> {
-    let path = parse_args(&a.bucket, a.hex)?;
+    let path = parse_args(&a.bucket)?;
     let rows = match Backend::open_read(&a.file)? {
         Backend::Native(db) => native_bucket_rows(&db, &path)?,
         Backend::Bbolt(f) => bbolt_bucket_rows(&f, &path)?,
@@ -184,7 +182,7 @@ pub fn buckets(a: BucketsArgs) -> Result<ExitCode> {
 }
 
 pub fn keys(a: KeysArgs) -> Result<ExitCode> {
-    let path = parse_args(&a.bucket, a.hex)?;
+    let path = parse_args(&a.bucket)?;
     let db = match Backend::open_read(&a.file)? {
         Backend::Native(db) => db,
         Backend::Bbolt(f) => {
@@ -200,7 +198,7 @@ pub fn keys(a: KeysArgs) -> Result<ExitCode> {
     };
     let keys = b
         .iter()?
-        .map(|item| item.map(|(k, _)| k).map_err(anyhow::Error::from));
+        .map(|item| item.map(|(k, _)| k.to_vec()).map_err(anyhow::Error::from));
     print_keys(keys, a.hex, a.json)
 }
 
@@ -225,8 +223,9 @@ fn print_keys(
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn get(a: KvArgs) -> Result<ExitCode> {
-    let cfg = KvConfig::new(a, false)?;
+pub fn get(a: GetArgs) -> Result<ExitCode> {
+    let hex = a.hex;
+    let cfg = KvConfig::new(a.kv, false)?;
     let value = match Backend::open_read(&cfg.file)? {
         Backend::Native(db) => {
             let tx = db.begin_read()?;
@@ -247,10 +246,10 @@ pub fn get(a: KvArgs) -> Result<ExitCode> {
     if cfg.json {
         output::json(
             &mut out,
-            &json!({"key": encode(&cfg.key, !cfg.hex), "value": encode(&v, !cfg.hex)}),
+            &json!({"key": encode(&cfg.key, !hex), "value": encode(&v, !hex)}),
         )?;
-    } else if cfg.hex {
-        writeln!(out, "{}", to_hex(&v))?;
+    } else if hex {
+        writeln!(out, "{}", display_hex(&v))?;
     } else {
         // The value's bytes exactly; a newline only for a person at a terminal.
         out.write_all(&v)?;
@@ -262,11 +261,18 @@ pub fn get(a: KvArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn put(a: KvArgs) -> Result<ExitCode> {
-    let cfg = KvConfig::new(a, true)?;
+pub fn put(a: PutArgs) -> Result<ExitCode> {
+    let cfg = KvConfig::new(
+        KvArgs {
+            file: a.file,
+            args: a.args,
+            json: false,
+        },
+        true,
+    )?;
     let value = cfg.value.clone().unwrap_or_default();
     let db = Backend::open_write(&cfg.file, true)?;
-    db.update(|tx| {
+    db.update(|tx| -> untorn::Result<_> {
         let (first, rest) = cfg
             .buckets
             .split_first()
@@ -285,9 +291,11 @@ pub fn delete(a: KvArgs) -> Result<ExitCode> {
     let cfg = KvConfig::new(a, false)?;
     let db = Backend::open_write(&cfg.file, false)?;
     let existed = db
-        .update(|tx| match open_path!(tx, cfg.buckets)? {
-            Some(b) => Ok(Some(b.delete(&cfg.key)?)),
-            None => Ok(None),
+        .update(|tx| -> untorn::Result<_> {
+            match open_path!(tx, cfg.buckets)? {
+                Some(b) => Ok(Some(b.delete(&cfg.key)?)),
+                None => Ok(None),
+            }
         })
         .context("delete failed")?;
     match existed {

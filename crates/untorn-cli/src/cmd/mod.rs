@@ -1,14 +1,17 @@
-//! One module per command; each validates its raw args into a config, then runs it.
+//! One module per command group; each validates its raw args into a config, then runs it.
 
+mod bench;
 mod check;
 mod dump;
 mod info;
 mod inspect;
 mod kv;
+mod map;
 mod recover;
 mod salvage;
 mod source;
 mod surgery;
+mod tools;
 
 use std::process::ExitCode;
 
@@ -25,7 +28,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Stats(a) => inspect::stats(a),
         Command::Pages(a) => inspect::pages(a),
         Command::Page(a) => inspect::page(a),
-        Command::Map(a) => inspect::map(a),
+        Command::PageItem(a) => inspect::page_item(a),
+        Command::Map(a) => map::run(a),
         Command::Buckets(a) => kv::buckets(a),
         Command::Keys(a) => kv::keys(a),
         Command::Get(a) => kv::get(a),
@@ -35,5 +39,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Load(a) => dump::load(a),
         Command::Salvage(a) => salvage::run(a),
         Command::Surgery(a) => surgery::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Completions(a) => tools::completions(a),
+        Command::Man(a) => tools::man(a),
     }
 }

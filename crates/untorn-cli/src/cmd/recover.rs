@@ -84,8 +84,10 @@ impl JsonRecovery {
         let mut rows = vec![vec![
             "recovery".to_owned(),
             format!(
-                "{} commit(s) replayed, {} page(s) restored, {} byte(s) of torn tail discarded",
-                self.commits_replayed, self.pages_restored, self.bytes_discarded
+                "{} replayed, {} restored, {} of torn tail discarded",
+                crate::output::count(self.commits_replayed, "commit"),
+                crate::output::count(self.pages_restored, "page"),
+                crate::output::count(self.bytes_discarded, "byte")
             ),
         ]];
         if let Some(m) = &self.meta_restored {

@@ -4,11 +4,11 @@
 //!   leaves, a fresh bbolt file with SRC's page size and freelist mode).
 //! - bbolt SRC, `--to untorn`: the same salvaged contents written with the engine into
 //!   a new untorn database, `--batch` entries per transaction.
-//! - untorn SRC (`--to untorn`): the engine opens SRC read-only and `untorn::salvage`
+//! - untorn SRC (`--to untorn`): the engine opens SRC read-only and `untorn::unstable::salvage`
 //!   copies what verifies and reports the rest lost. A file the engine cannot open is
 //!   refused (exit 2): native salvage of such a file is not supported yet.
 //!
-//! Both formats report in one shape (`untorn::report::SalvageSummary`), rendered here.
+//! Both formats report in one shape (`untorn::unstable::report::SalvageSummary`), rendered here.
 //!
 //! SRC is never modified; an existing DST is replaced only with `--force`.
 
@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use serde_json::Value;
-use untorn::report::{DumpItem, Lost, SalvageSummary};
+use untorn::unstable::report::{DumpItem, Lost, SalvageSummary};
 use untorn::Database;
 use untorn_bbolt::{OrphanPolicy, SalvageOptions, SalvageReport};
 
@@ -30,7 +30,7 @@ use crate::encoding::{display, encode};
 use crate::output;
 use crate::{EXIT_ERROR, EXIT_FINDINGS};
 
-/// A range of data salvage could not read (`untorn::report::Lost`).
+/// A range of data salvage could not read (`untorn::unstable::report::Lost`).
 #[derive(Debug, Serialize)]
 struct JsonLost {
     /// Bucket path (names encoded as in `dump`).
@@ -362,7 +362,7 @@ fn native_to_untorn(a: &SalvageArgs) -> Result<JsonSalvage> {
     };
     let tx = src.begin_read()?;
     let (summary, skipped) = write_untorn(&a.dst, a.batch, |emit| {
-        untorn::salvage::salvage(&tx, emit)
+        untorn::unstable::salvage::salvage(&tx, emit)
             .with_context(|| format!("cannot salvage {}", a.src.display()))
     })?;
     Ok(json_salvage(
@@ -392,8 +392,9 @@ fn print_human(out: &mut impl Write, r: &JsonSalvage) -> Result<()> {
     let mut rows = vec![vec![
         "recovered".to_owned(),
         format!(
-            "{} keys in {} buckets",
-            r.keys_recovered, r.buckets_recovered
+            "{} in {}",
+            output::count(r.keys_recovered, "key"),
+            output::count(r.buckets_recovered, "bucket")
         ),
     ]];
     if let Some(b) = &r.bbolt {
@@ -415,10 +416,10 @@ fn print_human(out: &mut impl Write, r: &JsonSalvage) -> Result<()> {
             match &b.orphans_skipped {
                 Some(why) => format!("not used: {why}"),
                 None => format!(
-                    "{} used ({} keys, {} conflicts skipped), {} unattributed",
+                    "{} used ({}, {} skipped), {} unattributed",
                     b.orphan_pages_used.len(),
-                    b.orphan_keys,
-                    b.orphan_conflicts,
+                    output::count(b.orphan_keys, "key"),
+                    output::count(b.orphan_conflicts, "conflict"),
                     b.orphan_pages_unattributed.len()
                 ),
             },
@@ -438,7 +439,7 @@ fn print_human(out: &mut impl Write, r: &JsonSalvage) -> Result<()> {
         if l.after.is_some() {
             what.push_str(&format!(", keys after {}", text(&l.after)));
         }
-        rows.push(vec!["LOST".into(), format!("{what}: {}", l.reason)]);
+        rows.push(vec!["unreadable".into(), format!("{what}: {}", l.reason)]);
     }
     for s in &r.skipped {
         let key = s
@@ -447,24 +448,43 @@ fn print_human(out: &mut impl Write, r: &JsonSalvage) -> Result<()> {
             .map(|k| format!(" key {}", text(&Some(k.clone()))))
             .unwrap_or_default();
         rows.push(vec![
-            "SKIPPED".into(),
+            "skipped".into(),
             format!("bucket {}{key}: {}", path(&s.bucket), s.reason),
         ]);
     }
     rows.push(vec!["wrote".into(), format!("{} ({})", r.dst, r.to)]);
+    let orphan_keys = r.bbolt.as_ref().map_or(0, |b| b.orphan_keys);
+    let lost = r.lost.len() as u64;
+    let skipped = output::count(r.skipped.len() as u64, "entry");
     let verdict = if r.ok {
         "nothing lost".to_owned()
-    } else {
+    } else if lost > 0 && orphan_keys > 0 {
+        // Leaves the tree no longer reached refilled the unreadable ranges: maybe every
+        // key came back, but nothing proves a range complete.
         format!(
-            "DATA LOST: {} range(s) unreadable, {} entr(ies) skipped{}",
-            r.lost.len(),
-            r.skipped.len(),
-            if r.bbolt.as_ref().is_some_and(|b| b.orphan_keys > 0) {
-                " (orphan leaves brought some keys back; salvage cannot prove all)"
+            "{} unreadable in the tree, refilled from orphan leaves ({}); salvage cannot prove \
+             {} complete{}",
+            output::count(lost, "range"),
+            output::count(orphan_keys, "key"),
+            if lost == 1 { "it" } else { "them" },
+            if r.skipped.is_empty() {
+                String::new()
             } else {
-                ""
+                format!("; {skipped} skipped")
             }
         )
+    } else if lost > 0 {
+        format!(
+            "DATA LOST: {} unreadable{}",
+            output::count(lost, "range"),
+            if r.skipped.is_empty() {
+                String::new()
+            } else {
+                format!(", {skipped} skipped")
+            }
+        )
+    } else {
+        format!("{skipped} skipped (untorn cannot hold them)")
     };
     rows.push(vec!["result".into(), verdict]);
     output::table(out, &rows)?;

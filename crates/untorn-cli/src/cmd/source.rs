@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use untorn::check::{CheckSource, RawSource};
+use untorn::unstable::check::{CheckSource, RawSource};
 use untorn::{Database, Error, FileStorage, Storage};
 
 use untorn_bbolt::BoltFile;
@@ -78,7 +78,10 @@ pub fn with_source<T>(path: &Path, f: impl FnOnce(View<'_>) -> Result<T>) -> Res
             let tx = db
                 .begin_read()
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            f(View::Native(tx.check_source(), &Origin::Snapshot))
+            f(View::Native(
+                untorn::unstable::check_source(&tx),
+                &Origin::Snapshot,
+            ))
         }
         Err(e) if is_damage(&e) => {
             let file = std::fs::File::open(path)

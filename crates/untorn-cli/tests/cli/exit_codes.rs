@@ -50,18 +50,13 @@ fn get_put_delete_round_trip() {
     assert_eq!(ok(&["get", db.p(), "a", "b", "key"], 0), "value");
     assert_eq!(
         ok(
-            &[
-                "get",
-                db.p(),
-                "7573657273",
-                "6c6f67696e73",
-                "00ff10",
-                "--hex"
-            ],
+            &["get", db.p(), "0x7573657273", "logins", "0x00ff10", "--hex"],
             0
         ),
-        "deadbeef\n"
+        "0xdeadbeef\n"
     );
+    // The key `keys` prints for that binary key is the one `get` takes.
+    assert_eq!(ok(&["keys", db.p(), "users", "logins"], 0), "0x00ff10\n");
     ok(&["delete", db.p(), "a", "b", "key"], 0);
     ok(&["get", db.p(), "a", "b", "key"], 1);
     let buckets = ok(&["buckets", db.p()], 0);

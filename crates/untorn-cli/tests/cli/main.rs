@@ -7,6 +7,7 @@ mod common;
 mod damaged;
 mod dump_load;
 mod exit_codes;
+mod help_examples;
 mod json;
 mod map;
 mod mutated;
@@ -15,3 +16,4 @@ mod recovery;
 #[path = "../../../untorn-bbolt/tests/bbolt/peers.rs"]
 mod peers;
 mod salvage;
+mod usability;

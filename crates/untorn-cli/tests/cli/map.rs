@@ -59,17 +59,18 @@ fn map_writes_well_formed_svg_with_legend_and_highlighted_findings() {
     ok(&["map", db.p(), "--svg", out.to_str().unwrap()], 0);
     let svg = std::fs::read_to_string(&out).unwrap();
     assert_well_formed(&svg);
-    for class in [
+    for label in [
         "meta",
-        "leaf",
+        "bucket users",
+        "bucket blobs",
+        "root (bucket catalog)",
         "free",
         "leaked",
         "corrupt",
         "page with a finding",
     ] {
-        assert!(svg.contains(class), "legend lacks {class}");
+        assert!(svg.contains(label), "legend lacks {label}");
     }
-    assert!(!svg.contains(r#"<rect class="finding" x"#) || svg.contains("page with a finding"));
 
     let leaf = pages_of(&db, "leaf")[0];
     flip(&db.path, leaf, 200);
@@ -80,7 +81,11 @@ fn map_writes_well_formed_svg_with_legend_and_highlighted_findings() {
         svg.contains(&format!("<title>page {leaf}: checksum</title>")),
         "{svg}"
     );
-    assert!(svg.contains(r#"<rect class="corrupt""#));
+    // Drawn in the corrupt colour.
+    assert!(
+        svg.contains(&format!("<title>page {leaf}: corrupt</title>")),
+        "{svg}"
+    );
 }
 
 #[test]

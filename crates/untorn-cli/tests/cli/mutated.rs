@@ -3,7 +3,7 @@
 //! CLI's own handling of whatever they return.)
 
 use std::collections::BTreeMap;
-use untorn::fuzzing::{mutate, Rng};
+use untorn::unstable::fuzzing::{mutate, Rng};
 
 use crate::common::{sample, untorn};
 
@@ -21,7 +21,7 @@ fn bbolt_sample(path: &std::path::Path) {
     untorn_bbolt::write_file(path, &root, &untorn_bbolt::WriteOptions::default()).unwrap();
 }
 
-/// One to five damages of the kinds `untorn::fuzzing::mutate` does.
+/// One to five damages of the kinds `untorn::unstable::fuzzing::mutate` does.
 fn damaged(rng: &mut Rng, data: &[u8]) -> Vec<u8> {
     let mut b = data.to_vec();
     for _ in 0..1 + rng.index(5) {

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use untorn::format::{RecordHeader, RecordKind, RECORD_HEADER_SIZE};
+use untorn::unstable::format::{RecordHeader, RecordKind, RECORD_HEADER_SIZE};
 use untorn::{Database, FileStorage, Storage};
 
 use crate::common::{ok, untorn, PS};

@@ -71,10 +71,7 @@ impl TxState {
                 dirty: false,
                 depth: depth + 1,
             }))),
-            Some(None) => Err(Error::IncompatibleValue {
-                expected: "bucket",
-                found: "value",
-            }),
+            Some(None) => Err(Error::incompatible(name, "bucket", "value")),
         }
     }
 
@@ -90,7 +87,9 @@ impl TxState {
             return Err(Error::TooDeep);
         }
         if self.open_bucket(pager, parent, name)?.is_some() {
-            return Err(Error::BucketExists);
+            return Err(Error::BucketExists {
+                name: name.to_vec(),
+            });
         }
         // Ids are never reused: a bucket deleted and created again is a new tree.
         let bucket_id = self.next_bucket_id;
@@ -128,7 +127,7 @@ impl TxState {
         name: &[u8],
     ) -> Result<()> {
         let Some(id) = self.open_bucket(pager, parent, name)? else {
-            return Err(Error::BucketNotFound);
+            return Err(Error::bucket_not_found(name));
         };
         // Collect the roots to free: this bucket and every bucket below it. Open nested
         // buckets use their transaction state, others their stored header.

@@ -127,15 +127,9 @@ impl TxState {
                     let slot = n.vals.get_mut(i).ok_or_else(|| internal("leaf value"))?;
                     if slot.is_bucket() != is_bucket {
                         return Err(if is_bucket {
-                            Error::IncompatibleValue {
-                                expected: "bucket",
-                                found: "value",
-                            }
+                            Error::incompatible(key, "bucket", "value")
                         } else {
-                            Error::IncompatibleValue {
-                                expected: "value",
-                                found: "bucket",
-                            }
+                            Error::incompatible(key, "value", "bucket")
                         });
                     }
                     let new_len = val.stored_len();
@@ -301,10 +295,7 @@ impl TxState {
         let found = self.find_keeping_pages(pager, tree, key);
         let removed = match found {
             Ok(None) => Ok(false),
-            Ok(Some(true)) => Err(Error::IncompatibleValue {
-                expected: "value",
-                found: "bucket",
-            }),
+            Ok(Some(true)) => Err(Error::incompatible(key, "value", "bucket")),
             Ok(Some(false)) => self.remove_present(pager, bucket, key).map(|v| v.is_some()),
             Err(e) => Err(e),
         };

@@ -110,7 +110,7 @@ impl TxState {
     pub(crate) fn bucket(&self, id: BucketSlot) -> Result<&BucketState> {
         match self.buckets.get(id.index()) {
             Some(s) if !s.deleted => Ok(s),
-            Some(_) => Err(Error::BucketNotFound),
+            Some(s) => Err(Error::bucket_not_found(&s.name)),
             None => Err(internal("bucket index")),
         }
     }
@@ -118,7 +118,7 @@ impl TxState {
     pub(super) fn bucket_mut(&mut self, id: BucketSlot) -> Result<&mut BucketState> {
         match self.buckets.get_mut(id.index()) {
             Some(s) if !s.deleted => Ok(s),
-            Some(_) => Err(Error::BucketNotFound),
+            Some(s) => Err(Error::bucket_not_found(&s.name)),
             None => Err(internal("bucket index")),
         }
     }

@@ -90,7 +90,7 @@ fn build() -> Fixture {
 /// The commits of [`build`]. `checkpoint_each`: checkpoint after every commit.
 fn build_rounds(db: &Database, checkpoint_each: bool) {
     for round in 0..2u32 {
-        db.update(|tx| {
+        db.update(|tx| -> crate::Result<_> {
             let a = tx.create_bucket_if_not_exists("alpha")?;
             for i in 0..3000 {
                 a.put(key(i), value(i, round))?;
@@ -110,7 +110,7 @@ fn build_rounds(db: &Database, checkpoint_each: bool) {
         if checkpoint_each {
             db.checkpoint().unwrap();
         }
-        db.update(|tx| {
+        db.update(|tx| -> crate::Result<_> {
             let a = tx.bucket("alpha")?.unwrap();
             for i in (0..3000).step_by(7) {
                 a.delete(key(i))?;
@@ -156,8 +156,12 @@ fn pages_of_type(img: &[u8], t: PageType) -> Vec<u64> {
 fn read_alpha(f: &Fixture) -> crate::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let db = f.open()?;
     db.view(|tx| {
-        let a = tx.bucket("alpha")?.ok_or(Error::BucketNotFound)?;
-        a.iter()?.map(|r| r.map(|(k, v)| (k, v.to_vec()))).collect()
+        let a = tx
+            .bucket("alpha")?
+            .ok_or_else(|| Error::bucket_not_found("alpha"))?;
+        a.iter()?
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+            .collect()
     })
 }
 
@@ -193,7 +197,7 @@ fn engine_database_checks_clean_live_and_from_the_file() {
 fn engine_database_checks_clean_with_uncheckpointed_commits() {
     let f = build();
     let db = f.open().unwrap();
-    db.update(|tx| {
+    db.update(|tx| -> crate::Result<_> {
         let a = tx.bucket("alpha")?.unwrap();
         for i in 0..500 {
             a.put(key(i), b"journal only")?;
@@ -246,7 +250,7 @@ fn stale_copy_of_a_page_from_an_older_file() {
     let f = build();
     let old = f.image();
     let db = f.open().unwrap();
-    db.update(|tx| {
+    db.update(|tx| -> crate::Result<_> {
         let a = tx.bucket("alpha")?.unwrap();
         for i in 0..3000 {
             if i % 7 != 0 {
@@ -410,7 +414,7 @@ fn random_engine_workloads_always_check_clean() {
         };
         for commit in 0..40u32 {
             let ops: Vec<u64> = (0..300).map(|_| next()).collect();
-            db.update(|tx| {
+            db.update(|tx| -> crate::Result<_> {
                 for (j, r) in ops.iter().enumerate() {
                     let bucket = ["a", "b", "c"][(r % 3) as usize];
                     let b = tx.create_bucket_if_not_exists(bucket)?;
@@ -675,7 +679,7 @@ fn check_of_an_old_snapshot_stays_clean_while_the_writer_moves_on() {
     let db = f.open().unwrap();
     let old = db.begin_read().unwrap();
     for round in 0..5u32 {
-        db.update(|tx| {
+        db.update(|tx| -> crate::Result<_> {
             let a = tx.bucket("alpha")?.unwrap();
             for i in 0..3000 {
                 if (i + round) % 3 == 0 {
@@ -738,7 +742,7 @@ fn real_page_of_another_tree_is_wrong_tree_and_never_read_as_data() {
 fn bucket_ids_are_never_reused() {
     let f = Fixture::new();
     let db = f.open().unwrap();
-    db.update(|tx| {
+    db.update(|tx| -> crate::Result<_> {
         tx.create_bucket("a")?.put("k", "1")?;
         tx.create_bucket("b")?;
         Ok(())

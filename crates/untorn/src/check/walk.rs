@@ -482,7 +482,15 @@ impl<'a> Walk<'a> {
                     FindingKind::ReadError,
                     Some(id),
                     &path,
-                    format!("page {id} (+{}) could not be read: {e}", r.extent_pages),
+                    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                        // The tree references it, so the file once held it.
+                        format!(
+                            "the file is truncated: page {id} (+{}) lies past its end: {e}",
+                            r.extent_pages
+                        )
+                    } else {
+                        format!("page {id} (+{}) could not be read: {e}", r.extent_pages)
+                    },
                 );
                 self.mark_damaged();
                 return None;

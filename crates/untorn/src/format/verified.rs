@@ -106,6 +106,15 @@ impl PageSlice {
         Some(PageSlice { page, range })
     }
 
+    /// `sub`, a slice of `page`'s bytes (a key or value a view of it returned), as a
+    /// `PageSlice`; `None` if `sub` does not lie inside the page.
+    pub fn of_subslice(page: Arc<VerifiedPage>, sub: &[u8]) -> Option<PageSlice> {
+        let base = page.bytes().as_ptr().addr();
+        let start = sub.as_ptr().addr().checked_sub(base)?;
+        let range = start..start.checked_add(sub.len())?;
+        PageSlice::new(page, range)
+    }
+
     /// The bytes.
     pub fn bytes(&self) -> &[u8] {
         // The range was checked against this very page, whose bytes never change.

@@ -36,7 +36,7 @@ pub fn read_all(db: &Database) -> Result<Vec<Row>> {
     while let Some((path, b)) = stack.pop() {
         for item in b.iter()? {
             let (k, v) = item?;
-            rows.push((path.clone(), k, v.to_vec()));
+            rows.push((path.clone(), k.to_vec(), v.to_vec()));
             if rows.len() >= MAX_ROWS {
                 return Ok(rows);
             }

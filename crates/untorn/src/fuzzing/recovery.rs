@@ -53,7 +53,7 @@ fn crashed_database(
         }
     };
     record(&db);
-    let _ = db.update(|tx| {
+    let _: crate::Result<()> = db.update(|tx| {
         let b = tx.create_bucket_if_not_exists("fz")?;
         for i in 0..10u8 {
             b.put(format!("{keys}-base{i}"), [i; 40])?;
@@ -63,7 +63,7 @@ fn crashed_database(
     record(&db);
     let _ = db.checkpoint();
     for i in 0..6u8 {
-        let _ = db.update(|tx| {
+        let _: crate::Result<()> = db.update(|tx| {
             let b = tx.create_bucket_if_not_exists("fz")?;
             b.put(format!("{keys}-j{i}"), vec![i; 100 + 700 * usize::from(i)])?;
             if i == 2 {
@@ -206,7 +206,8 @@ pub fn recovery_entry(input: &[u8]) -> Result<(), String> {
             Ok(db) => {
                 judge(&db, f, how)?;
                 if !read_only {
-                    let _ = db.update(|tx| tx.create_bucket_if_not_exists("fz")?.put("k", "v"));
+                    let _: crate::Result<()> =
+                        db.update(|tx| tx.create_bucket_if_not_exists("fz")?.put("k", "v"));
                 }
             }
             Err(e) => typed(&e, how)?,

@@ -48,7 +48,9 @@ fn concurrent_batches_share_commits_and_report_their_own_errors() {
                 for i in 0..per_thread {
                     let key = format!("t{t}-{i}");
                     db.batch(move |tx| {
-                        tx.bucket("b")?.ok_or(Error::BucketNotFound)?.put(&key, "v")
+                        tx.bucket("b")?
+                            .ok_or_else(|| Error::bucket_not_found("b"))?
+                            .put(&key, "v")
                     })
                     .unwrap();
                 }
@@ -59,7 +61,7 @@ fn concurrent_batches_share_commits_and_report_their_own_errors() {
         s.spawn(move || {
             let r = db.batch(|tx| {
                 tx.bucket("b")?
-                    .ok_or(Error::BucketNotFound)?
+                    .ok_or_else(|| Error::bucket_not_found("b"))?
                     .put("bad", "x")?;
                 Err(Error::InvalidArgument("refused".into()))
             });
@@ -72,7 +74,7 @@ fn concurrent_batches_share_commits_and_report_their_own_errors() {
         commits < calls,
         "{calls} batch calls took {commits} commits"
     );
-    db.view(|tx| {
+    db.view(|tx| -> untorn::Result<_> {
         let b = tx.bucket("b")?.unwrap();
         assert_eq!(b.len()?, calls);
         assert!(
@@ -82,4 +84,47 @@ fn concurrent_batches_share_commits_and_report_their_own_errors() {
         Ok(())
     })
     .unwrap();
+}
+
+#[test]
+fn a_failing_batch_call_runs_alone_and_the_others_still_share_one_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::create(dir.path().join("b.untorn")).unwrap();
+    db.update(|tx| tx.create_bucket("b").map(|_| ())).unwrap();
+    let before = db.info().unwrap().txid;
+    let n = 8u32;
+    std::thread::scope(|s| {
+        // Hold the writer lock while the calls queue up, so that one caller takes them
+        // all into one batch.
+        let held = db.begin_write().unwrap();
+        let db = &db;
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                s.spawn(move || {
+                    db.batch(move |tx| {
+                        let b = tx
+                            .bucket("b")?
+                            .ok_or_else(|| Error::bucket_not_found("b"))?;
+                        b.put(format!("k{i}"), "v")?;
+                        if i == 3 {
+                            return Err(Error::InvalidArgument("refused".into()));
+                        }
+                        Ok(())
+                    })
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        held.abort();
+        for (i, h) in handles.into_iter().enumerate() {
+            let r = h.join().unwrap();
+            assert_eq!(r.is_err(), i == 3, "call {i}: {r:?}");
+        }
+    });
+    // The seven good calls retried together: one commit (two if a caller was late),
+    // not one each.
+    let commits = db.info().unwrap().txid - before;
+    assert!((1..=2).contains(&commits), "{commits} commits");
+    let n_keys = db.view(|tx| tx.bucket("b")?.expect("b").len()).unwrap();
+    assert_eq!(n_keys, u64::from(n - 1));
 }

@@ -7,7 +7,7 @@ use untorn::{Database, Error, Storage, MAX_KEY_SIZE};
 fn max_key_size_and_multi_page_nodes() {
     let m = MemDb::new();
     let db = m.open_default();
-    db.update(|tx| {
+    db.update(|tx| -> untorn::Result<_> {
         let b = tx.create_bucket("k")?;
         for i in 0..20u8 {
             let mut key = vec![i; MAX_KEY_SIZE];
@@ -23,7 +23,7 @@ fn max_key_size_and_multi_page_nodes() {
     .unwrap();
     drop(db);
     let db = m.open_default();
-    db.view(|tx| {
+    db.view(|tx| -> untorn::Result<_> {
         let b = tx.bucket("k")?.unwrap();
         assert_eq!(b.len()?, 20);
         for i in 0..20u8 {
@@ -32,7 +32,7 @@ fn max_key_size_and_multi_page_nodes() {
         Ok(())
     })
     .unwrap();
-    db.update(|tx| {
+    db.update(|tx| -> untorn::Result<_> {
         let b = tx.bucket("k")?.unwrap();
         for i in (0..20u8).step_by(2) {
             assert!(b.delete(vec![i; MAX_KEY_SIZE])?);
@@ -56,7 +56,9 @@ fn huge_value_on_a_real_file() {
     }
     let db = Database::open(&p).unwrap();
     let got = db
-        .view(|tx| Ok(tx.bucket("v")?.unwrap().get("big")?.unwrap().to_vec()))
+        .view(|tx| -> untorn::Result<_> {
+            Ok(tx.bucket("v")?.unwrap().get("big")?.unwrap().to_vec())
+        })
         .unwrap();
     assert!(got == value, "256 MiB value reads back exactly");
     // Overwrite with a small value: the extent is freed and reused.
@@ -89,7 +91,7 @@ fn ten_thousand_buckets_and_deep_nesting() {
     .unwrap();
     drop(db);
     let db = m.open_default();
-    db.view(|tx| {
+    db.view(|tx| -> untorn::Result<_> {
         let names = tx.buckets()?;
         assert_eq!(names.len(), 10_001);
         let b = tx.bucket("bucket04242")?.unwrap();
@@ -111,7 +113,7 @@ fn delete_everything_then_reuse_space() {
         .open(Database::builder().checkpoint_threshold_bytes(1 << 20))
         .unwrap();
     let fill = |db: &Database, tag: u8| {
-        db.update(|tx| {
+        db.update(|tx| -> untorn::Result<_> {
             let b = tx.create_bucket_if_not_exists("b")?;
             for i in 0..3000u32 {
                 b.put(i.to_be_bytes(), vec![tag; 100])?;
@@ -157,7 +159,7 @@ fn size_under_a_held_reader(commits: usize) -> u64 {
         for i in 0..200 {
             b.put(format!("k{i:04}"), [7u8; 100])?;
         }
-        Ok(())
+        Ok::<_, untorn::Error>(())
     })
     .unwrap();
     let reader = db.begin_read().unwrap();
@@ -241,7 +243,7 @@ fn journal_growth_stays_off_most_commits() {
         for i in 0..10_000u32 {
             b.put(i.to_be_bytes(), [1u8; 100])?;
         }
-        Ok(())
+        Ok::<_, untorn::Error>(())
     })
     .unwrap();
     let mut growing = 0;
@@ -255,7 +257,7 @@ fn journal_growth_stays_off_most_commits() {
                     [2u8; 100],
                 )?;
             }
-            Ok(())
+            Ok::<_, untorn::Error>(())
         })
         .unwrap();
         growing += u64::from(fills.load(Ordering::SeqCst) > before);

@@ -14,8 +14,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use untorn::format::bytes::{get_u16, get_u32, get_u64, get_u8};
-use untorn::format::{RecordHeader, RecordKind, RECORD_HEADER_SIZE};
+use untorn::unstable::format::bytes::{get_u16, get_u32, get_u64, get_u8};
+use untorn::unstable::format::{RecordHeader, RecordKind, RECORD_HEADER_SIZE};
 use untorn::{Database, MemoryStorage, Storage};
 
 const PS: usize = 4096;
@@ -44,7 +44,7 @@ fn build() -> (Vec<u8>, Vec<u8>) {
         b.put("bob", "reader")?;
         b.put("blob", vec![0x5au8; 5000])?;
         b.create_bucket("logins")?.put("0001", "2026-11-21")?;
-        Ok(())
+        Ok::<_, untorn::Error>(())
     })
     .unwrap();
     db.checkpoint().unwrap();
@@ -372,7 +372,7 @@ fn golden_files_open_and_read_back() {
         assert_eq!(users.get("blob")?.map(|v| v.len()), Some(5000));
         let logins = users.bucket("logins")?.unwrap();
         assert_eq!(logins.get("0001")?.as_deref(), Some(&b"2026-11-21"[..]));
-        Ok(())
+        Ok::<_, untorn::Error>(())
     })
     .unwrap();
     assert!(db.check(Default::default()).unwrap().is_ok());

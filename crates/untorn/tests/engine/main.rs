@@ -11,6 +11,7 @@ mod batch;
 mod common;
 mod concurrency;
 mod edge;
+mod examples;
 mod golden;
 mod model;
 mod mutation;

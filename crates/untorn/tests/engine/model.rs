@@ -1,11 +1,11 @@
 //! Model-based property tests: random operations against the shared reference model
-//! (`untorn::fuzzing::model`, the simulator's too), with commits, aborts, clean reopens
+//! (`untorn::unstable::fuzzing::model`, the simulator's too), with commits, aborts, clean reopens
 //! and crash-reopens (journal replay) in between.
 
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use untorn::fuzzing::model::{BucketPath, Model, Op, ValueSpec};
+use untorn::unstable::fuzzing::model::{BucketPath, Model, Op, ValueSpec};
 use untorn::{BucketMut, Database, Entry, MemoryStorage, Storage, WriteTx};
 
 const BUCKETS: &[&[&str]] = &[&["a"], &["b"], &["a", "x"], &["a", "x", "y"]];
@@ -26,7 +26,7 @@ fn key_of(k: u16) -> Vec<u8> {
     format!("k{k:05}").into_bytes()
 }
 
-/// Operations of the shared reference model (`untorn::fuzzing::model`) on a few fixed
+/// Operations of the shared reference model (`untorn::unstable::fuzzing::model`) on a few fixed
 /// bucket paths, with keys dense enough that trees split and merge.
 fn op() -> impl Strategy<Value = Op> {
     let bucket = 0..BUCKETS.len();
@@ -145,13 +145,18 @@ pub fn verify(db: &Database, model: &Model) {
         let got: Vec<(Vec<u8>, Vec<u8>)> = b
             .iter()
             .unwrap()
-            .map(|r| r.map(|(k, v)| (k, v.to_vec())))
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
             .collect::<Result<_, _>>()
             .unwrap();
         let want: Vec<(Vec<u8>, Vec<u8>)> =
             kv.iter().map(|(k, v)| (k.clone(), v.bytes())).collect();
         assert_eq!(got, want, "contents of {path:?}");
-        let back: Vec<Vec<u8>> = b.iter().unwrap().rev().map(|r| r.unwrap().0).collect();
+        let back: Vec<Vec<u8>> = b
+            .iter()
+            .unwrap()
+            .rev()
+            .map(|r| r.unwrap().0.to_vec())
+            .collect();
         let want_back: Vec<Vec<u8>> = kv.keys().rev().cloned().collect();
         assert_eq!(back, want_back, "reverse order of {path:?}");
         // Cursor sees sub-buckets too.

@@ -6,13 +6,13 @@
 use std::collections::BTreeSet;
 
 use crate::common::MemDb;
-use untorn::fuzzing::{mutate, open_and_read, Rng, Row};
+use untorn::unstable::fuzzing::{mutate, open_and_read, Rng, Row};
 use untorn::Database;
 
 fn sample_db() -> (Vec<u8>, Vec<u8>, Vec<Row>) {
     let m = MemDb::new();
     let db = m.open(Database::builder()).unwrap();
-    db.update(|tx| {
+    db.update(|tx| -> untorn::Result<_> {
         let a = tx.create_bucket("alpha")?;
         for i in 0..300u32 {
             a.put(
@@ -29,11 +29,11 @@ fn sample_db() -> (Vec<u8>, Vec<u8>, Vec<Row>) {
         Ok(())
     })
     .unwrap();
-    let rows = untorn::fuzzing::read_all(&db).unwrap();
+    let rows = untorn::unstable::fuzzing::read_all(&db).unwrap();
     // Leave one commit in the journal so the journal path is mutated too.
     db.update(|tx| tx.bucket("beta")?.unwrap().put("late", "commit"))
         .unwrap();
-    let mut rows2 = untorn::fuzzing::read_all(&db).unwrap();
+    let mut rows2 = untorn::unstable::fuzzing::read_all(&db).unwrap();
     rows2.sort();
     let d = m.data.to_vec();
     let j = m.journal.to_vec();
@@ -89,7 +89,7 @@ fn mutated_files_never_panic_or_return_wrong_data() {
 /// rows, never a panic.
 #[test]
 fn recovery_fuzz_entry_on_arbitrary_and_mutated_journals() {
-    use untorn::fuzzing::recovery::{fixture, recovery_entry};
+    use untorn::unstable::fuzzing::recovery::{fixture, recovery_entry};
     let f = fixture();
     assert!(f.states.len() >= 8, "{} states", f.states.len());
     assert!(!f.journal.is_empty() && !f.foreign_journal.is_empty());

@@ -5,7 +5,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use untorn::format::{RecordHeader, RecordKind, RECORD_HEADER_SIZE};
+use untorn::unstable::format::{RecordHeader, RecordKind, RECORD_HEADER_SIZE};
 use untorn::{CorruptionKind, Database, Durability, Error, MemoryStorage, Storage};
 
 fn open(data: &MemoryStorage, journal: &MemoryStorage) -> untorn::Result<Database> {
@@ -42,9 +42,11 @@ fn put(db: &Database, k: &str, v: &str) {
 }
 
 fn get(db: &Database, k: &str) -> Option<Vec<u8>> {
-    db.view(|tx| match tx.bucket("b")? {
-        Some(b) => Ok(b.get(k)?.map(|v| v.to_vec())),
-        None => Ok(None),
+    db.view(|tx| -> untorn::Result<_> {
+        match tx.bucket("b")? {
+            Some(b) => Ok(b.get(k)?.map(|v| v.to_vec())),
+            None => Ok(None),
+        }
     })
     .unwrap()
 }
@@ -473,9 +475,14 @@ fn j12_reused_journal_space_never_replays_an_older_generation() {
 fn j11_creation_that_wrote_one_meta_slot_is_redone() {
     // A crash after slot 0 of a new database was written, before slot 1: one page, in
     // state `creating`, and no journal. Nothing was ever acknowledged.
-    let page = untorn::format::Meta::initial(4096, untorn::format::DbId([5; 16]), 0, 9)
-        .encode()
-        .unwrap();
+    let page = untorn::unstable::format::Meta::initial(
+        4096,
+        untorn::unstable::format::DbId([5; 16]),
+        0,
+        9,
+    )
+    .encode()
+    .unwrap();
     let d = MemoryStorage::from_bytes(page);
     let db = open(&d, &MemoryStorage::new()).unwrap();
     put(&db, "a", "1");
