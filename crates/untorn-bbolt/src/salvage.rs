@@ -27,6 +27,11 @@ use crate::tree::{path_display, verify_node, DumpItem, Entry};
 use crate::writer::{write_file, BucketData, Value, WriteOptions};
 use untorn::limits::{MAX_BUCKET_DEPTH, MAX_TREE_DEPTH};
 
+/// Top-level bucket of a salvaged file that holds what salvage kept but could not
+/// attribute to a bucket on evidence (one sub-bucket per orphan tree, named after its
+/// page). bbolt and etcd ignore buckets they do not know.
+pub const LOST_AND_FOUND: &[u8] = b"lost+found";
+
 /// Whether salvage may use unreachable leaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OrphanPolicy {

@@ -1,0 +1,1 @@
+//! etcd salvage (see below).
