@@ -67,6 +67,31 @@ pub fn hex32(h: &[u8; 32]) -> String {
     h.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Appends the SHA-256 of the whole file at `path` to it, as `etcdctl snapshot save`
+/// does, so that `etcdctl snapshot restore` accepts it. Syncs the file.
+pub fn append_snapshot_trailer(path: &Path) -> Result<()> {
+    use sha2::{Digest, Sha256};
+    use std::io::{Read, Write};
+    let ctx = |e| BoltError::io(format!("snapshot trailer for {}", path.display()), e);
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(path)
+        .map_err(ctx)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(ctx)?;
+        if n == 0 {
+            break;
+        }
+        h.update(buf.get(..n).unwrap_or(&[]));
+    }
+    let sum: [u8; 32] = h.finalize().into();
+    f.write_all(&sum).map_err(ctx)?;
+    f.sync_all().map_err(ctx)
+}
+
 /// A bbolt file opened read-only.
 pub struct BoltFile {
     storage: Box<dyn Storage>,
