@@ -1135,6 +1135,17 @@ pub fn salvage(
     opts: &SalvageOptions,
 ) -> Result<SalvageReport> {
     let s = salvage_entries(src, opts)?;
+    write_salvaged(dst, &s, opts)
+}
+
+/// Writes salvaged contents as a fresh bbolt file at `dst` (the source's page size and
+/// freelist mode unless `opts` overrides them; a new SHA-256 trailer when the source
+/// was an etcd snapshot file). Returns the report with the pages written.
+pub fn write_salvaged(
+    dst: impl AsRef<Path>,
+    s: &Salvaged,
+    opts: &SalvageOptions,
+) -> Result<SalvageReport> {
     let wopts = WriteOptions {
         page_size: opts.page_size.unwrap_or(s.report.page_size),
         no_freelist_sync: opts.no_freelist_sync.unwrap_or(s.report.no_freelist_sync),
@@ -1145,7 +1156,7 @@ pub fn salvage(
     if s.report.snapshot_trailer {
         crate::file::append_snapshot_trailer(dst.as_ref())?;
     }
-    let mut report = s.report;
+    let mut report = s.report.clone();
     report.pages_written = stats.pages;
     Ok(report)
 }

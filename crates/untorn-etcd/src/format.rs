@@ -509,6 +509,20 @@ pub fn decode_key_value(b: &[u8]) -> Result<KeyValue, DecodeError> {
     Ok(kv)
 }
 
+/// The `key` field of a value that does not decode as a whole, when the field itself
+/// was read before the damage (a garbled value often still names its key).
+pub fn partial_key(b: &[u8]) -> Option<Vec<u8>> {
+    let mut key = None;
+    for f in Fields::new(b) {
+        match f {
+            Ok((_, 1, WireValue::Bytes(k))) => key = Some(k.to_vec()),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    key
+}
+
 /// Encodes an `mvccpb.KeyValue` the way etcd does (fields in order, zero values omitted).
 pub fn encode_key_value(kv: &KeyValue) -> Vec<u8> {
     let mut out = Vec::with_capacity(kv.key.len() + kv.value.len() + 32);

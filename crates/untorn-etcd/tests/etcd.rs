@@ -13,5 +13,7 @@
 
 #[path = "etcd/common.rs"]
 mod common;
+#[path = "etcd/damage.rs"]
+mod damage;
 #[path = "etcd/read.rs"]
 mod read;

@@ -394,9 +394,18 @@ pub fn fixture() -> Option<&'static Fixture> {
             if !have_etcd() {
                 return None;
             }
-            let dir = workspace_root()
-                .join("target/untorn-etcd-tests")
-                .join(format!("fixture-{}", std::process::id()));
+            let root = workspace_root().join("target/untorn-etcd-tests");
+            // Leftovers of earlier runs whose process is gone.
+            if let Ok(rd) = std::fs::read_dir(&root) {
+                for e in rd.flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let pid = name.rsplit('-').next().unwrap_or("");
+                    if !pid.is_empty() && !Path::new("/proc").join(pid).exists() {
+                        let _ = std::fs::remove_dir_all(e.path());
+                    }
+                }
+            }
+            let dir = root.join(format!("fixture-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).unwrap();
             let data = dir.join("data");
