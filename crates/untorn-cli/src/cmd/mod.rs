@@ -2,6 +2,7 @@
 
 mod check;
 mod dump;
+mod etcd;
 mod info;
 mod inspect;
 mod kv;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Dump(a) => dump::dump(a),
         Command::Load(a) => dump::load(a),
         Command::Salvage(a) => salvage::run(a),
+        Command::Etcd(a) => etcd::run(a),
         Command::Surgery(a) => surgery::run(a),
     }
 }

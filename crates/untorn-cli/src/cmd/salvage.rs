@@ -104,6 +104,9 @@ struct JsonSalvage {
     skipped: Vec<JsonSkipped>,
     #[serde(skip_serializing_if = "Option::is_none")]
     bbolt: Option<JsonBboltDetails>,
+    /// The etcd report, for an etcd backend.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    etcd: Option<super::etcd::salvage::JsonEtcd>,
 }
 
 fn path_json(path: &[Vec<u8>]) -> Vec<Value> {
@@ -194,6 +197,7 @@ fn json_salvage(
         lost: summary.lost.iter().map(JsonLost::from).collect(),
         skipped,
         bbolt,
+        etcd: None,
     }
 }
 
@@ -213,16 +217,25 @@ fn bbolt_details(r: &SalvageReport) -> JsonBboltDetails {
 }
 
 fn bbolt_to_bbolt(a: &SalvageArgs) -> Result<JsonSalvage> {
-    let r = untorn_bbolt::salvage(&a.src, &a.dst, &bbolt_options(a))
-        .with_context(|| format!("cannot salvage {}", a.src.display()))?;
-    Ok(json_salvage(
+    let opts = bbolt_options(a);
+    let ctx = || format!("cannot salvage {}", a.src.display());
+    let mut s = untorn_bbolt::salvage_entries(&a.src, &opts).with_context(ctx)?;
+    // An etcd backend (detected from its buckets, or --etcd): the etcd layer on top.
+    let etcd = super::etcd::salvage::apply(a, &mut s)?;
+    let r = untorn_bbolt::write_salvaged(&a.dst, &s, &opts).with_context(ctx)?;
+    let mut j = json_salvage(
         a,
         Format::Bbolt,
         Format::Bbolt,
         &r.summary(),
         Vec::new(),
         Some(bbolt_details(&r)),
-    ))
+    );
+    if let Some(e) = etcd {
+        j.ok = j.ok && e.nothing_lost;
+        j.etcd = Some(e);
+    }
+    Ok(j)
 }
 
 /// Creates a new, empty untorn database at `dst`, removing an old one (and its journal)
@@ -453,5 +466,8 @@ fn print_human(out: &mut impl Write, r: &JsonSalvage) -> Result<()> {
     };
     rows.push(vec!["result".into(), verdict]);
     output::table(out, &rows)?;
+    if let Some(e) = &r.etcd {
+        out.write_all(e.text.as_bytes())?;
+    }
     Ok(())
 }
