@@ -24,6 +24,8 @@
 pub mod check;
 pub mod db;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod salvage;
 pub mod schema;
 
