@@ -109,7 +109,7 @@ impl fmt::Display for EtcdFinding {
             write!(f, " revision {r}")?;
         }
         if let Some(k) = &self.key {
-            write!(f, " key {}", crate::show_key(k))?;
+            write!(f, " key {}", crate::schema::show_key(k))?;
         }
         write!(f, ": {}", self.message)
     }
@@ -191,7 +191,11 @@ pub fn check_db(db: &EtcdDb, max_findings: usize) -> EtcdCheckReport {
             EtcdFindingKind::BadRevisionKey,
             None,
             None,
-            format!("key bucket entry {}: {}", crate::show_key(&b.key), b.error),
+            format!(
+                "key bucket entry {}: {}",
+                crate::schema::show_key(&b.key),
+                b.error
+            ),
         );
     }
     for r in &db.revisions {
@@ -352,7 +356,7 @@ pub fn check_db(db: &EtcdDb, max_findings: usize) -> EtcdCheckReport {
             None,
             format!(
                 "lease bucket key {} is not an 8-byte lease id",
-                crate::show_key(k)
+                crate::schema::show_key(k)
             ),
         );
     }
@@ -394,7 +398,7 @@ pub fn check_db(db: &EtcdDb, max_findings: usize) -> EtcdCheckReport {
                 EtcdFindingKind::MemberValue,
                 None,
                 None,
-                format!("members/{}: {e}", crate::show_key(k)),
+                format!("members/{}: {e}", crate::schema::show_key(k)),
             );
         }
     }
@@ -404,7 +408,7 @@ pub fn check_db(db: &EtcdDb, max_findings: usize) -> EtcdCheckReport {
                 EtcdFindingKind::MemberValue,
                 None,
                 None,
-                format!("members_removed/{}: {e}", crate::show_key(k)),
+                format!("members_removed/{}: {e}", crate::schema::show_key(k)),
             );
         }
     }
@@ -430,7 +434,7 @@ pub fn check_db(db: &EtcdDb, max_findings: usize) -> EtcdCheckReport {
                 EtcdFindingKind::AuthValue,
                 None,
                 None,
-                format!("authUsers/{}: {e}", crate::show_key(k)),
+                format!("authUsers/{}: {e}", crate::schema::show_key(k)),
             ),
             Ok(u) if u.name != *k => s.push(
                 EtcdFindingKind::AuthValue,
@@ -438,8 +442,8 @@ pub fn check_db(db: &EtcdDb, max_findings: usize) -> EtcdCheckReport {
                 None,
                 format!(
                     "authUsers/{} holds user {}",
-                    crate::show_key(k),
-                    crate::show_key(&u.name)
+                    crate::schema::show_key(k),
+                    crate::schema::show_key(&u.name)
                 ),
             ),
             Ok(_) => {}
@@ -451,7 +455,7 @@ pub fn check_db(db: &EtcdDb, max_findings: usize) -> EtcdCheckReport {
                 EtcdFindingKind::AuthValue,
                 None,
                 None,
-                format!("authRoles/{}: {e}", crate::show_key(k)),
+                format!("authRoles/{}: {e}", crate::schema::show_key(k)),
             ),
             Ok(r) if r.name != *k => s.push(
                 EtcdFindingKind::AuthValue,
@@ -459,8 +463,8 @@ pub fn check_db(db: &EtcdDb, max_findings: usize) -> EtcdCheckReport {
                 None,
                 format!(
                     "authRoles/{} holds role {}",
-                    crate::show_key(k),
-                    crate::show_key(&r.name)
+                    crate::schema::show_key(k),
+                    crate::schema::show_key(&r.name)
                 ),
             ),
             Ok(_) => {}

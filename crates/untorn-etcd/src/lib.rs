@@ -23,6 +23,7 @@
 
 pub mod check;
 pub mod db;
+pub mod error;
 pub mod format;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -33,22 +34,11 @@ use std::path::Path;
 
 pub use check::{check_db, EtcdCheckReport, EtcdFinding, EtcdFindingKind};
 pub use db::{EtcdDb, QueryError, RevRecord, RevisionsSummary};
+pub use error::EtcdError;
 pub use format::{KeyValue, Revision};
-pub use schema::{detect, Detection};
+pub use schema::{describe, detect, show_key, Detection};
 
 use untorn_bbolt::{BoltFile, SalvageOptions, SalvageReport};
-
-/// Errors of the etcd layer.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum EtcdError {
-    /// The bbolt layer failed (I/O, no valid meta).
-    #[error(transparent)]
-    Bolt(#[from] untorn_bbolt::BoltError),
-    /// The file is not etcd's (and etcd was not forced).
-    #[error("not an etcd backend: {0}")]
-    NotEtcd(String),
-}
 
 /// A file opened as etcd's backend.
 #[derive(Debug)]
@@ -93,32 +83,4 @@ pub fn open_with(path: impl AsRef<Path>, force: bool) -> Result<Opened, EtcdErro
         damaged,
         snapshot,
     })
-}
-
-/// Why a file was (not) recognised.
-pub fn describe(d: &Detection) -> String {
-    let mut s = if d.found.is_empty() {
-        "no etcd bucket at the top level".to_string()
-    } else {
-        format!("etcd buckets found: {}", d.found.join(", "))
-    };
-    if !d.foreign.is_empty() {
-        s.push_str(&format!(
-            "; names etcd never creates: {}",
-            d.foreign.join(", ")
-        ));
-    }
-    s.push_str(" (use --etcd to read it as etcd anyway)");
-    s
-}
-
-/// A user key for humans: text when printable, hex otherwise.
-pub fn show_key(k: &[u8]) -> String {
-    match std::str::from_utf8(k) {
-        Ok(s) if !s.chars().any(char::is_control) => s.to_string(),
-        _ => format!(
-            "0x{}",
-            k.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        ),
-    }
 }

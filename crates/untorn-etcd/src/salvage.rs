@@ -28,9 +28,9 @@ use std::path::Path;
 use untorn_bbolt::format::NodeKind;
 use untorn_bbolt::{BoltFile, BucketData, SalvageOptions, SalvageReport, Salvaged, Value};
 
+use crate::error::EtcdError;
 use crate::format::{decode_key_value, decode_lease, decode_rev_key, partial_key, Revision};
 use crate::schema;
-use crate::EtcdError;
 
 /// What to do with keys whose newest revision was lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -380,7 +380,7 @@ pub fn apply(
             lb.entries.remove(&k);
             rep.leases_lost.push(format!(
                 "lease {} does not decode; dropped (etcd panics on it at start-up)",
-                crate::show_key(&k)
+                crate::schema::show_key(&k)
             ));
         }
     }
@@ -556,7 +556,7 @@ pub fn salvage(
 
 impl std::fmt::Display for EtcdSalvageReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let show = crate::show_key;
+        let show = crate::schema::show_key;
         writeln!(
             f,
             "etcd: current revision {}, compacted at {}, consistent index {}",

@@ -94,3 +94,31 @@ pub fn detect(root: &BucketData) -> Detection {
             .map(|(k, v)| (k.as_slice(), matches!(v, Value::Bucket(_)))),
     )
 }
+
+/// Why a file was (not) recognised.
+pub fn describe(d: &Detection) -> String {
+    let mut s = if d.found.is_empty() {
+        "no etcd bucket at the top level".to_string()
+    } else {
+        format!("etcd buckets found: {}", d.found.join(", "))
+    };
+    if !d.foreign.is_empty() {
+        s.push_str(&format!(
+            "; names etcd never creates: {}",
+            d.foreign.join(", ")
+        ));
+    }
+    s.push_str(" (use --etcd to read it as etcd anyway)");
+    s
+}
+
+/// A user key for humans: text when printable, hex otherwise.
+pub fn show_key(k: &[u8]) -> String {
+    match std::str::from_utf8(k) {
+        Ok(s) if !s.chars().any(char::is_control) => s.to_string(),
+        _ => format!(
+            "0x{}",
+            k.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ),
+    }
+}
