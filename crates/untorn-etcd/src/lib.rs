@@ -21,6 +21,7 @@
 
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+pub mod backend;
 pub mod check;
 pub mod db;
 pub mod error;
@@ -30,57 +31,9 @@ pub mod fuzzing;
 pub mod salvage;
 pub mod schema;
 
-use std::path::Path;
-
-pub use check::{check_db, EtcdCheckReport, EtcdFinding, EtcdFindingKind};
+pub use backend::{open, open_with, Opened};
+pub use check::{check_db, check_file, EtcdCheckReport, EtcdFinding, EtcdFindingKind};
 pub use db::{EtcdDb, QueryError, RevRecord, RevisionsSummary};
 pub use error::EtcdError;
 pub use format::{KeyValue, Revision};
 pub use schema::{describe, detect, show_key, Detection};
-
-use untorn_bbolt::{BoltFile, SalvageOptions, SalvageReport};
-
-/// A file opened as etcd's backend.
-#[derive(Debug)]
-pub struct Opened {
-    /// The etcd contents.
-    pub db: EtcdDb,
-    /// Whether the top-level buckets look like etcd's.
-    pub detection: Detection,
-    /// When the strict read failed: what salvage could verify instead (the contents
-    /// are then everything that verifies, and this says what could not be read).
-    pub damaged: Option<SalvageReport>,
-    /// The file's snapshot trailer, when it is an `etcdctl snapshot save` file.
-    pub snapshot: Option<untorn_bbolt::file::SnapshotTrailer>,
-}
-
-/// Opens `path` as etcd's backend, refusing files that do not look like etcd's.
-pub fn open(path: impl AsRef<Path>) -> Result<Opened, EtcdError> {
-    open_with(path, false)
-}
-
-/// Opens `path` as etcd's backend; `force` reads it as etcd even when the bucket
-/// names do not say so. A damaged file is read through salvage (everything that
-/// verifies), and [`Opened::damaged`] says what could not be read.
-pub fn open_with(path: impl AsRef<Path>, force: bool) -> Result<Opened, EtcdError> {
-    let path = path.as_ref();
-    let file = BoltFile::open(path)?;
-    let snapshot = file.snapshot_trailer().cloned();
-    let (root, damaged) = match untorn_bbolt::read_all(&file) {
-        Ok(root) => (root, None),
-        Err(_) => {
-            let s = untorn_bbolt::salvage_file(file, &SalvageOptions::default())?;
-            (s.data, Some(s.report))
-        }
-    };
-    let detection = detect(&root);
-    if !detection.is_etcd && !force {
-        return Err(EtcdError::NotEtcd(describe(&detection)));
-    }
-    Ok(Opened {
-        db: EtcdDb::from_buckets(&root),
-        detection,
-        damaged,
-        snapshot,
-    })
-}

@@ -69,6 +69,7 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
             &["format"],
             &["error", "schema"],
             &["db"],
+            &["backend"],
             &["check"],
             &["salvage"],
             &["fuzzing"],
