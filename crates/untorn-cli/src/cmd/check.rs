@@ -141,21 +141,22 @@ fn check_file(cfg: &Config, bar: Option<ProgressBar>) -> Result<(Report, Origin)
                 detail,
             } = &e
             {
-                report.findings.insert(
-                    0,
-                    Finding {
-                        kind: FindingKind::Journal,
-                        page: None,
-                        path: Vec::new(),
-                        message: format!("journal damaged at offset {page}: {detail}"),
-                    },
-                );
+                report.insert_first(Finding {
+                    kind: FindingKind::Journal,
+                    page: None,
+                    path: Vec::new(),
+                    message: format!("journal damaged at offset {page}: {detail}"),
+                    cause: None,
+                });
             }
             Ok((report, Origin::DataFile(e)))
         }
         Err(e) => Err(e).with_context(|| format!("cannot open {}", cfg.file.display())),
     }
 }
+
+/// Consequences printed under each root cause (the rest are counted; `--json` has all).
+const CONSEQUENCES_SHOWN: usize = 3;
 
 fn print_human(out: &mut impl std::io::Write, r: &Report, origin: &Origin) -> Result<()> {
     if let Origin::DataFile(e) = origin {
@@ -164,8 +165,28 @@ fn print_human(out: &mut impl std::io::Write, r: &Report, origin: &Origin) -> Re
             "note: the engine cannot open this file ({e}); checked the data file directly"
         )?;
     }
-    for f in &r.findings {
-        writeln!(out, "{f}")?;
+    // One headline per root cause, its consequences folded under it.
+    let causes = r.root_causes();
+    for c in &causes {
+        writeln!(out, "{}", c.finding)?;
+        if c.consequences.is_empty() {
+            continue;
+        }
+        let n = c.consequences.len();
+        writeln!(
+            out,
+            "  {n} consequence{} ({}){}",
+            if n == 1 { "" } else { "s" },
+            c.consequence_kinds(),
+            if n > CONSEQUENCES_SHOWN {
+                format!(", the first {CONSEQUENCES_SHOWN}:")
+            } else {
+                ":".to_owned()
+            }
+        )?;
+        for (_, f) in c.consequences.iter().take(CONSEQUENCES_SHOWN) {
+            writeln!(out, "    {f}")?;
+        }
     }
     let errors = r.findings.iter().filter(|f| !f.kind.is_warning()).count();
     let warnings = r.findings.len() - errors;
@@ -178,8 +199,9 @@ fn print_human(out: &mut impl std::io::Write, r: &Report, origin: &Origin) -> Re
     } else {
         writeln!(
             out,
-            "{}: {errors} error(s), {warnings} warning(s){}; {summary}",
+            "{}: {} root cause(s): {errors} error(s), {warnings} warning(s){}; {summary}",
             if errors == 0 { "ok" } else { "FAILED" },
+            causes.len(),
             if r.truncated {
                 " (more not shown: raise --max-findings)"
             } else {

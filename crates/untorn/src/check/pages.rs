@@ -1,11 +1,14 @@
 //! What the walk learned per page: leaked runs after the walk, and one [`PageInfo`]
 //! per page id for `pages` and `map`.
 
-use crate::format::{decode_header, PageId};
+use crate::format::{decode_header, verify_page, NodeView, PageId};
 use crate::report::{FindingKind, PageInfo, PageKind, PageState};
 
 use super::describe::page_kind;
 use super::walk::{Record, Walk, CONTINUATION, CORRUPT, FREE, REACHABLE};
+
+/// Node pages read per leaked run to learn its keys.
+const LEAK_PAGES_READ: usize = 64;
 
 impl Walk<'_> {
     pub(super) fn find_leaks(&mut self) {
@@ -27,10 +30,60 @@ impl Walk<'_> {
                 } else {
                     format!("pages {s}..={e} ({n} pages) are neither reachable nor free (leaked)")
                 };
-                self.push(FindingKind::Unreachable, Some(s), &[], msg);
+                let cause = self.cause_of_leak(s, e);
+                self.sink
+                    .push_caused(FindingKind::Unreachable, Some(s), &[], msg, cause);
             }
             p += 1;
         }
+    }
+
+    /// The root cause a leaked run is a consequence of: the one lost subtree whose key
+    /// range holds every key of the run's node pages that verify (at most
+    /// [`LEAK_PAGES_READ`] of them are read). `None` when no page verifies or the keys fit
+    /// no or several lost subtrees.
+    fn cause_of_leak(&self, start: u64, end: u64) -> Option<usize> {
+        if self.lost.is_empty() {
+            return None;
+        }
+        let mut keys: Option<(Vec<u8>, Vec<u8>)> = None;
+        let mut p = start;
+        let mut read = 0;
+        while p <= end && read < LEAK_PAGES_READ {
+            read += 1;
+            let extent = self
+                .src
+                .read_raw(PageId(p), 1)
+                .ok()
+                .as_deref()
+                .and_then(decode_header)
+                .map_or(1, |h| h.extent_pages.max(1));
+            if let Some((first, last)) = self.node_key_range(p, extent) {
+                keys = Some(match keys {
+                    None => (first, last),
+                    Some((a, b)) => (a.min(first), b.max(last)),
+                });
+            }
+            p = p.saturating_add(u64::from(extent));
+        }
+        let (first, last) = keys?;
+        let mut fits = self.lost.iter().filter(|l| l.holds(&first, &last));
+        match (fits.next(), fits.next()) {
+            (Some(l), None) => Some(l.cause),
+            _ => None,
+        }
+    }
+
+    /// The first and last key of the node page at `id` (an extent of `extent` pages),
+    /// when it verifies.
+    fn node_key_range(&self, id: u64, extent: u32) -> Option<(Vec<u8>, Vec<u8>)> {
+        let bytes = self.src.read_raw(PageId(id), extent).ok()?;
+        let h = verify_page(&bytes, PageId(id), self.page_size).ok()?;
+        let view = NodeView::validate(&bytes, &h).ok()?;
+        let n = view.len();
+        let first = view.key(0).ok()?.to_vec();
+        let last = view.key(n.checked_sub(1)?).ok()?.to_vec();
+        Some((first, last))
     }
 
     pub(super) fn page_infos(&self) -> Vec<PageInfo> {
