@@ -265,6 +265,10 @@ pub struct SalvageArgs {
     /// serves the older value: `keep`, the default) or are removed (`drop`).
     #[arg(long, value_enum, default_value_t = EtcdStale::Keep)]
     pub etcd_stale: EtcdStale,
+    /// etcd: the write-ahead log directory whose raft entries name the keys of lost
+    /// revisions (default: `member/wal` next to a data dir's `member/snap/db`).
+    #[arg(long, value_name = "DIR")]
+    pub wal: Option<PathBuf>,
     /// Key/values per transaction when writing an untorn DST.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub batch: usize,

@@ -28,8 +28,10 @@ pub mod error;
 pub mod format;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod replay;
 pub mod salvage;
 pub mod schema;
+pub mod wal;
 
 pub use backend::{open, open_with, Opened};
 pub use check::{check_db, check_file, EtcdCheckReport, EtcdFinding, EtcdFindingKind};

@@ -23,7 +23,7 @@
 //!    and a missing consistent index is called out.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use untorn_bbolt::format::NodeKind;
 use untorn_bbolt::{BoltFile, BucketData, SalvageOptions, SalvageReport, Salvaged, Value};
@@ -31,6 +31,7 @@ use untorn_bbolt::{BoltFile, BucketData, SalvageOptions, SalvageReport, Salvaged
 use crate::error::EtcdError;
 use crate::format::{decode_key_value, decode_lease, decode_rev_key, partial_key, Revision};
 use crate::schema;
+use crate::wal::WalLog;
 
 /// What to do with keys whose newest revision was lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,6 +60,100 @@ pub struct EtcdSalvageOptions {
     pub bbolt: SalvageOptions,
     /// Keys whose newest revision was lost.
     pub stale: StalePolicy,
+    /// The write-ahead log directory (default: `member/wal` next to a data dir's
+    /// `member/snap/db`).
+    pub wal: Option<PathBuf>,
+}
+
+/// The raft log a salvage names lost revisions from.
+#[derive(Debug, Clone)]
+pub enum WalInput {
+    /// The log, read.
+    Log(WalLog),
+    /// No log: why (not in a data dir, no `member/wal`).
+    Missing(String),
+    /// A log that could not be read: why.
+    Unreadable(String),
+}
+
+impl WalInput {
+    /// Finds and reads the log: `dir` when given, else `member/wal` next to a data
+    /// dir's `member/snap/db`.
+    pub fn find(src: &Path, dir: Option<&Path>) -> WalInput {
+        let dir = match dir {
+            Some(d) => d.to_path_buf(),
+            None => match crate::wal::wal_dir_for(src) {
+                Some(d) => d,
+                None => {
+                    return WalInput::Missing(format!(
+                        "{} is not a data dir's member/snap/db with a member/wal next to it",
+                        src.display()
+                    ))
+                }
+            },
+        };
+        match crate::wal::read_wal(&dir) {
+            Ok(log) => WalInput::Log(log),
+            Err(e) => WalInput::Unreadable(e.to_string()),
+        }
+    }
+}
+
+/// What etcd serves now for the key of a lost change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyNow {
+    /// The lost change was the key's newest: what etcd serves instead.
+    Serves(Fallback),
+    /// A newer revision of the key survives: only its history was lost.
+    NewerSurvives(Revision),
+    /// A newer change of the key was lost too (reported there).
+    NewerLost(Revision),
+    /// A lost delete of a key that has no older revision: etcd serves nothing for it,
+    /// as it did after the delete.
+    Unchanged,
+}
+
+/// One lost change, named from the raft log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostChange {
+    /// Its revision.
+    pub rev: Revision,
+    /// The key.
+    pub key: Vec<u8>,
+    /// Whether it was a delete.
+    pub delete: bool,
+    /// What etcd serves for the key now.
+    pub now: KeyNow,
+}
+
+/// A main revision with lost changes, named from the raft log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostMainRevision {
+    /// The main revision.
+    pub main: i64,
+    /// The raft entry that produced it.
+    pub index: u64,
+    /// Its raft term.
+    pub term: u64,
+    /// Changes the revision made.
+    pub changes: u64,
+    /// The lost ones.
+    pub lost: Vec<LostChange>,
+}
+
+/// What the raft log contributed to a salvage.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WalReport {
+    /// The log directory, when one was read.
+    pub dir: Option<PathBuf>,
+    /// How the log was used, or why it was not.
+    pub summary: String,
+    /// Whether the log named every lost change of the revisions it covers.
+    pub used: bool,
+    /// Where the replay stopped agreeing with the file, if it did.
+    pub stopped: Option<String>,
+    /// Main revisions with lost changes, each change named.
+    pub lost: Vec<LostMainRevision>,
 }
 
 /// What etcd serves for a key whose newest revision was lost.
@@ -149,6 +244,8 @@ pub struct EtcdSalvageReport {
     pub consistent_index: Option<u64>,
     /// Lost ranges of other buckets (bucket: reason).
     pub other_lost: Vec<String>,
+    /// The raft log: the lost changes it names.
+    pub wal: WalReport,
 }
 
 impl EtcdSalvageReport {
@@ -248,6 +345,7 @@ pub fn apply(
     file_witnesses: Option<&BoltFile>,
     s: &mut Salvaged,
     stale: StalePolicy,
+    wal: WalInput,
 ) -> EtcdSalvageReport {
     let mut rep = EtcdSalvageReport {
         stale,
@@ -309,6 +407,19 @@ pub fn apply(
         rep.restored.sort_unstable();
         rep.restored.dedup();
     }
+    // The raft log, replayed over what verifies (before garbled revisions are dropped:
+    // the replay says what they should have been).
+    let replay = match &wal {
+        WalInput::Log(log) => {
+            let db = crate::db::EtcdDb::from_buckets(&s.data);
+            let ci = match &db.meta.consistent_index {
+                Some(Ok(ci)) => Some(*ci),
+                _ => None,
+            };
+            Some(crate::replay::replay(&db, log, ci))
+        }
+        _ => None,
+    };
     // 2. Drop what etcd cannot use.
     let mut lost_named: Vec<(Vec<u8>, Revision, bool, String)> = Vec::new();
     if let Some(kb) = bucket_mut(&mut s.data, schema::KEY) {
@@ -384,8 +495,24 @@ pub fn apply(
             ));
         }
     }
-    // 3. Per key: which lost revisions were the key's newest.
+    // 3. Per key: which lost revisions were the key's newest. The raft log names the
+    // changes no surviving byte names.
     let db = crate::db::EtcdDb::from_buckets(&s.data);
+    let named_by_wal = name_from_wal(&mut rep, &wal, replay.as_ref(), &db);
+    let already: BTreeSet<Revision> = lost_named.iter().map(|(_, r, _, _)| *r).collect();
+    lost_named.extend(
+        named_by_wal
+            .iter()
+            .filter(|c| !already.contains(&c.rev))
+            .map(|c| {
+                (
+                    c.key.clone(),
+                    c.rev,
+                    c.delete,
+                    format!("revision {} lost (named by the raft log)", c.rev.main),
+                )
+            }),
+    );
     let mut affected: BTreeMap<Vec<u8>, AffectedKey> = BTreeMap::new();
     for (key, rev, tombstone, reason) in lost_named {
         let newest = db.history(&key).last().map(|r| (r.rev, r.tombstone));
@@ -434,6 +561,23 @@ pub fn apply(
             exact,
         });
     }
+    // With the raft log, the count of a lost range covered by the replay is exact.
+    if rep.wal.used {
+        for l in &mut rep.lost_ranges {
+            let inside = |r: Revision| l.from.is_none_or(|f| r >= f) && l.to.is_none_or(|t| r < t);
+            let covered = replay
+                .as_ref()
+                .and_then(|r| r.as_ref().ok())
+                .and_then(|r| r.covers())
+                .is_some_and(|(first, last)| {
+                    l.from.is_none_or(|f| f.main >= first) && l.to.is_none_or(|t| t.main <= last)
+                });
+            if covered {
+                l.missing_at_least = named_by_wal.iter().filter(|c| inside(c.rev)).count() as u64;
+                l.exact = true;
+            }
+        }
+    }
     // 4. The policy.
     if stale == StalePolicy::Drop {
         if let Some(kb) = bucket_mut(&mut s.data, schema::KEY) {
@@ -447,6 +591,20 @@ pub fn apply(
                 }
                 a.now = Fallback::Dropped(older);
             }
+        }
+    }
+    // What etcd serves for the key of each change the log named.
+    for m in &mut rep.wal.lost {
+        for c in &mut m.lost {
+            let newest = db.history(&c.key).last().map(|r| r.rev);
+            c.now = match affected.get(&c.key) {
+                Some(a) if a.lost == c.rev => KeyNow::Serves(a.now.clone()),
+                _ if newest.is_some_and(|r| r > c.rev) => {
+                    KeyNow::NewerSurvives(newest.unwrap_or(c.rev))
+                }
+                Some(a) if a.lost > c.rev => KeyNow::NewerLost(a.lost),
+                _ => KeyNow::Unchanged,
+            };
         }
     }
     rep.affected = affected.into_values().collect();
@@ -468,6 +626,83 @@ pub fn apply(
     s.report.keys_recovered = keys;
     s.report.buckets_recovered = buckets;
     rep
+}
+
+/// Names the changes the raft log says the file should hold and does not (`db`: the
+/// salvaged contents), fills `rep.wal`, and returns them in revision order.
+fn name_from_wal(
+    rep: &mut EtcdSalvageReport,
+    wal: &WalInput,
+    replay: Option<&Result<crate::replay::Replay, String>>,
+    db: &crate::db::EtcdDb,
+) -> Vec<LostChange> {
+    let log = match wal {
+        WalInput::Log(log) => log,
+        WalInput::Missing(why) => {
+            rep.wal.summary = format!("no write-ahead log: {why} (pass --wal DIR)");
+            return Vec::new();
+        }
+        WalInput::Unreadable(why) => {
+            rep.wal.summary = format!("the write-ahead log cannot be read: {why}");
+            return Vec::new();
+        }
+    };
+    rep.wal.dir = Some(log.dir.clone());
+    let entries = match (log.entries.first(), log.entries.last()) {
+        (Some(a), Some(b)) => format!("entries {}..={}", a.index, b.index),
+        _ => "no entries".to_string(),
+    };
+    let replay = match replay {
+        Some(Ok(r)) => r,
+        Some(Err(why)) => {
+            rep.wal.summary = format!("{}: {entries}; not replayed: {why}", log.dir.display());
+            return Vec::new();
+        }
+        None => return Vec::new(),
+    };
+    rep.wal.used = true;
+    rep.wal.stopped = replay.stopped.clone();
+    rep.wal.summary = format!(
+        "{}: {entries}{}; replayed {} up to entry {}{}",
+        log.dir.display(),
+        if log.problems.is_empty() {
+            String::new()
+        } else {
+            format!(" (read up to damage: {})", log.problems.join("; "))
+        },
+        match replay.covers() {
+            Some((a, b)) => format!("revisions {a}..={b}"),
+            None => "no revision".to_string(),
+        },
+        replay.last_index,
+        match replay.start {
+            crate::replay::Start::Empty => " from the cluster's first entry".to_string(),
+            crate::replay::Start::Synced { main, index } => {
+                format!(" from entry {index}, which produced revision {main}")
+            }
+        }
+    );
+    let mut named = Vec::new();
+    for (r, c) in replay.missing_from(db) {
+        let change = LostChange {
+            rev: c.rev,
+            key: c.key.clone(),
+            delete: c.put.is_none(),
+            now: KeyNow::Unchanged,
+        };
+        match rep.wal.lost.last_mut() {
+            Some(m) if m.main == r.main => m.lost.push(change.clone()),
+            _ => rep.wal.lost.push(LostMainRevision {
+                main: r.main,
+                index: r.index,
+                term: r.term,
+                changes: r.changes.len() as u64,
+                lost: vec![change.clone()],
+            }),
+        }
+        named.push(change);
+    }
+    named
 }
 
 /// Revisions missing in `[from, to)` given the surviving ones: every main revision
@@ -539,7 +774,8 @@ pub fn salvage_entries(
         None => witness_file,
     };
     let mut s = untorn_bbolt::salvage_file(BoltFile::open(src)?, &opts.bbolt)?;
-    let rep = apply(Some(&witness_file), &mut s, opts.stale);
+    let wal = WalInput::find(src, opts.wal.as_deref());
+    let rep = apply(Some(&witness_file), &mut s, opts.stale, wal);
     Ok((s, rep))
 }
 
@@ -583,11 +819,54 @@ impl std::fmt::Display for EtcdSalvageReport {
                 l.restored
             )?;
         }
-        if self.lost_ranges.iter().any(|l| l.missing_at_least > 0) {
+        if self.lost_ranges.iter().any(|l| l.missing_at_least > 0) && self.wal.lost.is_empty() {
             writeln!(
                 f,
-                "  the keys of missing revisions no surviving byte names cannot be listed; a key whose newest revision was among them now shows an older value"
+                "  the keys of the missing revisions cannot be named from the file alone; a key whose newest revision was among them now shows an older value"
             )?;
+        }
+        writeln!(f, "raft log: {}", self.wal.summary)?;
+        if let Some(why) = &self.wal.stopped {
+            writeln!(
+                f,
+                "  the replay stopped: {why}; changes after that point are not named"
+            )?;
+        }
+        for m in &self.wal.lost {
+            writeln!(
+                f,
+                "{} of the {} change(s) of revision {} lost (raft entry {}, term {}):",
+                m.lost.len(),
+                m.changes,
+                m.main,
+                m.index,
+                m.term
+            )?;
+            for c in &m.lost {
+                let now = match &c.now {
+                    KeyNow::Serves(Fallback::Older(r)) => {
+                        format!("now shows its value from revision {}", r.main)
+                    }
+                    KeyNow::Serves(Fallback::Vanished) => "vanished".to_string(),
+                    KeyNow::Serves(Fallback::Resurrected(r)) => format!(
+                        "its delete was lost: etcd serves its value from revision {} again",
+                        r.main
+                    ),
+                    KeyNow::Serves(Fallback::Dropped(_)) => "removed (--etcd-stale drop)".into(),
+                    KeyNow::NewerSurvives(r) => {
+                        format!("only history lost: revision {r} survives")
+                    }
+                    KeyNow::NewerLost(r) => format!("its newer revision {r} was lost too"),
+                    KeyNow::Unchanged => "absent, as after the delete".into(),
+                };
+                writeln!(
+                    f,
+                    "  {} {} ({}): {now}",
+                    if c.delete { "delete" } else { "put" },
+                    show(&c.key),
+                    c.rev
+                )?;
+            }
         }
         for d in &self.dropped {
             writeln!(

@@ -17,3 +17,5 @@ mod common;
 mod damage;
 #[path = "etcd/read.rs"]
 mod read;
+#[path = "etcd/wal.rs"]
+mod wal;

@@ -209,8 +209,15 @@ impl Etcd {
         out
     }
 
-    /// etcdctl txn with the given stdin.
+    /// etcdctl txn with the given stdin; the transaction must succeed (its compares
+    /// hold).
     pub fn txn(&self, script: &str) {
+        self.txn_as(script, "SUCCESS");
+    }
+
+    /// etcdctl txn with the given stdin; etcdctl's first line must be `expect`
+    /// (`SUCCESS`: the compares held, `FAILURE`: the failure branch ran).
+    pub fn txn_as(&self, script: &str, expect: &str) {
         use std::io::Write;
         let mut child = Command::new("etcdctl")
             .args([
@@ -233,8 +240,8 @@ impl Etcd {
         let out = child.wait_with_output().unwrap();
         let s = String::from_utf8_lossy(&out.stdout);
         assert!(
-            out.status.success() && s.starts_with("SUCCESS"),
-            "txn failed: {s} {}",
+            out.status.success() && s.starts_with(expect),
+            "txn: expected {expect}: {s} {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
@@ -386,8 +393,10 @@ pub const NKEYS: usize = 2400;
 static FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
 
 /// Builds the fixture once per test run (about 10 s): 2,400 keys in 24 transactions,
-/// 600 overwritten in 12 more, a lease with 30 keys, 200 deleted, a compaction in
-/// the middle, then 300 more overwrites after it; an `etcdctl snapshot save` file.
+/// 600 overwritten in 12 more, a lease with 30 keys, 200 deleted, a revoked lease with 5
+/// keys, transactions with compares (one takes its failure branch), a prefix delete, a
+/// compaction in the middle, then 300 more overwrites after it; an `etcdctl snapshot
+/// save` file.
 pub fn fixture() -> Option<&'static Fixture> {
     FIXTURE
         .get_or_init(|| {
@@ -440,6 +449,38 @@ pub fn fixture() -> Option<&'static Fixture> {
             etcd.txn(&txn_script(
                 (NKEYS - 200..NKEYS).map(|i| format!("del {}", key_name(i))),
             ));
+            // What a replay of the raft log must reproduce besides puts and deletes: a
+            // lease revoke (its keys deleted in key order, one revision), transactions
+            // that take their failure branch or delete and put, a prefix delete.
+            let out = etcd.ctl(&["lease", "grant", "3600"]);
+            let short = out.split_whitespace().nth(1).unwrap().to_string();
+            for i in (0..5).rev() {
+                etcd.ctl(&[
+                    "put",
+                    &format!("/registry/leases/short-{i}"),
+                    "x",
+                    &format!("--lease={short}"),
+                ]);
+            }
+            etcd.ctl(&["lease", "revoke", &short]);
+            etcd.txn_as(
+                &format!(
+                    "mod(\"{}\") = \"1\"\n\nput /registry/txn/succeeded s\n\nput /registry/txn/failed f\n\n",
+                    key_name(1)
+                ),
+                "FAILURE",
+            );
+            etcd.txn(&format!(
+                "version(\"{}\") > \"0\"\n\ndel {}\nput /registry/txn/deleted-2 yes\n\n\n",
+                key_name(2),
+                key_name(2)
+            ));
+            etcd.txn(&txn_script(
+                ["a", "b", "c"]
+                    .iter()
+                    .map(|k| format!("put /registry/tmp/{k} t")),
+            ));
+            etcd.ctl(&["del", "--prefix", "/registry/tmp/"]);
             let status = etcd.ctl(&["endpoint", "status", "-w", "json"]);
             let v: serde_json::Value = serde_json::from_str(&status).unwrap();
             let rev = v[0]["Status"]["header"]["revision"].as_i64().unwrap();

@@ -60,6 +60,8 @@ fn newest_rev_key(db: &Path, key: &str) -> Vec<u8> {
 /// What happened in one scenario (for the closing summary).
 struct Outcome {
     before: String,
+    /// Root causes `untorn check` reports.
+    headlines: usize,
     check: Vec<String>,
     report: EtcdSalvageReport,
     changed: BTreeSet<Vec<u8>>,
@@ -133,22 +135,12 @@ fn scenario(name: &str, damage: impl FnOnce(&Path)) -> Option<Outcome> {
         }
     };
 
+    // untorn check: one headline per damaged page.
+    let bbolt_check = untorn_bbolt::check(&db, 100_000).unwrap();
+    let headlines = bbolt_check.root_causes().len();
     // untorn etcd check.
-    let opened = untorn_etcd::open(&db).unwrap();
-    let mut check: Vec<String> = Vec::new();
-    if let Some(d) = &opened.damaged {
-        check.extend(d.notes.iter().cloned());
-        check.extend(d.lost.iter().map(|l| {
-            format!(
-                "lost bbolt subtree page {} of {}: {}",
-                l.page,
-                untorn_bbolt::tree::path_display(&l.bucket),
-                l.reason
-            )
-        }));
-    }
-    let r = untorn_etcd::check_db(&opened.db, 50);
-    check.extend(r.findings.iter().map(|f| f.to_string()));
+    let r = untorn_etcd::check_file(&db, false, 50).unwrap();
+    let check: Vec<String> = r.findings.iter().map(|f| f.to_string()).collect();
 
     // Salvage, into the data dir.
     let out = dir.join("salvaged.db");
@@ -205,15 +197,15 @@ fn scenario(name: &str, damage: impl FnOnce(&Path)) -> Option<Outcome> {
             Fallback::Vanished | Fallback::Dropped(_) => assert!(now.is_none(), "{a:?}"),
         }
     }
-    // Keys not named changed only when the report says lost revisions could not be named.
+    // The raft log next to the file names every lost change: the keys the report names
+    // are exactly the keys etcd now serves differently from what it served before.
+    assert!(report.wal.used, "{name}: {}", report.wal.summary);
+    assert_eq!(report.wal.stopped, None, "{name}: {report}");
     let unnamed = changed.difference(&named).count();
-    if unnamed > 0 {
-        assert!(
-            report.lost_ranges.iter().any(|l| l.missing_at_least > 0)
-                || report.dropped.iter().any(|d| d.key.is_none()),
-            "{name}: {unnamed} keys changed without a report line\n{report}"
-        );
-    }
+    assert_eq!(
+        changed, named,
+        "{name}: changed keys vs the report\n{report}"
+    );
     // A write, a restart, the write is there.
     etcd.ctl(&["put", "/untorn/after-salvage", name]);
     etcd.stop();
@@ -224,7 +216,8 @@ fn scenario(name: &str, damage: impl FnOnce(&Path)) -> Option<Outcome> {
     assert_eq!(got.trim(), name);
     etcd.stop();
     eprintln!(
-        "=== {name}\nbefore: {before}\ncheck: {}\nsalvage (bbolt): {}\nsalvage (etcd):\n{report}changed keys: {} (named {}, unnamed {unnamed})\n",
+        "=== {name}\nbefore: {before}\nuntorn check: {} finding(s), {headlines} headline(s)\nuntorn etcd check: {}\nsalvage (bbolt): {}\nsalvage (etcd):\n{report}changed keys: {} (named {}, unnamed {unnamed})\n",
+        bbolt_check.findings.len(),
         check.iter().take(4).cloned().collect::<Vec<_>>().join("\n       "),
         bolt.lost.len(),
         changed.len(),
@@ -233,6 +226,7 @@ fn scenario(name: &str, damage: impl FnOnce(&Path)) -> Option<Outcome> {
     let _ = std::fs::remove_dir_all(&dir);
     Some(Outcome {
         before,
+        headlines,
         check,
         report,
         changed,
@@ -275,10 +269,14 @@ fn cycle_in_key_bucket() {
     };
     assert!(o.before.starts_with("refuses"), "{}", o.before);
     assert!(
-        o.check.iter().any(|c| c.contains("lost bbolt subtree")),
+        o.check.iter().any(|c| c.starts_with("lost_data")),
         "{:?}",
         o.check
     );
+    assert_eq!(o.headlines, 1);
+    // The orphaned leaf still holds the revisions: nothing is lost.
+    assert!(o.report.wal.lost.is_empty(), "{}", o.report);
+    assert!(o.changed.is_empty(), "{:?}", o.changed);
 }
 
 #[test]
@@ -286,8 +284,20 @@ fn misdirected_copy_in_key_bucket() {
     let Some(o) = scenario("copy", |db| bench(db, "copy")) else {
         return;
     };
+    assert!(o.before.starts_with("refuses"), "{}", o.before);
     assert!(!o.report.lost_ranges.is_empty());
-    assert!(o.check.iter().any(|c| c.contains("lost")), "{:?}", o.check);
+    assert!(
+        o.check.iter().any(|c| c.starts_with("lost_data")),
+        "{:?}",
+        o.check
+    );
+    // Over a hundred findings, one headline: the copied page.
+    assert_eq!(o.headlines, 1);
+    // No copy of the overwritten leaf survives; the raft log names its keys, all of one
+    // main revision.
+    assert_eq!(o.report.wal.lost.len(), 1, "{}", o.report);
+    assert!(!o.changed.is_empty());
+    assert!(o.report.lost_ranges.iter().all(|l| l.exact), "{}", o.report);
 }
 
 #[test]
@@ -300,9 +310,16 @@ fn zeroed_leaf_in_key_bucket() {
     }) else {
         return;
     };
+    assert!(o.before.starts_with("refuses"), "{}", o.before);
     assert_eq!(o.report.lost_ranges.len(), 1, "{}", o.report);
     assert!(o.report.revisions_lost() > 0);
-    let _ = o.changed;
+    assert_eq!(o.headlines, 1);
+    // Some revisions came back from older copies in free pages; the raft log names the
+    // rest, and the count of the lost range is exact.
+    assert!(!o.report.restored.is_empty(), "{}", o.report);
+    assert!(!o.report.wal.lost.is_empty(), "{}", o.report);
+    assert!(o.report.lost_ranges[0].exact, "{}", o.report);
+    assert!(!o.changed.is_empty());
 }
 
 #[test]
@@ -344,6 +361,15 @@ fn garbled_value_in_key_bucket() {
     assert_eq!(o.report.dropped.len(), 1, "{}", o.report);
     let names: Vec<&[u8]> = o.report.affected.iter().map(|a| a.key.as_slice()).collect();
     assert_eq!(names, vec![k.as_bytes()], "{}", o.report);
+    // The raft log confirms which put the garbled value was.
+    let from_log: Vec<&[u8]> = o
+        .report
+        .wal
+        .lost
+        .iter()
+        .flat_map(|m| m.lost.iter().map(|c| c.key.as_slice()))
+        .collect();
+    assert_eq!(from_log, vec![k.as_bytes()], "{}", o.report);
     assert_eq!(o.changed, BTreeSet::from([k.into_bytes()]));
 }
 

@@ -68,8 +68,8 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
         &[
             &["format"],
             &["error", "schema"],
-            &["db"],
-            &["backend"],
+            &["db", "wal"],
+            &["backend", "replay"],
             &["check"],
             &["salvage"],
             &["fuzzing"],

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::Value;
 use untorn_bbolt::Salvaged;
-use untorn_etcd::salvage::{EtcdSalvageReport, Fallback, StalePolicy};
+use untorn_etcd::salvage::{EtcdSalvageReport, Fallback, KeyNow, StalePolicy, WalInput};
 
 use crate::args::{EtcdStale, SalvageArgs};
 use crate::encoding::{display, encode};
@@ -36,6 +36,39 @@ struct JsonLostRevisions {
     exact: bool,
 }
 
+/// A lost change named by the raft log.
+#[derive(Debug, Serialize)]
+struct JsonLostChange {
+    revision: String,
+    key: Value,
+    delete: bool,
+    /// `older`, `vanished`, `resurrected`, `dropped`, `newer_survives`, `newer_lost` or
+    /// `unchanged`.
+    now: &'static str,
+    /// The revision etcd serves now, the newer surviving one, or the newer lost one.
+    now_revision: Option<String>,
+}
+
+/// A main revision with lost changes.
+#[derive(Debug, Serialize)]
+struct JsonLostMain {
+    revision: i64,
+    raft_index: u64,
+    raft_term: u64,
+    changes: u64,
+    lost: Vec<JsonLostChange>,
+}
+
+/// What the raft log contributed.
+#[derive(Debug, Serialize)]
+struct JsonWal {
+    dir: Option<String>,
+    used: bool,
+    summary: String,
+    stopped: Option<String>,
+    lost: Vec<JsonLostMain>,
+}
+
 /// `salvage --json` for an etcd backend (the `etcd` object).
 #[derive(Debug, Serialize)]
 pub struct JsonEtcd {
@@ -52,6 +85,7 @@ pub struct JsonEtcd {
     keys_without_lease: Vec<(Value, String)>,
     members_lost: Vec<String>,
     other_lost: Vec<String>,
+    wal: JsonWal,
     /// Nothing etcd-visible was lost.
     #[serde(skip)]
     pub nothing_lost: bool,
@@ -71,7 +105,8 @@ pub fn apply(a: &SalvageArgs, s: &mut Salvaged) -> Result<Option<JsonEtcd>> {
         EtcdStale::Keep => StalePolicy::Keep,
         EtcdStale::Drop => StalePolicy::Drop,
     };
-    let r = untorn_etcd::salvage::apply(Some(&witness), s, stale);
+    let wal = WalInput::find(&a.src, a.wal.as_deref());
+    let r = untorn_etcd::salvage::apply(Some(&witness), s, stale, wal);
     Ok(Some(json(&r)))
 }
 
@@ -112,12 +147,8 @@ fn json(r: &EtcdSalvageReport) -> JsonEtcd {
             .affected
             .iter()
             .map(|a| {
-                let (now, rev) = match &a.now {
-                    Fallback::Older(r) => ("older", Some(r.main)),
-                    Fallback::Vanished => ("vanished", None),
-                    Fallback::Resurrected(r) => ("resurrected", Some(r.main)),
-                    Fallback::Dropped(r) => ("dropped", r.map(|r| r.main)),
-                };
+                let (now, rev) = fallback(&a.now);
+                let rev = rev.map(|r| r.main);
                 JsonAffected {
                     key: encode(&a.key, true),
                     lost_revision: a.lost.to_string(),
@@ -136,7 +167,56 @@ fn json(r: &EtcdSalvageReport) -> JsonEtcd {
             .collect(),
         members_lost: r.members_lost.clone(),
         other_lost: r.other_lost.clone(),
+        wal: JsonWal {
+            dir: r.wal.dir.as_ref().map(|d| d.display().to_string()),
+            used: r.wal.used,
+            summary: r.wal.summary.clone(),
+            stopped: r.wal.stopped.clone(),
+            lost: r
+                .wal
+                .lost
+                .iter()
+                .map(|m| JsonLostMain {
+                    revision: m.main,
+                    raft_index: m.index,
+                    raft_term: m.term,
+                    changes: m.changes,
+                    lost: m
+                        .lost
+                        .iter()
+                        .map(|c| {
+                            let (now, rev) = match &c.now {
+                                KeyNow::Serves(f) => {
+                                    let (n, r) = fallback(f);
+                                    (n, r.map(|r| r.to_string()))
+                                }
+                                KeyNow::NewerSurvives(r) => ("newer_survives", Some(r.to_string())),
+                                KeyNow::NewerLost(r) => ("newer_lost", Some(r.to_string())),
+                                KeyNow::Unchanged => ("unchanged", None),
+                            };
+                            JsonLostChange {
+                                revision: c.rev.to_string(),
+                                key: encode(&c.key, true),
+                                delete: c.delete,
+                                now,
+                                now_revision: rev,
+                            }
+                        })
+                        .collect(),
+                })
+                .collect(),
+        },
         nothing_lost: r.nothing_lost(),
         text: r.to_string(),
+    }
+}
+
+/// The JSON name of what etcd serves for a key, and the revision it serves (or had).
+fn fallback(f: &Fallback) -> (&'static str, Option<untorn_etcd::Revision>) {
+    match f {
+        Fallback::Older(r) => ("older", Some(*r)),
+        Fallback::Vanished => ("vanished", None),
+        Fallback::Resurrected(r) => ("resurrected", Some(*r)),
+        Fallback::Dropped(r) => ("dropped", *r),
     }
 }
