@@ -372,9 +372,56 @@ struct Ctx<'a> {
     leaf_depth: std::collections::HashMap<Vec<Vec<u8>>, usize>,
     contests: Vec<Contest>,
     overrides: Overrides,
+    /// Buckets that hold only buckets on the evidence of their surviving pages (decided
+    /// after a first walk); bbolt's root bucket always does.
+    buckets_only: HashSet<Vec<Vec<u8>>>,
+    /// Per bucket, what its leaves read through the tree hold: (bucket elements,
+    /// leaves with a plain value that is not bucket-shaped).
+    evidence: std::collections::HashMap<Vec<Vec<u8>>, (u64, u64)>,
 }
 
 impl Ctx<'_> {
+    /// Whether plain values may not go into bucket `path`: bbolt's root bucket, and a
+    /// bucket whose surviving pages hold only buckets.
+    fn holds_only_buckets(&self, path: &[Vec<u8>]) -> bool {
+        path.is_empty() || self.buckets_only.contains(path)
+    }
+
+    /// Whether a plain value is shaped like a bucket header whose bucket flag was lost:
+    /// a header whose root lies in the file, or an inline bucket that parses as a leaf.
+    fn bucket_shaped(&self, v: &[u8]) -> bool {
+        let Some(h) = BucketHeader::decode(v) else {
+            return false;
+        };
+        if h.root == 0 {
+            return matches!(
+                Node::parse(v.get(BUCKET_HEADER_SIZE..).unwrap_or(&[]).to_vec()),
+                Ok(n) if n.kind == NodeKind::Leaf
+            );
+        }
+        h.root >= 2 && h.root < self.file.hwm()
+    }
+
+    /// The buckets (not the root) whose leaves read through the tree hold bucket
+    /// elements and no plain value except bucket-shaped ones.
+    fn buckets_only_by_evidence(&self) -> HashSet<Vec<Vec<u8>>> {
+        self.evidence
+            .iter()
+            .filter(|(p, (buckets, value_leaves))| {
+                !p.is_empty() && *buckets > 0 && *value_leaves == 0
+            })
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+
+    /// Whether this walk put a plain value into one of `buckets`.
+    fn values_in(&self, buckets: &HashSet<Vec<Vec<u8>>>) -> bool {
+        buckets.iter().any(|p| {
+            self.data
+                .bucket(p)
+                .is_some_and(|b| b.entries.values().any(|v| matches!(v, Value::Data(_))))
+        })
+    }
     fn mark(&mut self, id: u64) -> bool {
         match usize::try_from(id)
             .ok()
@@ -435,6 +482,16 @@ impl Ctx<'_> {
     fn take_leaf(&mut self, path: &[Vec<u8>], node: &Node, pgid: u64, orphan: bool) -> u64 {
         let mut added = 0;
         let lost_found = vec![LOST_AND_FOUND.to_vec(), format!("page-{pgid}").into_bytes()];
+        // What this leaf says about its bucket, when the tree reached it (evidence for
+        // the buckets-only rule).
+        if !orphan && path.first().map(Vec::as_slice) != Some(LOST_AND_FOUND) {
+            let buckets = (0..node.elems.len()).filter(|&i| node.is_bucket(i)).count() as u64;
+            let values = (0..node.elems.len())
+                .any(|i| !node.is_bucket(i) && !self.bucket_shaped(node.value(i)));
+            let e = self.evidence.entry(path.to_vec()).or_insert((0, 0));
+            e.0 += buckets;
+            e.1 += u64::from(values);
+        }
         // Inline buckets are expanded with a worklist (each lies inside its parent's value).
         let mut work: Vec<(Vec<Vec<u8>>, Node)> = vec![(path.to_vec(), node.clone())];
         while let Some((p, n)) = work.pop() {
@@ -463,10 +520,18 @@ impl Ctx<'_> {
                 } else {
                     p.clone()
                 };
-                if !is_bucket && p.is_empty() {
+                if !is_bucket && self.holds_only_buckets(&p) {
+                    let which = if p.is_empty() {
+                        "the root bucket, which holds only buckets".to_string()
+                    } else {
+                        format!(
+                            "bucket {}, which on the evidence of its surviving pages holds only buckets",
+                            path_display(&p)
+                        )
+                    };
                     if self.usable_bucket_header(v) {
                         self.report.notes.push(format!(
-                            "page {pgid}: plain value {} in the root bucket, which holds only buckets; its value is a usable bucket header, read as a bucket",
+                            "page {pgid}: plain value {} in {which}; its value is a usable bucket header, read as a bucket",
                             path_display(std::slice::from_ref(&key))
                         ));
                         is_bucket = true;
@@ -480,7 +545,7 @@ impl Ctx<'_> {
                             page: pgid,
                             keys: 1,
                             reason: format!(
-                                "plain value {} in the root bucket, which holds only buckets",
+                                "plain value {} in {which}",
                                 path_display(std::slice::from_ref(&key))
                             ),
                         });
@@ -885,8 +950,8 @@ impl Ctx<'_> {
                         && h.upper.as_deref().is_none_or(|hi| last.as_slice() < hi)
                 })
                 .filter(|(_, h)| {
-                    // Plain values never go to bbolt's root bucket.
-                    !(h.bucket.is_empty() && has_values)
+                    // Plain values never go to a bucket that holds only buckets.
+                    !(has_values && self.holds_only_buckets(&h.bucket))
                 })
                 .filter(|(_, h)| {
                     let expected = self
@@ -1016,7 +1081,12 @@ fn orphan_has_values(cand: &std::collections::BTreeMap<u64, Node>, top: u64) -> 
 }
 
 /// One walk over the file with the given decisions on contested pages.
-fn run<'a>(file: &'a BoltFile, opts: &SalvageOptions, overrides: Overrides) -> Ctx<'a> {
+fn run<'a>(
+    file: &'a BoltFile,
+    opts: &SalvageOptions,
+    overrides: Overrides,
+    buckets_only: HashSet<Vec<Vec<u8>>>,
+) -> Ctx<'a> {
     let meta = file.meta();
     let mut ctx = Ctx {
         file,
@@ -1049,6 +1119,8 @@ fn run<'a>(file: &'a BoltFile, opts: &SalvageOptions, overrides: Overrides) -> C
         leaf_depth: std::collections::HashMap::new(),
         contests: Vec::new(),
         overrides,
+        buckets_only,
+        evidence: std::collections::HashMap::new(),
     };
     ctx.walk_jobs();
     let free: Option<HashSet<u64>> = match file.read_freelist() {
@@ -1092,25 +1164,40 @@ pub fn salvage_file(file: BoltFile, opts: &SalvageOptions) -> Result<Salvaged> {
         Some(i) => file.use_meta(i)?,
         None => file,
     };
-    let mut ctx = run(&file, opts, Overrides::new());
+    let mut ctx = run(&file, opts, Overrides::new(), HashSet::new());
+    let mut notes = Vec::new();
     // Pages reached from two buckets: decide on evidence and walk again, so that a
     // page goes to the bucket that proves it (or to none) whatever the walk order.
+    let mut overrides = Overrides::new();
     if !ctx.contests.is_empty() {
-        let overrides = ctx.decide_contests();
-        let notes: Vec<String> = overrides
-            .iter()
-            .map(|(page, w)| match w {
-                Some((b, _)) => format!(
-                    "page {page} is referenced from two buckets; kept in {} (a branch reference whose key range it fits)",
-                    path_display(b)
-                ),
-                None => format!(
-                    "page {page} is referenced from two buckets and neither reference is proven; not placed in either"
-                ),
-            })
-            .collect();
-        ctx = run(&file, opts, overrides);
-        ctx.report.notes.extend(notes);
+        overrides = ctx.decide_contests();
+        notes.extend(overrides.iter().map(|(page, w)| match w {
+            Some((b, _)) => format!(
+                "page {page} is referenced from two buckets; kept in {} (a branch reference whose key range it fits)",
+                path_display(b)
+            ),
+            None => format!(
+                "page {page} is referenced from two buckets and neither reference is proven; not placed in either"
+            ),
+        }));
+        ctx = run(&file, opts, overrides.clone(), HashSet::new());
+    }
+    // Buckets whose surviving pages hold only buckets take no plain value: when this
+    // walk put one into such a bucket (a bucket element whose flag was lost, an orphan
+    // of values), walk again with the rule.
+    let buckets_only = ctx.buckets_only_by_evidence();
+    if ctx.values_in(&buckets_only) {
+        ctx = run(&file, opts, overrides, buckets_only);
+    }
+    ctx.report.notes.extend(notes);
+    if let Ok(Some(h)) = file.verify_snapshot() {
+        if !h.matches() {
+            ctx.report.notes.push(format!(
+                "the snapshot file's SHA-256 trailer ({}) does not match its database ({}): bytes changed after `etcdctl snapshot save`; everything that verifies was copied and the output has a fresh trailer",
+                crate::file::hex32(&h.stored),
+                crate::file::hex32(&h.computed)
+            ));
+        }
     }
     let (buckets, keys) = ctx.data.counts();
     ctx.report.keys_recovered = keys;
