@@ -233,8 +233,31 @@ fn hex_short(b: &[u8]) -> String {
 }
 
 /// Checks an open bbolt file. Read-only; linear in the pages below the high-water mark.
+/// An etcd snapshot file's SHA-256 trailer is verified too.
 pub fn check_file(file: &BoltFile, opts: CheckOptions) -> Report {
-    let walk = run(file, opts);
+    let subtree = opts.from_page.is_some();
+    let mut walk = run(file, opts);
+    if !subtree {
+        match file.verify_snapshot() {
+            Ok(Some(h)) if !h.matches() => walk.sink.push(
+                FindingKind::SnapshotHash,
+                None,
+                &[],
+                format!(
+                    "etcd snapshot file: the SHA-256 of the database is {}, its trailer says {} (the file changed after `etcdctl snapshot save`; `etcdctl snapshot restore` refuses it)",
+                    crate::file::hex32(&h.computed),
+                    crate::file::hex32(&h.stored)
+                ),
+            ),
+            Ok(_) => {}
+            Err(e) => walk.sink.push(
+                FindingKind::SnapshotHash,
+                None,
+                &[],
+                format!("etcd snapshot file: its SHA-256 could not be computed: {e}"),
+            ),
+        }
+    }
     let (findings, truncated) = walk.sink.finish();
     Report {
         findings,

@@ -74,6 +74,9 @@ pub enum FindingKind {
     TooDeep,
     /// A page could not be read from storage.
     ReadError,
+    /// The SHA-256 trailer of an etcd snapshot file (`etcdctl snapshot save`) does not
+    /// match the database bytes before it (bbolt files only).
+    SnapshotHash,
 }
 
 impl FindingKind {
@@ -105,6 +108,7 @@ impl FindingKind {
         FindingKind::Journal,
         FindingKind::TooDeep,
         FindingKind::ReadError,
+        FindingKind::SnapshotHash,
     ];
 
     /// Stable snake_case name.
@@ -136,6 +140,7 @@ impl FindingKind {
             FindingKind::Journal => "journal",
             FindingKind::TooDeep => "too_deep",
             FindingKind::ReadError => "read_error",
+            FindingKind::SnapshotHash => "snapshot_hash",
         }
     }
 
