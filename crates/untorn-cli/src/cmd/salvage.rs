@@ -85,6 +85,19 @@ struct JsonBboltDetails {
     orphan_keys: u64,
     orphan_conflicts: u64,
     orphans_skipped: Option<String>,
+    /// What was kept in the `lost+found` bucket because no bucket is proven.
+    lost_and_found: Vec<JsonLostAndFound>,
+    /// Decisions worth a line each (resorted branches, pages claimed twice, elements
+    /// read as the buckets they must be).
+    notes: Vec<String>,
+}
+
+/// Keys salvage kept in `lost+found/page-N`.
+#[derive(Debug, Serialize)]
+struct JsonLostAndFound {
+    page: u64,
+    keys: u64,
+    reason: String,
 }
 
 /// `salvage --json`.
@@ -191,7 +204,10 @@ fn json_salvage(
         to: to.name(),
         src: a.src.display().to_string(),
         dst: a.dst.display().to_string(),
-        ok: summary.lost.is_empty() && skipped.is_empty(),
+        // Keys kept in lost+found are not in their bucket: not "nothing lost".
+        ok: summary.lost.is_empty()
+            && skipped.is_empty()
+            && bbolt.as_ref().is_none_or(|b| b.lost_and_found.is_empty()),
         keys_recovered: summary.keys_recovered,
         buckets_recovered: summary.buckets_recovered,
         lost: summary.lost.iter().map(JsonLost::from).collect(),
@@ -213,6 +229,16 @@ fn bbolt_details(r: &SalvageReport) -> JsonBboltDetails {
         orphan_keys: r.orphan_keys,
         orphan_conflicts: r.orphan_conflicts,
         orphans_skipped: r.orphans_skipped.clone(),
+        lost_and_found: r
+            .lost_and_found
+            .iter()
+            .map(|l| JsonLostAndFound {
+                page: l.page,
+                keys: l.keys,
+                reason: l.reason.clone(),
+            })
+            .collect(),
+        notes: r.notes.clone(),
     }
 }
 
@@ -422,6 +448,20 @@ fn print_human(out: &mut impl Write, r: &JsonSalvage) -> Result<()> {
             },
         ]);
     }
+    if let Some(b) = &r.bbolt {
+        for n in &b.notes {
+            rows.push(vec!["note".into(), n.clone()]);
+        }
+        for l in &b.lost_and_found {
+            rows.push(vec![
+                "LOST+FOUND".into(),
+                format!(
+                    "lost+found/page-{}: {} key(s): {}",
+                    l.page, l.keys, l.reason
+                ),
+            ]);
+        }
+    }
     for l in &r.lost {
         let mut what = format!("bucket {}", path(&l.bucket));
         if let Some(p) = l.page {
@@ -450,13 +490,22 @@ fn print_human(out: &mut impl Write, r: &JsonSalvage) -> Result<()> {
         ]);
     }
     rows.push(vec!["wrote".into(), format!("{} ({})", r.dst, r.to)]);
+    let unplaced: u64 = r
+        .bbolt
+        .as_ref()
+        .map_or(0, |b| b.lost_and_found.iter().map(|l| l.keys).sum());
     let verdict = if r.ok {
         "nothing lost".to_owned()
     } else {
         format!(
-            "DATA LOST: {} range(s) unreadable, {} entr(ies) skipped{}",
+            "DATA LOST: {} range(s) unreadable, {} entr(ies) skipped{}{}",
             r.lost.len(),
             r.skipped.len(),
+            if unplaced > 0 {
+                format!(", {unplaced} key(s) kept in lost+found (their bucket is not proven)")
+            } else {
+                String::new()
+            },
             if r.bbolt.as_ref().is_some_and(|b| b.orphan_keys > 0) {
                 " (orphan leaves brought some keys back; salvage cannot prove all)"
             } else {

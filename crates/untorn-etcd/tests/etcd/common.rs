@@ -6,10 +6,13 @@
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+use untorn_bbolt::{BoltFile, PageBody};
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -522,4 +525,49 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 pub fn db_path(data: &Path) -> PathBuf {
     data.join("member/snap/db")
+}
+
+// ---- Finding pages of the `key` bucket and damaging them ---------------------------
+
+/// Writes `bytes` at `offset` of `path` and syncs.
+pub fn patch(path: &Path, offset: u64, bytes: &[u8]) {
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(bytes, offset).unwrap();
+    f.sync_all().unwrap();
+}
+
+/// The key bucket's root page.
+pub fn key_root(file: &BoltFile) -> u64 {
+    let PageBody::Leaf(elems) = untorn_bbolt::page(file, file.meta().root).unwrap().body else {
+        panic!("root is not a leaf")
+    };
+    let (_, _, v) = elems.iter().find(|(_, k, _)| k == b"key").unwrap();
+    u64::from_le_bytes(v[..8].try_into().unwrap())
+}
+
+/// The leaf of the key bucket holding bucket key `rk`, by descent.
+pub fn leaf_of(file: &BoltFile, rk: &[u8]) -> u64 {
+    let mut id = key_root(file);
+    loop {
+        match untorn_bbolt::page(file, id).unwrap().body {
+            PageBody::Branch(children) => {
+                id = children
+                    .iter()
+                    .take_while(|(k, _)| k.as_slice() <= rk)
+                    .last()
+                    .unwrap_or(&children[0])
+                    .1;
+            }
+            PageBody::Leaf(_) => return id,
+            other => panic!("unexpected page {other:?}"),
+        }
+    }
+}
+
+/// The newest revision key of a user key in the fixture's file.
+pub fn newest_rev_key(db: &Path, key: &str) -> Vec<u8> {
+    let opened = untorn_etcd::open(db).unwrap();
+    let h = opened.db.history(key.as_bytes());
+    let r = h.last().unwrap();
+    r.rev.to_key(r.tombstone)
 }

@@ -4,7 +4,6 @@
 //! write and restarts.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -14,48 +13,6 @@ use untorn_etcd::salvage::{EtcdSalvageOptions, EtcdSalvageReport, Fallback};
 use untorn_etcd::Revision;
 
 use crate::common::*;
-
-fn patch(path: &Path, offset: u64, bytes: &[u8]) {
-    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    f.write_all_at(bytes, offset).unwrap();
-    f.sync_all().unwrap();
-}
-
-/// The key bucket's root page.
-fn key_root(file: &BoltFile) -> u64 {
-    let PageBody::Leaf(elems) = untorn_bbolt::page(file, file.meta().root).unwrap().body else {
-        panic!("root is not a leaf")
-    };
-    let (_, _, v) = elems.iter().find(|(_, k, _)| k == b"key").unwrap();
-    u64::from_le_bytes(v[..8].try_into().unwrap())
-}
-
-/// The leaf of the key bucket holding bucket key `rk`, by descent.
-fn leaf_of(file: &BoltFile, rk: &[u8]) -> u64 {
-    let mut id = key_root(file);
-    loop {
-        match untorn_bbolt::page(file, id).unwrap().body {
-            PageBody::Branch(children) => {
-                id = children
-                    .iter()
-                    .take_while(|(k, _)| k.as_slice() <= rk)
-                    .last()
-                    .unwrap_or(&children[0])
-                    .1;
-            }
-            PageBody::Leaf(_) => return id,
-            other => panic!("unexpected page {other:?}"),
-        }
-    }
-}
-
-/// The newest revision key of a user key in the fixture's file.
-fn newest_rev_key(db: &Path, key: &str) -> Vec<u8> {
-    let opened = untorn_etcd::open(db).unwrap();
-    let h = opened.db.history(key.as_bytes());
-    let r = h.last().unwrap();
-    r.rev.to_key(r.tombstone)
-}
 
 /// What happened in one scenario (for the closing summary).
 struct Outcome {

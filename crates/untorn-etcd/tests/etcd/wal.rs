@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use untorn_bbolt::{BoltFile, PageBody, SalvageOptions};
+use untorn_bbolt::{BoltFile, SalvageOptions};
 use untorn_etcd::replay::{replay, Start};
 use untorn_etcd::salvage::{apply, StalePolicy, WalInput};
 use untorn_etcd::wal::{read_wal, wal_dir_for, WalLog};
@@ -92,29 +92,8 @@ fn zeroed_copy(dir: &Path, key: &str) -> std::path::PathBuf {
     let fx = fixture().unwrap();
     let db = dir.join("db");
     std::fs::copy(db_path(&fx.data), &db).unwrap();
-    let opened = untorn_etcd::open(&db).unwrap();
-    let h = opened.db.history(key.as_bytes());
-    let rk = h.last().unwrap().rev.to_key(false);
-    let file = BoltFile::open(&db).unwrap();
-    let mut id = {
-        let PageBody::Leaf(elems) = untorn_bbolt::page(&file, file.meta().root).unwrap().body
-        else {
-            panic!("root")
-        };
-        let (_, _, v) = elems.iter().find(|(_, k, _)| k == b"key").unwrap();
-        u64::from_le_bytes(v[..8].try_into().unwrap())
-    };
-    while let PageBody::Branch(children) = untorn_bbolt::page(&file, id).unwrap().body {
-        id = children
-            .iter()
-            .take_while(|(k, _)| k.as_slice() <= rk.as_slice())
-            .last()
-            .unwrap_or(&children[0])
-            .1;
-    }
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
-    f.write_all_at(&[0u8; 4096], id * 4096).unwrap();
+    let leaf = leaf_of(&BoltFile::open(&db).unwrap(), &newest_rev_key(&db, key));
+    patch(&db, leaf * 4096, &[0u8; 4096]);
     db
 }
 
