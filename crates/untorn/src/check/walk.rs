@@ -188,10 +188,12 @@ pub(super) struct Walk<'a> {
     pub(super) lost: Vec<LostSubtree>,
 }
 
-/// A subtree the walk could not read: the root cause (an index into the findings) and
-/// the key range its parent gave it (lower inclusive, upper exclusive).
+/// A subtree the walk could not read: the root cause (an index into the findings), the
+/// tree it belonged to (when known) and the key range its parent gave it (lower
+/// inclusive, upper exclusive).
 pub(super) struct LostSubtree {
     pub(super) cause: usize,
+    pub(super) tree: Option<BucketId>,
     pub(super) lower: Option<Vec<u8>>,
     pub(super) upper: Option<Vec<u8>>,
 }
@@ -381,6 +383,7 @@ impl<'a> Walk<'a> {
         if let Some(cause) = self.sink.root_since(since) {
             self.lost.push(LostSubtree {
                 cause,
+                tree: self.trees.last().and_then(|t| t.id),
                 lower: lower.clone(),
                 upper: upper.clone(),
             });
