@@ -68,6 +68,13 @@ impl Default for CheckOptions {
 /// Pages between two progress calls.
 const PROGRESS_EVERY: u64 = 4096;
 
+/// A root cause (an index into the findings) and the key range of the subtree it cut
+/// off (lower inclusive, upper exclusive; `None`: unbounded).
+type LostRange = (usize, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Node pages read per leaked run to learn its keys.
+const LEAK_PAGES_READ: usize = 64;
+
 /// A pending reference from a frame.
 enum Pending {
     /// A child node of a branch, with its key bounds (lower inclusive, upper exclusive).
@@ -102,6 +109,10 @@ pub(crate) struct Walk {
     pub freelist_ok: bool,
     /// The shape of what the walk read, for `stats`.
     pub shape: Shape,
+    /// Root causes that cut a subtree off (an unreadable page, a reference that leads
+    /// elsewhere, a page whose content was replaced), with the key range the subtree
+    /// covered: leaked pages whose keys fit exactly one of them are its consequences.
+    pub lost: Vec<LostRange>,
 }
 
 /// What a walk measures of the trees' shape (the same quantities as untorn's stats).
@@ -142,12 +153,67 @@ impl Walk {
             }
         }
     }
+    /// Records that the subtree in `lower..upper` is cut off by the root cause this
+    /// step found (the first one kept since finding `since`), if it found one.
+    fn note_lost(&mut self, since: usize, lower: &Option<Vec<u8>>, upper: &Option<Vec<u8>>) {
+        if let Some(cause) = self.sink.root_since(since) {
+            self.lost.push((cause, lower.clone(), upper.clone()));
+        }
+    }
+
+    /// The root cause a leaked run `start..end` is a consequence of: the one lost
+    /// subtree whose key range holds every key of the run's node pages that parse (at
+    /// most [`LEAK_PAGES_READ`] of them are read).
+    fn cause_of_leak(&self, file: &BoltFile, start: u64, end: u64) -> Option<usize> {
+        if self.lost.is_empty() {
+            return None;
+        }
+        let mut keys: Option<(Vec<u8>, Vec<u8>)> = None;
+        let mut id = start;
+        let mut read = 0;
+        while id < end && read < LEAK_PAGES_READ {
+            read += 1;
+            let overflow = file.read_header(id).map_or(0, |h| u64::from(h.overflow));
+            if let Ok(node) = file.read_node(id) {
+                let n = node.elems.len();
+                if let Some(last) = n.checked_sub(1) {
+                    let (first, last) = (node.key(0).to_vec(), node.key(last).to_vec());
+                    keys = Some(match keys {
+                        None => (first, last),
+                        Some((a, b)) => (a.min(first), b.max(last)),
+                    });
+                }
+            }
+            id = id.saturating_add(overflow + 1);
+        }
+        let (first, last) = keys?;
+        let mut fits = self.lost.iter().filter(|(_, lo, hi)| {
+            lo.as_deref().is_none_or(|lo| first.as_slice() >= lo)
+                && hi.as_deref().is_none_or(|hi| last.as_slice() < hi)
+        });
+        match (fits.next(), fits.next()) {
+            (Some((cause, _, _)), None) => Some(*cause),
+            _ => None,
+        }
+    }
+
     /// Reports a finding once per page (for reference problems).
     fn report_once(&mut self, kind: FindingKind, page: u64, path: &[u64], msg: String) {
         if self.get(page) & REPORTED == 0 {
             self.set(page, REPORTED);
             self.sink.push(kind, Some(page), path, msg);
         }
+    }
+}
+
+/// Whether page `id` holds the same bytes as page `other` (the page its header names).
+fn copy_of(file: &BoltFile, id: u64, other: u64) -> bool {
+    if other >= file.hwm() || other == id {
+        return false;
+    }
+    match (file.read_raw(id, 1), file.read_raw(other, 1)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
     }
 }
 
@@ -167,8 +233,31 @@ fn hex_short(b: &[u8]) -> String {
 }
 
 /// Checks an open bbolt file. Read-only; linear in the pages below the high-water mark.
+/// An etcd snapshot file's SHA-256 trailer is verified too.
 pub fn check_file(file: &BoltFile, opts: CheckOptions) -> Report {
-    let walk = run(file, opts);
+    let subtree = opts.from_page.is_some();
+    let mut walk = run(file, opts);
+    if !subtree {
+        match file.verify_snapshot() {
+            Ok(Some(h)) if !h.matches() => walk.sink.push(
+                FindingKind::SnapshotHash,
+                None,
+                &[],
+                format!(
+                    "etcd snapshot file: the SHA-256 of the database is {}, its trailer says {} (the file changed after `etcdctl snapshot save`; `etcdctl snapshot restore` refuses it)",
+                    crate::file::hex32(&h.computed),
+                    crate::file::hex32(&h.stored)
+                ),
+            ),
+            Ok(_) => {}
+            Err(e) => walk.sink.push(
+                FindingKind::SnapshotHash,
+                None,
+                &[],
+                format!("etcd snapshot file: its SHA-256 could not be computed: {e}"),
+            ),
+        }
+    }
     let (findings, truncated) = walk.sink.finish();
     Report {
         findings,
@@ -250,6 +339,7 @@ pub(crate) fn run(file: &BoltFile, mut opts: CheckOptions) -> Walk {
         buckets_checked: 0,
         freelist_ok: true,
         shape: Shape::default(),
+        lost: Vec::new(),
     };
 
     if let Some(from) = opts.from_page {
@@ -394,7 +484,9 @@ pub(crate) fn run(file: &BoltFile, mut opts: CheckOptions) -> Walk {
                         id - start
                     )
                 };
-                w.sink.push(FindingKind::Unreachable, Some(start), &[], msg);
+                let cause = w.cause_of_leak(file, start, id);
+                w.sink
+                    .push_caused(FindingKind::Unreachable, Some(start), &[], msg, cause);
             } else {
                 id += 1;
             }
@@ -489,6 +581,7 @@ fn visit(
     };
     let mut here = path.clone();
     here.push(pgid);
+    let since = w.sink.len();
     if pgid < 2 {
         w.sink.push(
             FindingKind::InvalidType,
@@ -496,6 +589,7 @@ fn visit(
             &here,
             format!("tree references meta page {pgid}"),
         );
+        w.note_lost(since, &lower, &upper);
         return;
     }
     if pgid >= hwm {
@@ -505,6 +599,7 @@ fn visit(
             &here,
             format!("page {pgid} is at or beyond the high-water mark {hwm}"),
         );
+        w.note_lost(since, &lower, &upper);
         return;
     }
     let st = w.get(pgid);
@@ -520,6 +615,7 @@ fn visit(
                 path.last().copied().unwrap_or(0),
             ),
         );
+        w.note_lost(since, &lower, &upper);
         return;
     }
     if st & VISITED != 0 {
@@ -532,10 +628,12 @@ fn visit(
                 path.last().copied().unwrap_or(0)
             ),
         );
+        w.note_lost(since, &lower, &upper);
         return;
     }
     // Mark before reading so that a failed read is not revisited.
     w.set(pgid, DONE);
+    w.sink.reached(pgid, &here);
     w.pages_checked += 1;
     let (header, buf) = match file.read_extent(pgid, false) {
         Ok(x) => x,
@@ -544,20 +642,30 @@ fn visit(
             let kind = p.finding_kind();
             w.sink
                 .push(kind, Some(pgid), &here, format!("page {pgid}: {p}"));
+            w.note_lost(since, &lower, &upper);
             return;
         }
     };
     if header.id != pgid {
         w.set(pgid, CORRUPT);
+        // A byte-for-byte copy of the page it names is a misdirected write (or a stale
+        // page left behind); say which.
+        let what = if copy_of(file, pgid, header.id) {
+            "holds a copy of"
+        } else {
+            "self-identifies as"
+        };
         w.sink.push(
             FindingKind::PageIdMismatch,
             Some(pgid),
             &here,
             format!(
-                "page {pgid} self-identifies as page {} (stale or misdirected write); walked as bbolt would",
+                "page {pgid} {what} page {}: a misdirected or stale write; walked as bbolt would",
                 header.id
             ),
         );
+        // What the page held before is gone.
+        w.note_lost(since, &lower, &upper);
     }
     let node = match Node::parse(buf) {
         Ok(n) => n,
@@ -569,6 +677,7 @@ fn visit(
                 &here,
                 format!("page {pgid}: {p}"),
             );
+            w.note_lost(since, &lower, &upper);
             return;
         }
     };
@@ -637,7 +746,7 @@ fn visit(
             Some(pgid),
             &here,
             format!(
-                "keys not strictly ascending at element {i}: {} then {}",
+                "element {i} of page {pgid} breaks key order: {} then {}",
                 hex_short(node.key(i.saturating_sub(1))),
                 hex_short(node.key(i))
             ),

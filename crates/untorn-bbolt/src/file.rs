@@ -32,10 +32,71 @@ impl MetaSlot {
 /// Candidate page sizes tried when meta 0 does not tell us (most common first).
 const CANDIDATE_PAGE_SIZES: [u32; 8] = [4096, 8192, 16384, 65536, 512, 1024, 2048, 32768];
 
+/// The SHA-256 trailer `etcdctl snapshot save` appends to a bbolt file: the file is
+/// the database followed by the 32-byte SHA-256 of the database bytes (etcd's own
+/// test for it: the length modulo 512 is 32).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotTrailer {
+    /// Bytes of database before the trailer.
+    pub data_len: u64,
+    /// The stored hash.
+    pub stored: [u8; 32],
+}
+
+/// The result of verifying a snapshot trailer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotHash {
+    /// The stored hash.
+    pub stored: [u8; 32],
+    /// The hash of the database bytes.
+    pub computed: [u8; 32],
+}
+
+impl SnapshotHash {
+    /// Whether the stored hash matches.
+    pub fn matches(&self) -> bool {
+        self.stored == self.computed
+    }
+}
+
+/// Length of a snapshot trailer.
+pub const SNAPSHOT_TRAILER_LEN: u64 = 32;
+
+/// Hex of a hash.
+pub fn hex32(h: &[u8; 32]) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Appends the SHA-256 of the whole file at `path` to it, as `etcdctl snapshot save`
+/// does, so that `etcdctl snapshot restore` accepts it. Syncs the file.
+pub fn append_snapshot_trailer(path: &Path) -> Result<()> {
+    use sha2::{Digest, Sha256};
+    use std::io::{Read, Write};
+    let ctx = |e| BoltError::io(format!("snapshot trailer for {}", path.display()), e);
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(path)
+        .map_err(ctx)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(ctx)?;
+        if n == 0 {
+            break;
+        }
+        h.update(buf.get(..n).unwrap_or(&[]));
+    }
+    let sum: [u8; 32] = h.finalize().into();
+    f.write_all(&sum).map_err(ctx)?;
+    f.sync_all().map_err(ctx)
+}
+
 /// A bbolt file opened read-only.
 pub struct BoltFile {
     storage: Box<dyn Storage>,
     len: u64,
+    snapshot: Option<SnapshotTrailer>,
     page_size: u32,
     metas: [MetaSlot; 2],
     active: usize,
@@ -45,6 +106,7 @@ impl std::fmt::Debug for BoltFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BoltFile")
             .field("len", &self.len)
+            .field("snapshot", &self.snapshot)
             .field("page_size", &self.page_size)
             .field("metas", &self.metas)
             .field("active", &self.active)
@@ -88,7 +150,20 @@ impl BoltFile {
 
     /// Parses a file behind any storage.
     pub fn from_storage(storage: Box<dyn Storage>) -> Result<BoltFile> {
-        let len = storage.len().map_err(|e| BoltError::io("file length", e))?;
+        let raw_len = storage.len().map_err(|e| BoltError::io("file length", e))?;
+        // An `etcdctl snapshot save` file: the database, then its SHA-256. bbolt files
+        // are whole pages (multiples of 512 bytes), so 32 spare bytes mean a trailer.
+        let snapshot = if raw_len % 512 == SNAPSHOT_TRAILER_LEN {
+            let data_len = raw_len - SNAPSHOT_TRAILER_LEN;
+            let mut stored = [0u8; 32];
+            storage
+                .read_at(data_len, &mut stored)
+                .map_err(|e| BoltError::io("snapshot trailer", e))?;
+            Some(SnapshotTrailer { data_len, stored })
+        } else {
+            None
+        };
+        let len = snapshot.as_ref().map_or(raw_len, |t| t.data_len);
         let read_meta = |page_off: u64| -> MetaSlot {
             let mut buf = [0u8; META_SIZE];
             let off = page_off.saturating_add(PAGE_HEADER_SIZE as u64);
@@ -194,6 +269,7 @@ impl BoltFile {
         Ok(BoltFile {
             storage,
             len,
+            snapshot,
             page_size,
             metas,
             active,
@@ -212,7 +288,40 @@ impl BoltFile {
         }
     }
 
-    /// File length in bytes.
+    /// The SHA-256 trailer of an `etcdctl snapshot save` file, if this is one.
+    pub fn snapshot_trailer(&self) -> Option<&SnapshotTrailer> {
+        self.snapshot.as_ref()
+    }
+
+    /// Hashes the database bytes and compares them with the snapshot trailer
+    /// (None when the file has no trailer). Reads the whole file once.
+    pub fn verify_snapshot(&self) -> Result<Option<SnapshotHash>> {
+        use sha2::{Digest, Sha256};
+        let Some(t) = &self.snapshot else {
+            return Ok(None);
+        };
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut off = 0u64;
+        while off < t.data_len {
+            let n = usize::try_from((t.data_len - off).min(buf.len() as u64)).unwrap_or(0);
+            let chunk = buf.get_mut(..n).unwrap_or(&mut []);
+            self.storage
+                .read_at(off, chunk)
+                .map_err(|e| BoltError::io("snapshot hash", e))?;
+            h.update(&*chunk);
+            off += n as u64;
+            if n == 0 {
+                break;
+            }
+        }
+        Ok(Some(SnapshotHash {
+            stored: t.stored,
+            computed: h.finalize().into(),
+        }))
+    }
+
+    /// Database length in bytes (the file without a snapshot trailer).
     pub fn file_len(&self) -> u64 {
         self.len
     }

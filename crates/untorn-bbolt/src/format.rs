@@ -547,6 +547,63 @@ impl Node {
             .is_some_and(|e| e.flags & LEAF_FLAG_BUCKET != 0)
     }
 
+    /// Elements whose key or value bytes are not where bbolt puts them. bbolt writes
+    /// element data contiguously in element order, starting right after the element
+    /// table (`node.write`), so element `i + 1`'s key starts where element `i`'s value
+    /// ends. A link that does not hold marks both its elements suspect: one of them
+    /// has a damaged position or size (its key or value bytes are someone else's).
+    pub fn layout_suspects(&self) -> Vec<usize> {
+        let n = self.elems.len();
+        let table_end = PAGE_HEADER_SIZE + n * ELEMENT_SIZE;
+        let mut bad = vec![false; n];
+        if let (Some(e), Some(b)) = (self.elems.first(), bad.first_mut()) {
+            if e.key.start != table_end {
+                *b = true;
+            }
+        }
+        for i in 1..n {
+            let (Some(prev), Some(cur)) = (self.elems.get(i - 1), self.elems.get(i)) else {
+                continue;
+            };
+            let end = if self.kind == NodeKind::Branch {
+                prev.key.end
+            } else {
+                prev.value.end
+            };
+            if cur.key.start != end {
+                if let Some(b) = bad.get_mut(i - 1) {
+                    *b = true;
+                }
+                if let Some(b) = bad.get_mut(i) {
+                    *b = true;
+                }
+            }
+        }
+        (0..n)
+            .filter(|&i| bad.get(i).copied().unwrap_or(false))
+            .collect()
+    }
+
+    /// Elements involved in a key-order violation (each element whose key is not
+    /// strictly between its neighbours' keys, and those neighbours).
+    pub fn order_suspects(&self) -> Vec<usize> {
+        let n = self.elems.len();
+        let mut bad = vec![false; n];
+        for i in 1..n {
+            if self.key(i - 1) >= self.key(i) {
+                if let Some(b) = bad.get_mut(i - 1) {
+                    *b = true;
+                }
+                if let Some(b) = bad.get_mut(i) {
+                    *b = true;
+                }
+            }
+        }
+        (0..n)
+            .filter(|&i| bad.get(i).copied().unwrap_or(false))
+            .collect()
+    }
+
     /// Index of the first element whose key is not strictly greater than its
     /// predecessor, if any.
     pub fn first_order_violation(&self) -> Option<usize> {

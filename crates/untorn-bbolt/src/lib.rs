@@ -37,8 +37,8 @@ pub use error::{BoltError, Result};
 pub use file::{recognise, BoltFile};
 pub use inspect::{FreelistInfo, Info, PageBody, PageView};
 pub use salvage::{
-    salvage, salvage_entries, salvage_file, LostSubtree, OrphanPolicy, SalvageOptions,
-    SalvageReport, Salvaged,
+    salvage, salvage_entries, salvage_file, write_salvaged, LostAndFound, LostSubtree,
+    OrphanPolicy, SalvageOptions, SalvageReport, Salvaged,
 };
 pub use tree::{Dump, DumpItem, Entry};
 pub use untorn::unstable::report::Stats;

@@ -60,6 +60,18 @@ impl BucketData {
         Some(b)
     }
 
+    /// The bucket at `path` below this one, if there is one.
+    pub fn bucket(&self, path: &[Vec<u8>]) -> Option<&BucketData> {
+        let mut b = self;
+        for name in path {
+            match b.entries.get(name) {
+                Some(Value::Bucket(inner)) => b = inner,
+                _ => return None,
+            }
+        }
+        Some(b)
+    }
+
     /// Counts (buckets below this one, keys below this one).
     pub fn counts(&self) -> (u64, u64) {
         let mut stack = vec![self];

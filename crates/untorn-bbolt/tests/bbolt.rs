@@ -18,6 +18,8 @@ mod common;
 mod damage;
 #[path = "bbolt/etcd.rs"]
 mod etcd;
+#[path = "bbolt/flips.rs"]
+mod flips;
 #[path = "bbolt/mutations.rs"]
 mod mutations;
 #[path = "bbolt/peers.rs"]

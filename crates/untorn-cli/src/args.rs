@@ -118,6 +118,13 @@ pub enum Command {
         after_help = "Examples:\n  untorn salvage member/snap/db fixed.db\n  untorn salvage member/snap/db fixed.untorn --to untorn --json\n  untorn salvage app.untorn copy.untorn"
     )]
     Salvage(SalvageArgs),
+    /// etcd's view of an etcd backend (a data dir's member/snap/db or an `etcdctl
+    /// snapshot save` file): keys, values and revisions as etcdctl would answer, read
+    /// from the file without a server, and etcd's invariants.
+    #[command(
+        after_help = "Examples:\n  untorn etcd keys member/snap/db --prefix /registry/pods/\n  untorn etcd get member/snap/db /registry/pods/ns-1/p --rev 120\n  untorn etcd history member/snap/db /registry/pods/ns-1/p\n  untorn etcd revisions member/snap/db\n  untorn etcd check snapshot.db"
+    )]
+    Etcd(EtcdArgs),
     /// Expert repairs of bbolt files (bbolt 1.4 `bbolt surgery` semantics). Works on a
     /// copy (--output DST) unless --in-place is given.
     #[command(
@@ -424,6 +431,18 @@ pub struct SalvageArgs {
     /// Replace DST if it exists.
     #[arg(long)]
     pub force: bool,
+    /// Salvage as an etcd backend even when its bucket names do not say so (etcd is
+    /// detected from its buckets otherwise).
+    #[arg(long)]
+    pub etcd: bool,
+    /// etcd: keys whose newest revision was lost keep their older revisions (etcd
+    /// serves the older value: `keep`, the default) or are removed (`drop`).
+    #[arg(long, value_enum, default_value_t = EtcdStale::Keep)]
+    pub etcd_stale: EtcdStale,
+    /// etcd: the write-ahead log directory whose raft entries name the keys of lost
+    /// revisions (default: `member/wal` next to a data dir's `member/snap/db`).
+    #[arg(long, value_name = "DIR")]
+    pub wal: Option<PathBuf>,
     /// Key/values per transaction when writing an untorn DST.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub batch: usize,
@@ -580,4 +599,78 @@ pub struct MetaUpdateArgs {
     /// freelist, pgid.
     #[arg(long, value_name = "NAME:VALUE,...")]
     pub fields: String,
+}
+
+/// What salvage does with etcd keys whose newest revision was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EtcdStale {
+    /// Keep their older revisions (etcd serves the older value).
+    Keep,
+    /// Remove every revision of those keys.
+    Drop,
+}
+
+#[derive(Debug, Args)]
+pub struct EtcdArgs {
+    #[command(subcommand)]
+    pub op: EtcdOp,
+}
+
+/// Options every `etcd` command takes.
+#[derive(Debug, Args)]
+pub struct EtcdCommon {
+    /// The etcd backend file (read only).
+    pub file: PathBuf,
+    /// Read it as etcd's even when its bucket names do not say so.
+    #[arg(long)]
+    pub etcd: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EtcdOp {
+    /// Every live key (what `etcdctl get "" --from-key --keys-only` answers).
+    Keys {
+        #[command(flatten)]
+        common: EtcdCommon,
+        /// Only keys starting with this prefix.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// At this revision instead of the newest.
+        #[arg(long)]
+        rev: Option<i64>,
+    },
+    /// The value of KEY (what `etcdctl get KEY [--rev N]` answers); exit 1 if none.
+    Get {
+        #[command(flatten)]
+        common: EtcdCommon,
+        /// The key.
+        key: String,
+        /// At this revision instead of the newest.
+        #[arg(long)]
+        rev: Option<i64>,
+    },
+    /// Every revision of KEY in the file, oldest first (deletes included).
+    History {
+        #[command(flatten)]
+        common: EtcdCommon,
+        /// The key.
+        key: String,
+    },
+    /// The revision range, the compaction point and gaps.
+    Revisions {
+        #[command(flatten)]
+        common: EtcdCommon,
+    },
+    /// etcd's invariants; the snapshot hash of an `etcdctl snapshot save` file; damage
+    /// of the bbolt tree in etcd's terms. Exit status: 0 clean, 1 findings, 2 not run.
+    Check {
+        #[command(flatten)]
+        common: EtcdCommon,
+        /// Keep at most this many findings.
+        #[arg(long, value_name = "N", default_value_t = 1000)]
+        max_findings: usize,
+    },
 }

@@ -809,12 +809,14 @@ mod tests {
             page: Some(20),
             path: vec![3, 20, 30, 20],
             message: "cycle 20 -> 30 -> 20".into(),
+            cause: None,
         });
         report.findings.push(Finding {
             kind: FindingKind::Checksum,
             page: Some(35),
             path: vec![],
             message: "bad checksum".into(),
+            cause: None,
         });
         (infos, report, attribution)
     }

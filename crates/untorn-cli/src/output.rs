@@ -77,21 +77,28 @@ mod tests {
 /// One finding in `check --json`.
 #[derive(Debug, Serialize)]
 pub struct JsonFinding {
+    /// Its index in `findings`.
+    pub id: usize,
     pub kind: &'static str,
     pub page: Option<u64>,
     pub path: Vec<u64>,
     pub message: String,
     pub warning: bool,
+    /// The `id` of the root cause this finding is a consequence of (null: it is a
+    /// root cause).
+    pub root_cause: Option<usize>,
 }
 
-impl From<&Finding> for JsonFinding {
-    fn from(f: &Finding) -> Self {
+impl JsonFinding {
+    fn new(id: usize, f: &Finding) -> Self {
         JsonFinding {
+            id,
             kind: f.kind.as_str(),
             page: f.page,
             path: f.path.clone(),
             message: f.message.clone(),
             warning: f.kind.is_warning(),
+            root_cause: f.cause,
         }
     }
 }
@@ -102,6 +109,8 @@ pub struct JsonReport {
     /// `"untorn"` or `"bbolt"`.
     pub format: &'static str,
     pub ok: bool,
+    /// Findings that are root causes (the rest name theirs in `root_cause`).
+    pub root_causes: usize,
     pub findings: Vec<JsonFinding>,
     pub truncated: bool,
     pub pages_checked: u64,
@@ -126,7 +135,13 @@ impl JsonReport {
         JsonReport {
             format: format.name(),
             ok: r.is_ok(),
-            findings: r.findings.iter().map(JsonFinding::from).collect(),
+            root_causes: r.findings.iter().filter(|f| f.cause.is_none()).count(),
+            findings: r
+                .findings
+                .iter()
+                .enumerate()
+                .map(|(i, f)| JsonFinding::new(i, f))
+                .collect(),
             truncated: r.truncated,
             pages_checked: r.pages_checked,
             keys_checked: r.keys_checked,

@@ -68,11 +68,24 @@ pub fn make_db_n(
     no_freelist_sync: bool,
     nkeys: usize,
 ) -> Option<PathBuf> {
+    make_db_with(dir, name, page_size, no_freelist_sync, nkeys, 0)
+}
+
+/// Like `make_db_n`, plus a bucket `tenants` of `tenants` sub-buckets (and nothing else).
+pub fn make_db_with(
+    dir: &Path,
+    name: &str,
+    page_size: u32,
+    no_freelist_sync: bool,
+    nkeys: usize,
+    tenants: usize,
+) -> Option<PathBuf> {
     fixture_bin()?;
     let db = dir.join(name);
     let ps = page_size.to_string();
     let n = nkeys.to_string();
-    let mut args = vec!["-op", "make", "-pagesize", &ps, "-n", &n];
+    let t = tenants.to_string();
+    let mut args = vec!["-op", "make", "-pagesize", &ps, "-n", &n, "-tenants", &t];
     if no_freelist_sync {
         args.push("-nofreelistsync");
     }

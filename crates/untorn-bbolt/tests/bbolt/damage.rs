@@ -375,3 +375,47 @@ fn no_valid_meta_is_a_report_not_an_error() {
         Err(untorn_bbolt::BoltError::NoValidMeta { .. })
     ));
 }
+
+#[test]
+fn a_snapshot_file_with_a_bad_hash_is_a_finding() {
+    use untorn_bbolt::{BucketData, Value, WriteOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("snapshot.db");
+    let mut root = BucketData::default();
+    let b = root.bucket_mut(&[b"key".to_vec()]).unwrap();
+    for i in 0..100u32 {
+        b.entries
+            .insert(i.to_be_bytes().to_vec(), Value::Data(vec![7; 50]));
+    }
+    untorn_bbolt::write_file(&db, &root, &WriteOptions::default()).unwrap();
+    // What `etcdctl snapshot save` writes: the database, then its SHA-256.
+    untorn_bbolt::file::append_snapshot_trailer(&db).unwrap();
+    let r = untorn_bbolt::check(&db, 10).unwrap();
+    assert!(r.findings.is_empty(), "{:?}", r.findings);
+    // One byte of a value changes: bbolt cannot tell, the trailer can.
+    let len = std::fs::metadata(&db).unwrap().len();
+    let (_, leaf) = bucket_or_leaf(&BoltFile::open(&db).unwrap());
+    patch(&db, leaf * 4096 + 4000, &[0x55]);
+    assert_eq!(std::fs::metadata(&db).unwrap().len(), len);
+    let r = untorn_bbolt::check(&db, 10).unwrap();
+    assert_eq!(
+        kinds(&r),
+        vec![FindingKind::SnapshotHash],
+        "{:?}",
+        r.findings
+    );
+    assert!(r.findings[0].message.contains("etcdctl snapshot restore"));
+}
+
+/// The first leaf of top-level bucket `key` (its root, or the first child of its root).
+fn bucket_or_leaf(file: &BoltFile) -> (u64, u64) {
+    let PageBody::Leaf(elems) = untorn_bbolt::page(file, file.meta().root).unwrap().body else {
+        panic!("root bucket root is not a leaf")
+    };
+    let (_, _, v) = elems.iter().find(|(_, k, _)| k == b"key").unwrap();
+    let root = u64::from_le_bytes(v[..8].try_into().unwrap());
+    match untorn_bbolt::page(file, root).unwrap().body {
+        PageBody::Branch(children) => (root, children[0].1),
+        _ => (root, root),
+    }
+}

@@ -242,3 +242,113 @@ fn salvaged_items_match_written_file() {
     let items: Vec<_> = s.items().collect();
     assert_eq!(items, ours);
 }
+
+/// A file with bucket `group` holding only sub-buckets (200, inline, over several
+/// leaves under a branch) and bucket `values` holding plain values.
+fn groups(dir: &Path) -> std::path::PathBuf {
+    use untorn_bbolt::{BucketData, Value, WriteOptions};
+    let mut root = BucketData::default();
+    let group = root.bucket_mut(&[b"group".to_vec()]).unwrap();
+    for i in 0..200 {
+        let mut sub = BucketData::default();
+        for j in 0..2 {
+            sub.entries
+                .insert(format!("k{j}").into_bytes(), Value::Data(vec![b'x'; 20]));
+        }
+        group
+            .entries
+            .insert(format!("g{i:04}").into_bytes(), Value::Bucket(sub));
+    }
+    let values = root.bucket_mut(&[b"values".to_vec()]).unwrap();
+    for i in 0..300 {
+        values
+            .entries
+            .insert(format!("v{i:04}").into_bytes(), Value::Data(vec![b'y'; 60]));
+    }
+    let db = dir.join("groups.db");
+    untorn_bbolt::write_file(&db, &root, &WriteOptions::default()).unwrap();
+    db
+}
+
+/// Clears the bucket flag of element `i` of leaf `page` (a 4096-byte page): the
+/// element reads as a plain value whose bytes are a bucket header.
+fn clear_bucket_flag(db: &Path, page: u64, i: u64) {
+    patch(db, page * 4096 + 16 + i * 16, &0u32.to_le_bytes());
+}
+
+#[test]
+fn a_bucket_of_buckets_takes_no_plain_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let healthy = groups(dir.path());
+    let file = BoltFile::open(&healthy).unwrap();
+    let (_, leaves) = crate::damage::bucket_root(&file, b"group");
+    assert!(leaves.len() >= 3, "{leaves:?}");
+    let (_, values) = crate::damage::bucket_root(&file, b"values");
+    drop(file);
+    let group = vec![b"group".to_vec()];
+    let plain_in_group = |s: &untorn_bbolt::Salvaged| {
+        s.data
+            .bucket(&group)
+            .unwrap()
+            .entries
+            .values()
+            .filter(|v| matches!(v, untorn_bbolt::Value::Data(_)))
+            .count()
+    };
+
+    // A sub-bucket's flag is lost: its value is a usable bucket header, and the other
+    // elements of its bucket are all buckets, so it is read as the bucket it was.
+    let flag = dir.path().join("flag.db");
+    std::fs::copy(&healthy, &flag).unwrap();
+    clear_bucket_flag(&flag, leaves[0].1, 3);
+    let s = untorn_bbolt::salvage_entries(&flag, &SalvageOptions::default()).unwrap();
+    assert_eq!(plain_in_group(&s), 0, "{}", s.report);
+    assert_eq!(s.data.bucket(&group).unwrap().entries.len(), 200);
+    assert!(
+        s.report
+            .notes
+            .iter()
+            .any(|n| n.contains("holds only buckets") && n.contains("read as a bucket")),
+        "{}",
+        s.report
+    );
+
+    // A branch element of `group` is redirected to a leaf of `values`; the leaf it led
+    // to (its elements' bucket flags lost too) is an orphan of plain values whose keys
+    // fit the hole. `group`'s surviving leaves hold only buckets: the orphan goes to
+    // lost+found, never into `group`.
+    let orphan = dir.path().join("orphan.db");
+    std::fs::copy(&healthy, &orphan).unwrap();
+    let victim = leaves[1].1;
+    let PageBody::Leaf(elems) = untorn_bbolt::page(&BoltFile::open(&orphan).unwrap(), victim)
+        .unwrap()
+        .body
+    else {
+        panic!("page {victim} is not a leaf")
+    };
+    for i in 0..elems.len() as u64 {
+        clear_bucket_flag(&orphan, victim, i);
+    }
+    let group_root = crate::damage::bucket_root(&BoltFile::open(&orphan).unwrap(), b"group").0;
+    // Branch element 1's page id (offset 8 within the 16-byte element).
+    patch(
+        &orphan,
+        group_root * 4096 + 16 + 16 + 8,
+        &values[0].1.to_le_bytes(),
+    );
+    let s = untorn_bbolt::salvage_entries(&orphan, &SalvageOptions::default()).unwrap();
+    assert_eq!(plain_in_group(&s), 0, "{}", s.report);
+    assert!(
+        s.report
+            .lost_and_found
+            .iter()
+            .any(|l| l.page == victim && l.keys as usize == elems.len()),
+        "{}",
+        s.report
+    );
+    // Every other sub-bucket is there.
+    assert_eq!(
+        s.data.bucket(&group).unwrap().entries.len(),
+        200 - elems.len()
+    );
+}

@@ -28,6 +28,7 @@ var (
 	noFLSync = flag.Bool("nofreelistsync", false, "NoFreelistSync (make)")
 	nKeys    = flag.Int("n", 3000, "keys in the main bucket (make)")
 	seed     = flag.Int64("seed", 1, "PRNG seed (make)")
+	tenants  = flag.Int("tenants", 0, "sub-buckets of a bucket \"tenants\" that holds only buckets (make)")
 )
 
 func die(f string, a ...interface{}) {
@@ -113,6 +114,27 @@ func doMake() {
 		}
 		return nil
 	})
+	// A bucket of buckets only (etcd-like data stores group keys this way).
+	if *tenants > 0 {
+		upd(func(tx *bolt.Tx) error {
+			t, err := tx.CreateBucketIfNotExists([]byte("tenants"))
+			if err != nil {
+				return err
+			}
+			for j := 0; j < *tenants; j++ {
+				s, err := t.CreateBucketIfNotExists([]byte(fmt.Sprintf("t%04d", j)))
+				if err != nil {
+					return err
+				}
+				for k := 0; k < 3; k++ {
+					if err := s.Put([]byte(fmt.Sprintf("k%d", k)), val(rng, 16)); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+	}
 	// Small inline bucket, an empty bucket, large values, binary keys.
 	upd(func(tx *bolt.Tx) error {
 		s, err := tx.CreateBucketIfNotExists([]byte("small"))

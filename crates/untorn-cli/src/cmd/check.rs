@@ -130,8 +130,7 @@ fn check_file(cfg: &Config, bar: Option<ProgressBar>) -> Result<(Report, Origin)
             // A read-only open serves the state before a damaged journal record: the
             // damage itself is a finding (exit 1), never a quiet tail.
             if let Some(d) = db.recovery_report().damaged_record {
-                report.findings.insert(
-                    0,
+                report.insert_first(
                     journal_finding(format!(
                         "journal record of txid {} at offset {} is damaged ({}){}{}; the check covers txid {}; \
                          `untorn recover FILE --rollback` discards it",
@@ -173,22 +172,20 @@ fn check_file(cfg: &Config, bar: Option<ProgressBar>) -> Result<(Report, Origin)
                     | Error::JournalRecordDamaged { .. }
             );
             if journal_refusal {
-                report.findings.insert(0, journal_finding(e.to_string()));
+                report.insert_first(journal_finding(e.to_string()));
             } else if matches!(e, Error::MetaDamaged { .. })
                 && !report
                     .findings
                     .iter()
                     .any(|f| f.kind == FindingKind::MetaInvalid)
             {
-                report.findings.insert(
-                    0,
-                    Finding {
-                        kind: FindingKind::MetaInvalid,
-                        page: None,
-                        path: Vec::new(),
-                        message: e.to_string(),
-                    },
-                );
+                report.insert_first(Finding {
+                    kind: FindingKind::MetaInvalid,
+                    page: None,
+                    path: Vec::new(),
+                    message: e.to_string(),
+                    cause: None,
+                });
             }
             Ok((report, Origin::DataFile(e)))
         }
@@ -202,8 +199,12 @@ fn journal_finding(message: String) -> Finding {
         page: None,
         path: Vec::new(),
         message,
+        cause: None,
     }
 }
+
+/// Consequences printed under each root cause (the rest are counted; `--json` has all).
+const CONSEQUENCES_SHOWN: usize = 3;
 
 fn print_human(out: &mut impl std::io::Write, r: &Report, origin: &Origin) -> Result<()> {
     if let Origin::DataFile(e) = origin {
@@ -212,8 +213,28 @@ fn print_human(out: &mut impl std::io::Write, r: &Report, origin: &Origin) -> Re
             "note: the engine cannot open this file ({e}); checked the data file directly"
         )?;
     }
-    for f in &r.findings {
-        writeln!(out, "{f}")?;
+    // One headline per root cause, its consequences folded under it.
+    let causes = r.root_causes();
+    for c in &causes {
+        writeln!(out, "{}", c.finding)?;
+        if c.consequences.is_empty() {
+            continue;
+        }
+        let n = c.consequences.len();
+        writeln!(
+            out,
+            "  {n} consequence{} ({}){}",
+            if n == 1 { "" } else { "s" },
+            c.consequence_kinds(),
+            if n > CONSEQUENCES_SHOWN {
+                format!(", the first {CONSEQUENCES_SHOWN}:")
+            } else {
+                ":".to_owned()
+            }
+        )?;
+        for (_, f) in c.consequences.iter().take(CONSEQUENCES_SHOWN) {
+            writeln!(out, "    {f}")?;
+        }
     }
     let errors = r.findings.iter().filter(|f| !f.kind.is_warning()).count();
     let warnings = r.findings.len() - errors;
@@ -230,8 +251,9 @@ fn print_human(out: &mut impl std::io::Write, r: &Report, origin: &Origin) -> Re
     } else {
         writeln!(
             out,
-            "{}: {}, {}{}; {summary}",
+            "{}: {}: {}, {}{}; {summary}",
             if errors == 0 { "ok" } else { "FAILED" },
+            output::count(causes.len() as u64, "root cause"),
             output::count(errors as u64, "error"),
             output::count(warnings as u64, "warning"),
             if r.truncated {

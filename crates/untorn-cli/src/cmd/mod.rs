@@ -3,6 +3,7 @@
 mod bench;
 mod check;
 mod dump;
+mod etcd;
 mod info;
 mod inspect;
 mod kv;
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Dump(a) => dump::dump(a),
         Command::Load(a) => dump::load(a),
         Command::Salvage(a) => salvage::run(a),
+        Command::Etcd(a) => etcd::run(a),
         Command::Surgery(a) => surgery::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Completions(a) => tools::completions(a),

@@ -85,6 +85,19 @@ struct JsonBboltDetails {
     orphan_keys: u64,
     orphan_conflicts: u64,
     orphans_skipped: Option<String>,
+    /// What was kept in the `lost+found` bucket because no bucket is proven.
+    lost_and_found: Vec<JsonLostAndFound>,
+    /// Decisions worth a line each (resorted branches, pages claimed twice, elements
+    /// read as the buckets they must be).
+    notes: Vec<String>,
+}
+
+/// Keys salvage kept in `lost+found/page-N`.
+#[derive(Debug, Serialize)]
+struct JsonLostAndFound {
+    page: u64,
+    keys: u64,
+    reason: String,
 }
 
 /// `salvage --json`.
@@ -104,6 +117,9 @@ struct JsonSalvage {
     skipped: Vec<JsonSkipped>,
     #[serde(skip_serializing_if = "Option::is_none")]
     bbolt: Option<JsonBboltDetails>,
+    /// The etcd report, for an etcd backend.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    etcd: Option<super::etcd::salvage::JsonEtcd>,
 }
 
 fn path_json(path: &[Vec<u8>]) -> Vec<Value> {
@@ -188,12 +204,16 @@ fn json_salvage(
         to: to.name(),
         src: a.src.display().to_string(),
         dst: a.dst.display().to_string(),
-        ok: summary.lost.is_empty() && skipped.is_empty(),
+        // Keys kept in lost+found are not in their bucket: not "nothing lost".
+        ok: summary.lost.is_empty()
+            && skipped.is_empty()
+            && bbolt.as_ref().is_none_or(|b| b.lost_and_found.is_empty()),
         keys_recovered: summary.keys_recovered,
         buckets_recovered: summary.buckets_recovered,
         lost: summary.lost.iter().map(JsonLost::from).collect(),
         skipped,
         bbolt,
+        etcd: None,
     }
 }
 
@@ -209,20 +229,39 @@ fn bbolt_details(r: &SalvageReport) -> JsonBboltDetails {
         orphan_keys: r.orphan_keys,
         orphan_conflicts: r.orphan_conflicts,
         orphans_skipped: r.orphans_skipped.clone(),
+        lost_and_found: r
+            .lost_and_found
+            .iter()
+            .map(|l| JsonLostAndFound {
+                page: l.page,
+                keys: l.keys,
+                reason: l.reason.clone(),
+            })
+            .collect(),
+        notes: r.notes.clone(),
     }
 }
 
 fn bbolt_to_bbolt(a: &SalvageArgs) -> Result<JsonSalvage> {
-    let r = untorn_bbolt::salvage(&a.src, &a.dst, &bbolt_options(a))
-        .with_context(|| format!("cannot salvage {}", a.src.display()))?;
-    Ok(json_salvage(
+    let opts = bbolt_options(a);
+    let ctx = || format!("cannot salvage {}", a.src.display());
+    let mut s = untorn_bbolt::salvage_entries(&a.src, &opts).with_context(ctx)?;
+    // An etcd backend (detected from its buckets, or --etcd): the etcd layer on top.
+    let etcd = super::etcd::salvage::apply(a, &mut s)?;
+    let r = untorn_bbolt::write_salvaged(&a.dst, &s, &opts).with_context(ctx)?;
+    let mut j = json_salvage(
         a,
         Format::Bbolt,
         Format::Bbolt,
         &r.summary(),
         Vec::new(),
         Some(bbolt_details(&r)),
-    ))
+    );
+    if let Some(e) = etcd {
+        j.ok = j.ok && e.nothing_lost;
+        j.etcd = Some(e);
+    }
+    Ok(j)
 }
 
 /// Creates a new, empty untorn database at `dst`, removing an old one (and its journal)
@@ -425,6 +464,20 @@ fn print_human(out: &mut impl Write, r: &JsonSalvage) -> Result<()> {
             },
         ]);
     }
+    if let Some(b) = &r.bbolt {
+        for n in &b.notes {
+            rows.push(vec!["note".into(), n.clone()]);
+        }
+        for l in &b.lost_and_found {
+            rows.push(vec![
+                "LOST+FOUND".into(),
+                format!(
+                    "lost+found/page-{}: {} key(s): {}",
+                    l.page, l.keys, l.reason
+                ),
+            ]);
+        }
+    }
     for l in &r.lost {
         let mut what = format!("bucket {}", path(&l.bucket));
         if let Some(p) = l.page {
@@ -456,6 +509,23 @@ fn print_human(out: &mut impl Write, r: &JsonSalvage) -> Result<()> {
     let orphan_keys = r.bbolt.as_ref().map_or(0, |b| b.orphan_keys);
     let lost = r.lost.len() as u64;
     let skipped = output::count(r.skipped.len() as u64, "entry");
+    let unplaced: u64 = r
+        .bbolt
+        .as_ref()
+        .map_or(0, |b| b.lost_and_found.iter().map(|l| l.keys).sum());
+    let lost_and_found = if unplaced > 0 {
+        format!(
+            "; {} kept in lost+found (their bucket is not proven)",
+            output::count(unplaced, "key")
+        )
+    } else {
+        String::new()
+    };
+    let skipped_note = if r.skipped.is_empty() {
+        String::new()
+    } else {
+        format!("; {skipped} skipped")
+    };
     let verdict = if r.ok {
         "nothing lost".to_owned()
     } else if lost > 0 && orphan_keys > 0 {
@@ -463,30 +533,25 @@ fn print_human(out: &mut impl Write, r: &JsonSalvage) -> Result<()> {
         // key came back, but nothing proves a range complete.
         format!(
             "{} unreadable in the tree, refilled from orphan leaves ({}); salvage cannot prove \
-             {} complete{}",
+             {} complete{skipped_note}{lost_and_found}",
             output::count(lost, "range"),
             output::count(orphan_keys, "key"),
             if lost == 1 { "it" } else { "them" },
-            if r.skipped.is_empty() {
-                String::new()
-            } else {
-                format!("; {skipped} skipped")
-            }
         )
     } else if lost > 0 {
         format!(
-            "DATA LOST: {} unreadable{}",
+            "DATA LOST: {} unreadable{skipped_note}{lost_and_found}",
             output::count(lost, "range"),
-            if r.skipped.is_empty() {
-                String::new()
-            } else {
-                format!(", {skipped} skipped")
-            }
         )
+    } else if r.skipped.is_empty() {
+        format!("nothing unreadable{lost_and_found}",)
     } else {
-        format!("{skipped} skipped (untorn cannot hold them)")
+        format!("{skipped} skipped (untorn cannot hold them){lost_and_found}")
     };
     rows.push(vec!["result".into(), verdict]);
     output::table(out, &rows)?;
+    if let Some(e) = &r.etcd {
+        out.write_all(e.text.as_bytes())?;
+    }
     Ok(())
 }

@@ -299,6 +299,88 @@ fn check_names_the_cycle_quickly_with_the_untorn_schema() {
     assert!(full_pages > 10);
 }
 
+/// Headline lines of `untorn check`'s text output (root causes; consequences are
+/// indented, the summary line comes last).
+fn headlines(text: &str) -> Vec<&str> {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[..lines.len() - 1]
+        .iter()
+        .copied()
+        .filter(|l| !l.starts_with(' '))
+        .collect()
+}
+
+#[test]
+fn check_folds_the_findings_of_one_damaged_page_under_one_headline() {
+    let Some(bin) = bboltbench() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // The page-cycle incident: one branch element points back at an ancestor. The
+    // cycle is the headline; the leaf the element led to is leaked, its consequence.
+    let Cycle {
+        db,
+        ancestor,
+        victim,
+        ..
+    } = cyclic(&bin, dir.path());
+    let report = json_of(&["check", s(&db), "--json"], 1);
+    assert_report_schema(&report);
+    assert_eq!(report["root_causes"], 1, "{report}");
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings[0]["kind"], "cycle");
+    assert!(
+        findings[1..].iter().all(|f| f["root_cause"] == 0),
+        "{report}"
+    );
+    assert!(
+        findings.iter().any(|f| f["kind"] == "unreachable"),
+        "{report}"
+    );
+    let human = ok(&["check", s(&db)], 1);
+    let heads = headlines(&human);
+    assert_eq!(heads.len(), 1, "{human}");
+    assert!(heads[0].contains(&format!("page {victim} references its ancestor {ancestor}")));
+    assert!(human.contains("1 root cause(s)"), "{human}");
+
+    // A misdirected write: a copy of the bucket's root page over a leaf below it. bbolt
+    // walks the copy, so a thousand findings follow (pages reached twice, keys out of
+    // bounds, leaves too deep, a cycle); one headline names the copy.
+    let healthy = dir.path().join("healthy.db");
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(&healthy, &copy).unwrap();
+    let (done, v, err) = bench(&bin, &["-op", "corruptcycle", "-how", "copy"], &copy);
+    assert!(done, "corruptcycle: {v} {err}");
+    let (overwritten, original) = (
+        v["old_pgid"].as_u64().unwrap(),
+        v["new_pgid"].as_u64().unwrap(),
+    );
+    let report = json_of(
+        &["check", s(&copy), "--json", "--max-findings", "100000"],
+        1,
+    );
+    assert_report_schema(&report);
+    let findings = report["findings"].as_array().unwrap();
+    assert!(findings.len() > 100, "{}", findings.len());
+    assert_eq!(report["root_causes"], 1, "{report}");
+    assert_eq!(findings[0]["kind"], "page_id_mismatch");
+    assert_eq!(findings[0]["page"], overwritten);
+    let headline = findings[0]["message"].as_str().unwrap();
+    assert!(
+        headline.contains(&format!(
+            "page {overwritten} holds a copy of page {original}"
+        )),
+        "{headline}"
+    );
+    let human = ok(&["check", s(&copy)], 1);
+    let heads = headlines(&human);
+    assert_eq!(heads.len(), 1, "{human}");
+    assert!(heads[0].starts_with(&format!("page_id_mismatch page {overwritten}")));
+    assert!(human.contains("consequences ("), "{human}");
+    eprintln!(
+        "copy of page {original} over page {overwritten}: {} findings, 1 headline",
+        findings.len()
+    );
+}
+
 #[test]
 fn map_highlights_the_cycle_pages() {
     let Some(bin) = bboltbench() else { return };

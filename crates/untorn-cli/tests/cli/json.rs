@@ -18,7 +18,21 @@ pub fn assert_report_schema(v: &Value) {
     }
     assert!(v["source"] == "snapshot" || v["source"] == "data_file");
     assert!(v["open_error"].is_null() || v["open_error"].is_string());
-    for f in v["findings"].as_array().unwrap() {
+    let findings = v["findings"].as_array().unwrap();
+    let roots = findings
+        .iter()
+        .filter(|f| f["root_cause"].is_null())
+        .count();
+    assert_eq!(v["root_causes"].as_u64(), Some(roots as u64), "{v}");
+    for (i, f) in findings.iter().enumerate() {
+        assert_eq!(f["id"].as_u64(), Some(i as u64));
+        // A consequence names an earlier finding that is a root cause.
+        if let Some(c) = f["root_cause"].as_u64() {
+            assert!((c as usize) < i, "{f}");
+            assert!(findings[c as usize]["root_cause"].is_null(), "{f}");
+        } else {
+            assert!(f["root_cause"].is_null(), "{f}");
+        }
         assert!(f["kind"].is_string());
         assert!(f["page"].is_null() || f["page"].is_u64());
         assert!(f["path"].as_array().unwrap().iter().all(Value::is_u64));

@@ -379,6 +379,30 @@ fn zeroed_page() {
 }
 
 #[test]
+fn one_damaged_page_is_one_root_cause_with_its_leaked_subtree() {
+    // The branch of bucket "a" is zeroed: its leaves (4, 5), the overflow extent (6..=7)
+    // and the sub-bucket's leaf (11) are leaked. The leaked runs whose node pages hold
+    // keys that fit only the lost subtree are consequences of the zeroed page.
+    let mut s = standard(Knobs::default());
+    s.img.zero(3);
+    let r = s.img.check();
+    expect(
+        &r,
+        &[
+            (K::ZeroedPage, Some(3)),
+            (K::Unreachable, Some(4)),
+            (K::Unreachable, Some(11)),
+        ],
+    );
+    let causes: Vec<Option<usize>> = r.findings.iter().map(|f| f.cause).collect();
+    assert_eq!(causes, [None, Some(0), Some(0)]);
+    let groups = r.root_causes();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].finding.kind, K::ZeroedPage);
+    assert_eq!(groups[0].consequence_kinds(), "2 unreachable");
+}
+
+#[test]
 fn misdirected_write_self_identifies_as_another_page() {
     let mut s = standard(Knobs::default());
     let five = s.img.page(5);
@@ -949,8 +973,10 @@ fn page_infos_mark_corrupt_leaked_and_free_pages() {
 
 #[test]
 fn every_finding_kind_has_a_test_or_is_engine_only() {
-    // Kinds produced only outside this walk: `Journal` (journal replay in the engine).
-    let engine_only = [K::Journal];
+    // Kinds produced only outside this walk: `Journal` (journal replay in the engine),
+    // `SnapshotHash` (etcd snapshot files, checked by untorn-bbolt:
+    // `a_snapshot_file_with_a_bad_hash_is_a_finding`).
+    let engine_only = [K::Journal, K::SnapshotHash];
     let src = include_str!("tests.rs");
     for k in K::ALL {
         if engine_only.contains(k) {

@@ -216,6 +216,7 @@ impl Walk<'_> {
         depth: u32,
     ) -> Result<()> {
         let id = r.page_id.get();
+        let since = self.sink.len();
         if depth as usize >= MAX_TREE_DEPTH || self.stack.len() >= MAX_STACK_FRAMES {
             self.push(
                 FindingKind::TooDeep,
@@ -227,10 +228,12 @@ impl Walk<'_> {
             return Ok(());
         }
         if !self.claim(r, RefKind::Node, &[]) {
+            self.note_lost(since, &lo, &hi);
             return Ok(());
         }
         let tree = self.trees.last().and_then(|t| t.id);
         let Some((bytes, h)) = self.read_verified(r, &[], tree) else {
+            self.note_lost(since, &lo, &hi);
             return Ok(());
         };
         let view = match NodeView::validate(&bytes, &h) {
@@ -245,6 +248,7 @@ impl Walk<'_> {
                 };
                 self.push(kind, Some(id), &[id], error_detail(&e));
                 self.mark_damaged();
+                self.note_lost(since, &lo, &hi);
                 return Ok(());
             }
         };
@@ -278,6 +282,7 @@ impl Walk<'_> {
             Err(e) => {
                 self.push(finding_kind(&e), Some(id), &[id], error_detail(&e));
                 self.mark_damaged();
+                self.note_lost(since, &lo, &hi);
             }
         }
         Ok(())

@@ -183,6 +183,27 @@ pub(super) struct Walk<'a> {
     pub(super) full_walk: bool,
     /// Bucket ids seen so far, with the page holding each header (ids are unique).
     pub(super) bucket_ids: std::collections::HashMap<BucketId, Option<u64>>,
+    /// Root causes that cut a subtree off, with the key range the subtree covered
+    /// (leaked pages whose keys fit exactly one of them are its consequences).
+    pub(super) lost: Vec<LostSubtree>,
+}
+
+/// A subtree the walk could not read: the root cause (an index into the findings), the
+/// tree it belonged to (when known) and the key range its parent gave it (lower
+/// inclusive, upper exclusive).
+pub(super) struct LostSubtree {
+    pub(super) cause: usize,
+    pub(super) tree: Option<BucketId>,
+    pub(super) lower: Option<Vec<u8>>,
+    pub(super) upper: Option<Vec<u8>>,
+}
+
+impl LostSubtree {
+    /// Whether keys `first..=last` lie inside the range.
+    pub(super) fn holds(&self, first: &[u8], last: &[u8]) -> bool {
+        self.lower.as_deref().is_none_or(|lo| first >= lo)
+            && self.upper.as_deref().is_none_or(|hi| last < hi)
+    }
 }
 
 pub(super) fn short_name(name: &[u8]) -> String {
@@ -252,6 +273,7 @@ impl<'a> Walk<'a> {
             account_leaks: opts.from_page.is_none(),
             full_walk: opts.from_page.is_none(),
             bucket_ids: std::collections::HashMap::new(),
+            lost: Vec::new(),
         };
         walk.report_progress(true)?;
         match opts.from_page {
@@ -347,6 +369,24 @@ impl<'a> Walk<'a> {
         } else {
             let path = self.path_with(extra);
             self.sink.push(kind, page, &path, msg);
+        }
+    }
+
+    /// Records that the subtree in `lower..upper` is cut off by the root cause this
+    /// step found (the first one kept since finding `since`), if it found one.
+    pub(super) fn note_lost(
+        &mut self,
+        since: usize,
+        lower: &Option<Vec<u8>>,
+        upper: &Option<Vec<u8>>,
+    ) {
+        if let Some(cause) = self.sink.root_since(since) {
+            self.lost.push(LostSubtree {
+                cause,
+                tree: self.trees.last().and_then(|t| t.id),
+                lower: lower.clone(),
+                upper: upper.clone(),
+            });
         }
     }
 

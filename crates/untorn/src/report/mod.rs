@@ -12,7 +12,7 @@ mod pages;
 mod salvage;
 mod stats;
 
-pub use findings::{Finding, FindingKind, FindingSink, Report};
+pub use findings::{Finding, FindingKind, FindingSink, Report, RootCause};
 pub use pages::{
     MetaView, PageDescription, PageElement, PageHeaderView, PageInfo, PageKind, PageState,
 };

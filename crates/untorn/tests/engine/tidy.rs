@@ -7,8 +7,10 @@
 //!
 //! 1. **Byte offsets only in `format`.** No `from_le_bytes`, `to_le_bytes` or their
 //!    big-/native-endian kin in the non-test source of the crates that read database
-//!    files (`untorn`, `untorn-bbolt`, `untorn-cli`), except in the two format modules:
-//!    `crates/untorn/src/format/` and `crates/untorn-bbolt/src/format.rs`. Comments,
+//!    files (`untorn`, `untorn-bbolt`, `untorn-etcd`, `untorn-cli`), except in their
+//!    format modules: `crates/untorn/src/format/`, `crates/untorn-bbolt/src/format.rs`
+//!    and `crates/untorn-etcd/src/format/` (a crate that reads a file format gets one
+//!    entry here, in `FORMAT_MODULES`, and its source directory in `FILE_READERS`). Comments,
 //!    `#[cfg(test)]` modules and test-only files are not scanned; the simulator, the
 //!    benchmarks and the tests build keys and values from integers and are out of scope.
 //!    Likewise only `storage.rs` and `db.rs` (the OS lock and the two storages) of the
@@ -63,6 +65,18 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
         ],
     ),
     (
+        "crates/untorn-etcd/src",
+        &[
+            &["format"],
+            &["error", "schema"],
+            &["db", "wal"],
+            &["backend", "replay"],
+            &["check"],
+            &["salvage"],
+            &["fuzzing"],
+        ],
+    ),
+    (
         "crates/untorn-sim/src",
         &[
             &["disk"],
@@ -87,12 +101,14 @@ const FORMAT_MODULES: &[&str] = &[
     // User-level key and value codecs (big-endian integers that sort), not file format.
     "crates/untorn/src/typed.rs",
     "crates/untorn-bbolt/src/format.rs",
+    "crates/untorn-etcd/src/format/",
 ];
 
 /// The source directories rule 1 scans.
 const FILE_READERS: &[&str] = &[
     "crates/untorn/src",
     "crates/untorn-bbolt/src",
+    "crates/untorn-etcd/src",
     "crates/untorn-cli/src",
 ];
 
@@ -207,7 +223,8 @@ fn byte_conversions(path: &str, text: &str) -> Vec<String> {
             let hit = BYTE_CONVERSIONS.iter().find(|c| line.contains(*c))?;
             Some(format!(
                 "{path}:{n}: `{hit}` outside the format modules: decode and encode fields in \
-                 crates/untorn/src/format/ or crates/untorn-bbolt/src/format.rs"
+                 crates/untorn/src/format/, crates/untorn-bbolt/src/format.rs or \
+                 crates/untorn-etcd/src/format/"
             ))
         })
         .collect()
@@ -653,6 +670,11 @@ fn tidy_rules_catch_planted_violations() {
         1
     );
     assert!(byte_conversions("crates/untorn/src/format/page.rs", decode).is_empty());
+    assert!(byte_conversions("crates/untorn-etcd/src/format/mvcc.rs", decode).is_empty());
+    assert_eq!(
+        byte_conversions("crates/untorn-etcd/src/salvage.rs", decode).len(),
+        1
+    );
     assert!(
         byte_conversions("crates/untorn/src/pager.rs", "// u32::from_le_bytes(b)\n").is_empty()
     );
