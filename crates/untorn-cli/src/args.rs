@@ -632,6 +632,9 @@ pub struct EtcdCommon {
 #[derive(Debug, Subcommand)]
 pub enum EtcdOp {
     /// Every live key (what `etcdctl get "" --from-key --keys-only` answers).
+    #[command(
+        after_help = "Examples:\n  untorn etcd keys member/snap/db --prefix /registry/pods/\n  untorn etcd keys member/snap/db --rev 120 --json"
+    )]
     Keys {
         #[command(flatten)]
         common: EtcdCommon,
@@ -643,6 +646,9 @@ pub enum EtcdOp {
         rev: Option<i64>,
     },
     /// The value of KEY (what `etcdctl get KEY [--rev N]` answers); exit 1 if none.
+    #[command(
+        after_help = "Examples:\n  untorn etcd get member/snap/db /registry/pods/ns-1/p\n  untorn etcd get member/snap/db /registry/pods/ns-1/p --rev 120"
+    )]
     Get {
         #[command(flatten)]
         common: EtcdCommon,
@@ -653,6 +659,7 @@ pub enum EtcdOp {
         rev: Option<i64>,
     },
     /// Every revision of KEY in the file, oldest first (deletes included).
+    #[command(after_help = "Example:\n  untorn etcd history member/snap/db /registry/pods/ns-1/p")]
     History {
         #[command(flatten)]
         common: EtcdCommon,
@@ -660,12 +667,16 @@ pub enum EtcdOp {
         key: String,
     },
     /// The revision range, the compaction point and gaps.
+    #[command(after_help = "Example:\n  untorn etcd revisions member/snap/db")]
     Revisions {
         #[command(flatten)]
         common: EtcdCommon,
     },
     /// etcd's invariants; the snapshot hash of an `etcdctl snapshot save` file; damage
     /// of the bbolt tree in etcd's terms. Exit status: 0 clean, 1 findings, 2 not run.
+    #[command(
+        after_help = "Examples:\n  untorn etcd check member/snap/db\n  untorn etcd check snapshot.db --json"
+    )]
     Check {
         #[command(flatten)]
         common: EtcdCommon,

@@ -1,6 +1,7 @@
 //! Every example in every `--help` runs as printed, in a directory holding the files the
 //! examples name: `app.untorn` (users: alice, bob; users/logins: 0x…01), `app.jsonl`
-//! (its dump), and bbolt files `db` and `member/snap/db`. Each command's examples run in
+//! (its dump), the bbolt file `db`, and an etcd backend `member/snap/db` with its snapshot
+//! `snapshot.db` (a SHA-256 trailer). Each command's examples run in
 //! a fresh copy of that directory, in order, through `sh` (pipes and redirections as
 //! written); each must exit 0.
 
@@ -43,7 +44,48 @@ fn fixture(dir: &Path) {
     .unwrap();
     bbolt_example(&dir.join("db"));
     std::fs::create_dir_all(dir.join("member/snap")).unwrap();
-    bbolt_example(&dir.join("member/snap/db"));
+    etcd_example(&dir.join("member/snap/db"));
+    std::fs::copy(dir.join("member/snap/db"), dir.join("snapshot.db")).unwrap();
+    untorn_bbolt::file::append_snapshot_trailer(&dir.join("snapshot.db")).unwrap();
+}
+
+/// An etcd 3.4 backend as etcd lays it out (buckets `key` and `meta`): revisions 2..=150,
+/// each a put of one of ten pods `/registry/pods/ns-1/p…`.
+fn etcd_example(path: &Path) {
+    use untorn_etcd::format::encode_key_value;
+    use untorn_etcd::{KeyValue, Revision};
+    let mut root = untorn_bbolt::BucketData::default();
+    let mut created: BTreeMap<Vec<u8>, (i64, i64)> = BTreeMap::new();
+    let mut revisions = BTreeMap::new();
+    for main in 2..=150i64 {
+        let name = if main % 10 == 0 {
+            "p".to_owned()
+        } else {
+            format!("p{}", main % 10)
+        };
+        let key = format!("/registry/pods/ns-1/{name}").into_bytes();
+        let (create, version) = created.entry(key.clone()).or_insert((main, 0));
+        *version += 1;
+        let kv = KeyValue {
+            key,
+            create_revision: *create,
+            mod_revision: main,
+            version: *version,
+            value: format!("pod spec at revision {main}").into_bytes(),
+            lease: 0,
+        };
+        revisions.insert(
+            Revision::new(main, 0).to_key(false),
+            untorn_bbolt::Value::Data(encode_key_value(&kv)),
+        );
+    }
+    root.bucket_mut(&[b"key".to_vec()]).unwrap().entries = revisions;
+    let meta = root.bucket_mut(&[b"meta".to_vec()]).unwrap();
+    meta.entries.insert(
+        b"consistent_index".to_vec(),
+        untorn_bbolt::Value::Data(160u64.to_be_bytes().to_vec()),
+    );
+    untorn_bbolt::write_file(path, &root, &untorn_bbolt::WriteOptions::default()).unwrap();
 }
 
 /// The subcommands listed under "Commands:" in a help text.
