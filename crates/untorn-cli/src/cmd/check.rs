@@ -141,7 +141,7 @@ fn check_file(cfg: &Config, bar: Option<ProgressBar>) -> Result<(Report, Origin)
                         if d.later_txids.is_empty() {
                             String::new()
                         } else {
-                            format!(", {} later record(s) follow", d.later_txids.len())
+                            format!(", {} follow", output::count(d.later_txids.len() as u64, "later record"))
                         },
                         tx.txid()
                     )),

@@ -472,8 +472,10 @@ fn print_human(out: &mut impl Write, r: &JsonSalvage) -> Result<()> {
             rows.push(vec![
                 "LOST+FOUND".into(),
                 format!(
-                    "lost+found/page-{}: {} key(s): {}",
-                    l.page, l.keys, l.reason
+                    "lost+found/page-{}: {}: {}",
+                    l.page,
+                    output::count(l.keys as u64, "key"),
+                    l.reason
                 ),
             ]);
         }

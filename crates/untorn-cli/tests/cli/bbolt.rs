@@ -339,7 +339,7 @@ fn check_folds_the_findings_of_one_damaged_page_under_one_headline() {
     let heads = headlines(&human);
     assert_eq!(heads.len(), 1, "{human}");
     assert!(heads[0].contains(&format!("page {victim} references its ancestor {ancestor}")));
-    assert!(human.contains("1 root cause(s)"), "{human}");
+    assert!(human.contains("1 root cause:"), "{human}");
 
     // A misdirected write: a copy of the bucket's root page over a leaf below it. bbolt
     // walks the copy, so a thousand findings follow (pages reached twice, keys out of

@@ -43,10 +43,10 @@ fn open(c: &EtcdCommon) -> Result<Opened> {
         .with_context(|| format!("cannot read {} as etcd", c.file.display()))?;
     if let Some(d) = &o.damaged {
         eprintln!(
-            "untorn: {} is damaged ({} lost subtree(s)); reading what verifies — run \
+            "untorn: {} is damaged ({}); reading what verifies — run \
              `untorn etcd check` and `untorn salvage`",
             c.file.display(),
-            d.lost.len()
+            crate::output::count(d.lost.len() as u64, "lost subtree")
         );
     }
     Ok(o)
