@@ -8,6 +8,7 @@
 //!
 //! let disk = SimDisk::new(FaultConfig { seed: 1, ..FaultConfig::default() });
 //! let f = disk.file("data");
+//! f.sync_directory_entry().unwrap(); // a new file survives a crash only after this
 //! f.write_at(0, b"durable").unwrap();
 //! f.sync().unwrap();
 //! f.write_at(0, b"volatile").unwrap();
