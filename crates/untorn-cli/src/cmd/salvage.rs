@@ -474,7 +474,7 @@ fn print_human(out: &mut impl Write, r: &JsonSalvage) -> Result<()> {
                 format!(
                     "lost+found/page-{}: {}: {}",
                     l.page,
-                    output::count(l.keys as u64, "key"),
+                    output::count(l.keys, "key"),
                     l.reason
                 ),
             ]);
