@@ -127,6 +127,11 @@ impl<'t> Bucket<'t> {
         Ok(self.header.sequence)
     }
 
+    /// The bucket's header as read (default for a snapshot's root).
+    pub(crate) fn header(&self) -> BucketHeader {
+        self.header
+    }
+
     /// Opens a nested bucket.
     pub fn bucket(&self, name: impl AsRef<[u8]>) -> Result<Option<Bucket<'t>>> {
         let name = name.as_ref();

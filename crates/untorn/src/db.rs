@@ -6,6 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::copy::CopyStats;
 use crate::core::{lock, EvidenceFn, Options, Shared};
 use crate::error::{Error, Result};
 use crate::format::{is_valid_page_size, DEFAULT_PAGE_SIZE};
@@ -280,6 +281,73 @@ fn keep_journal(jpath: &Path, journal: &dyn Storage) -> Result<String> {
     Ok(target.display().to_string())
 }
 
+/// What [`Database::compact_to`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compaction {
+    /// The source's data file length.
+    pub bytes_before: u64,
+    /// The source's journal length (commits not yet checkpointed and preallocated space).
+    pub journal_bytes_before: u64,
+    /// The compacted file's length (it has no journal).
+    pub bytes_after: u64,
+    /// What was copied.
+    pub copy: CopyStats,
+}
+
+/// Writes `tx`'s snapshot to `path` (refusing to replace a file or a journal): a
+/// temporary file beside it, synced, renamed into place, the directory synced.
+fn write_image(tx: &ReadTx<'_>, path: &Path) -> Result<CopyStats> {
+    use std::io::Write;
+    let file_error = |p: &Path, e: std::io::Error| Error::File {
+        path: p.to_path_buf(),
+        source: e,
+    };
+    let exists = |p: &Path| {
+        file_error(
+            p,
+            std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a copy is never written over an existing file",
+            ),
+        )
+    };
+    let jpath = journal_path(path);
+    for p in [path, jpath.as_path()] {
+        if p.symlink_metadata().is_ok() {
+            return Err(exists(p));
+        }
+    }
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = PathBuf::from(tmp_name);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| file_error(&tmp, e))?;
+    let written = (|| -> Result<CopyStats> {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        let stats = tx.copy_to(&mut w)?;
+        w.flush().map_err(|e| file_error(&tmp, e))?;
+        let file = w
+            .into_inner()
+            .map_err(|e| file_error(&tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| file_error(&tmp, e))?;
+        drop(file);
+        if path.symlink_metadata().is_ok() {
+            return Err(exists(path));
+        }
+        std::fs::rename(&tmp, path).map_err(|e| file_error(path, e))?;
+        sync_parent_directory(path).map_err(|e| file_error(path, e))?;
+        Ok(stats)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
 /// A closure queued by [`Database::batch`].
 type BatchFn = Box<dyn FnMut(&WriteTx<'_>) -> Result<()> + Send>;
 
@@ -516,6 +584,37 @@ impl Database {
         }
         let mut w = lock(&self.shared.writer);
         self.shared.checkpoint_locked(&mut w, false)
+    }
+
+    /// Hot backup: writes a consistent copy of the newest committed snapshot to `path`
+    /// while writers keep committing (see [`ReadTx::copy_to`]). The copy is a complete
+    /// database in one file (its metas say `clean`; it needs no journal) that opens and
+    /// checks clean, with the snapshot's contents exactly; it is written under a
+    /// temporary name beside `path`, synced, renamed into place and its directory synced,
+    /// so `path` never holds a partial copy. Refuses (`Error::File`, `AlreadyExists`)
+    /// when `path` or its journal exists. The copy is also dense: see
+    /// [`Database::compact_to`].
+    pub fn backup_to(&self, path: impl AsRef<Path>) -> Result<CopyStats> {
+        let tx = self.begin_read()?;
+        write_image(&tx, path.as_ref())
+    }
+
+    /// Compaction: writes only the live data of the newest committed snapshot, densely
+    /// packed (every tree rebuilt bottom-up in key order, leaves filled close to 100%),
+    /// into a new database at `path`, the same way as [`Database::backup_to`]. A file
+    /// fragmented by deletes or by a long-lived reader shrinks to about its live size;
+    /// [`Compaction`] reports the sizes before and after.
+    pub fn compact_to(&self, path: impl AsRef<Path>) -> Result<Compaction> {
+        let tx = self.begin_read()?;
+        let before = self.shared.pager.data.len().map_err(Error::from_io)?;
+        let journal_before = self.shared.journal_storage.len().map_err(Error::from_io)?;
+        let copy = write_image(&tx, path.as_ref())?;
+        Ok(Compaction {
+            bytes_before: before,
+            journal_bytes_before: journal_before,
+            bytes_after: copy.bytes,
+            copy,
+        })
     }
 
     /// Facts about the database.

@@ -123,6 +123,7 @@ mod btree;
 mod bucket;
 mod check;
 mod commit;
+mod copy;
 mod core;
 mod cursor;
 mod db;
@@ -152,8 +153,9 @@ struct ReadmeDoctests;
 
 pub use bucket::{Bucket, BucketIter, BucketMut, ReadBucket};
 pub use check::{CheckOptions, CheckProgress};
+pub use copy::CopyStats;
 pub use cursor::Cursor;
-pub use db::{journal_path, Builder, Database, Info};
+pub use db::{journal_path, Builder, Compaction, Database, Info};
 pub use error::{CorruptionKind, Error, Result};
 pub use limits::{MAX_BUCKET_DEPTH, MAX_KEY_SIZE, MAX_VALUE_SIZE};
 pub use range::Range;

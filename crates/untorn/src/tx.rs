@@ -6,6 +6,7 @@ use std::sync::{Arc, MutexGuard};
 use crate::btree::{Child, Tree, TxState};
 use crate::bucket::{Bucket, BucketIter, BucketMut};
 use crate::check::CheckSource;
+use crate::copy::{write_snapshot, CopyStats};
 use crate::core::{FreeView, Shared, TxInner, WriterState};
 use crate::cursor::bucket_names;
 use crate::error::{CorruptionKind, Error, Result};
@@ -75,6 +76,29 @@ impl<'db> ReadTx<'db> {
     pub fn iter_buckets(&self) -> Result<BucketIter<'_, Bucket<'_>>> {
         let root = Bucket::root(&self.shared.pager, self.root_tree());
         root.iter_buckets()
+    }
+
+    /// Writes this snapshot as a complete, dense database image to `w`, starting at its
+    /// current position: what [`Database::backup_to`](crate::Database::backup_to) and
+    /// [`Database::compact_to`](crate::Database::compact_to) write into a file. The
+    /// image is one data file whose metas say `clean` (it needs no journal), holding
+    /// exactly this snapshot's buckets, keys, values, sequences and txid, every tree
+    /// rebuilt bottom-up with its leaves filled close to 100%; it gets a database id of
+    /// its own. Writers keep committing meanwhile: the snapshot is pinned while it is
+    /// copied. `w` is flushed, not synced.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = untorn::Database::create(dir.path().join("db"))?;
+    /// db.update(|tx| tx.create_bucket("b")?.put("k", "v"))?;
+    /// let mut image = std::io::Cursor::new(Vec::new());
+    /// let stats = db.begin_read()?.copy_to(&mut image)?;
+    /// assert_eq!(stats.keys, 1);
+    /// assert_eq!(image.into_inner().len() as u64, stats.bytes);
+    /// # Ok::<(), untorn::Error>(())
+    /// ```
+    pub fn copy_to<W: std::io::Write + std::io::Seek>(&self, w: &mut W) -> Result<CopyStats> {
+        write_snapshot(&self.shared.pager, &self.meta, self.root_tree(), w)
     }
 
     /// A view of this snapshot for the integrity checker (`untorn::unstable`).

@@ -10,6 +10,7 @@ mod basic;
 mod batch;
 mod common;
 mod concurrency;
+mod copy;
 mod edge;
 mod examples;
 mod golden;

@@ -46,6 +46,7 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
             &["cursor"],
             &["range"],
             &["bucket"],
+            &["copy"],
             &["tx"],
             &["db", "typed"],
             &["salvage", "fuzzing"],
