@@ -118,6 +118,22 @@ pub enum Command {
         after_help = "Examples:\n  untorn salvage member/snap/db fixed.db\n  untorn salvage member/snap/db fixed.untorn --to untorn --json\n  untorn salvage app.untorn copy.untorn"
     )]
     Salvage(SalvageArgs),
+    /// Hot backup: write a consistent copy of the newest committed state of SRC to a new
+    /// file DST, a complete database in one file (no journal needed).
+    ///
+    /// SRC is opened read-only; its journal's commits are included. DST is written under
+    /// a temporary name, synced and renamed into place; an existing DST is refused.
+    #[command(
+        after_help = "Examples:\n  untorn backup app.untorn app-2026-11-30.untorn\n  untorn backup app.untorn copy.untorn --json"
+    )]
+    Backup(CopyArgs),
+    /// Write only the live data of SRC into a new file DST, densely packed (every tree
+    /// rebuilt bottom-up, leaves filled close to 100%), and report the sizes before and
+    /// after. SRC is never modified; an existing DST is refused.
+    #[command(
+        after_help = "Examples:\n  untorn compact app.untorn app.compact.untorn\n  untorn compact app.untorn small.untorn --json"
+    )]
+    Compact(CopyArgs),
     /// etcd's view of an etcd backend (a data dir's member/snap/db or an `etcdctl
     /// snapshot save` file): keys, values and revisions as etcdctl would answer, read
     /// from the file without a server, and etcd's invariants.
@@ -414,6 +430,17 @@ pub enum Orphans {
     Always,
     /// Only what the tree reaches.
     Never,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The untorn database to copy (opened read-only).
+    pub src: PathBuf,
+    /// The new file to write (must not exist).
+    pub dst: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -104,10 +104,19 @@
 //!   rewriting pages of the data file as `cp` reads it, so a copy may miss recent commits
 //!   or catch a checkpoint half-way. untorn never turns such a copy into wrong data
 //!   (every page is verified), but the copy may not open, or may open at an older
-//!   commit. A consistent copy: close the database first (then the data file alone is the
-//!   whole database) and copy both files; or, while it is open, copy a read snapshot
-//!   into a new database from inside the process (a [`ReadTx`] sees one commit, all of
-//!   it); or `untorn dump FILE | untorn load COPY` while no process holds it.
+//!   commit. A `cp` is a copy only when no process has the database open, and then it
+//!   must take the data file and its journal together.
+//! - **A consistent copy of a live database:** [`Database::backup_to`] (or
+//!   [`ReadTx::copy_to`] into any `Write + Seek`, or `untorn backup SRC DST` while no
+//!   process holds SRC for writing) copies one committed snapshot while writers keep
+//!   committing. The copy is a whole database in one file: its metas say it was closed
+//!   cleanly, so it needs no journal; it checks clean, holds the snapshot exactly
+//!   (buckets, pairs, sequences, txid) and has a database id of its own. It is written
+//!   under a temporary name, synced, renamed into place and its directory synced, so the
+//!   target never holds half a copy. The copy is also dense (every tree rebuilt
+//!   bottom-up, leaves filled close to 100%): [`Database::compact_to`] is the same copy,
+//!   reporting the sizes before and after, for a file grown by deletes or by a
+//!   long-lived reader.
 
 // The engine's own lints (the workspace's, in Cargo.toml, forbid `unsafe`): file
 // contents never reach an unwrap, an index or a truncating cast.

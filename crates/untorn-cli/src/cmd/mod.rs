@@ -2,6 +2,7 @@
 
 mod bench;
 mod check;
+mod copy;
 mod dump;
 mod etcd;
 mod info;
@@ -39,6 +40,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Dump(a) => dump::dump(a),
         Command::Load(a) => dump::load(a),
         Command::Salvage(a) => salvage::run(a),
+        Command::Backup(a) => copy::backup(a),
+        Command::Compact(a) => copy::compact(a),
         Command::Etcd(a) => etcd::run(a),
         Command::Surgery(a) => surgery::run(a),
         Command::Bench(a) => bench::run(a),

@@ -4,6 +4,7 @@
 
 mod bbolt;
 mod common;
+mod copy;
 mod damaged;
 mod dump_load;
 mod etcd;
