@@ -368,3 +368,31 @@ fn large_keys_and_deep_trees_copy_exactly() {
     assert_eq!(contents(&copy.begin_read().unwrap()), want);
     assert_checks_clean(&copy);
 }
+
+#[test]
+fn copy_of_a_read_only_handle_includes_commits_only_in_the_journal() {
+    let mem = crate::common::MemDb::new();
+    let db = mem.open_default();
+    populate(&db, 500);
+    db.checkpoint().unwrap();
+    for i in 0..5u64 {
+        db.update(|tx| tx.bucket("users")?.unwrap().put(format!("late-{i}"), "j"))
+            .unwrap();
+    }
+    let want = contents(&db.begin_read().unwrap());
+    assert!(db.info().unwrap().journal_commits >= 5);
+    // No clean close: the last commits exist only in the journal.
+    std::mem::forget(db);
+    let ro = mem.open(Database::builder().read_only(true)).unwrap();
+    let mut image = std::io::Cursor::new(Vec::new());
+    ro.begin_read().unwrap().copy_to(&mut image).unwrap();
+    let copy = Database::builder()
+        .open_storage(
+            Arc::new(untorn::MemoryStorage::from_bytes(image.into_inner())),
+            Arc::new(untorn::MemoryStorage::new()),
+            false,
+        )
+        .unwrap();
+    assert_eq!(contents(&copy.begin_read().unwrap()), want);
+    assert_checks_clean(&copy);
+}
