@@ -13,6 +13,10 @@
 //! **Invariant:** a meta with `meta_seq` s lives in slot `s % 2`, so a new meta (s + 1)
 //! always goes into the slot that is not in use, after everything it references is
 //! synced; one valid meta survives any crash (`write_meta` reads it back).
+//!
+//! Why this file is long: [`choose`]'s `decide` is one decision table over two slots,
+//! the marker and the journal (J16–J20), kept in one function so that every case is read
+//! against the others; the slot reading and writing around it are short.
 
 use std::io;
 

@@ -25,6 +25,9 @@
 //!    forbids `unsafe_code`.
 //! 5. **Invariants name their tests.** Every `**Invariant:**` line of ARCHITECTURE.md
 //!    names a test (`` `test: name` ``) that exists.
+//! 6. **Rooms of one noun.** No engine source file (`crates/untorn/src`) holds more than
+//!    [`LONG_FILE_LINES`] lines of non-test code (blank and comment lines not counted)
+//!    unless a `//! Why this file is long:` line in its header says why.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -242,6 +245,33 @@ fn file_access(path: &str, text: &str) -> Vec<String> {
             format!("{path}:{n}: `std::fs` outside storage.rs and db.rs: do I/O through `Storage`")
         })
         .collect()
+}
+
+// ---- rule 6 -------------------------------------------------------------------------
+
+/// Lines of non-test code an engine file may hold without saying why.
+const LONG_FILE_LINES: usize = 600;
+
+fn long_file(path: &str, text: &str) -> Vec<String> {
+    if !path.starts_with("crates/untorn/src/") {
+        return Vec::new();
+    }
+    let n = code_lines(text)
+        .iter()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .count();
+    let says_why = text
+        .lines()
+        .take_while(|l| l.starts_with("//!") || l.trim().is_empty())
+        .any(|l| l.starts_with("//! Why this file is long:"));
+    if n > LONG_FILE_LINES && !says_why {
+        vec![format!(
+            "{path}: {n} lines of code (more than {LONG_FILE_LINES}): split it by noun, or \
+             say why in a `//! Why this file is long:` header line"
+        )]
+    } else {
+        Vec::new()
+    }
 }
 
 // ---- rule 2 -------------------------------------------------------------------------
@@ -611,14 +641,17 @@ fn tidy_workspace_keeps_its_structural_rules() {
     let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
 
     let mut byte_violations = Vec::new();
+    let mut long_files = Vec::new();
     for dir in FILE_READERS {
         let files = rust_files(&root.join(dir));
         let tests = test_only_files(&files);
         for (path, text) in files.iter().filter(|(p, _)| !tests.contains(p)) {
             byte_violations.extend(byte_conversions(path, text));
             byte_violations.extend(file_access(path, text));
+            long_files.extend(long_file(path, text));
         }
     }
+    report("engine files too long without a reason", long_files);
     report(
         "byte offsets outside the format modules, files outside the storage",
         byte_violations,
@@ -685,6 +718,13 @@ fn tidy_rules_catch_planted_violations() {
     let open = "fn f() { std::fs::File::open(\"x\"); }\n";
     assert_eq!(file_access("crates/untorn/src/pager.rs", open).len(), 1);
     assert!(file_access("crates/untorn/src/db.rs", open).is_empty());
+
+    let long: String = "fn f() {}\n".repeat(LONG_FILE_LINES + 1);
+    assert_eq!(long_file("crates/untorn/src/pager.rs", &long).len(), 1);
+    let explained = format!("//! Pages.\n//! Why this file is long: one table.\n\n{long}");
+    assert!(long_file("crates/untorn/src/pager.rs", &explained).is_empty());
+    let tested = format!("fn f() {{}}\n#[cfg(test)]\nmod tests {{\n{long}}}\n");
+    assert!(long_file("crates/untorn/src/pager.rs", &tested).is_empty());
 
     let magic = format!("const M: u32 = 0x{}_{};\n", "ED0C", "DAED");
     assert_eq!(bbolt_magic("crates/untorn/src/db.rs", &magic).len(), 1);
