@@ -181,6 +181,7 @@ impl SalvageReport {
             keys_recovered: self.keys_recovered,
             buckets_recovered: self.buckets_recovered,
             lost,
+            ..SalvageSummary::default()
         }
     }
 }

@@ -683,3 +683,48 @@ impl Drop for Database {
         }
     }
 }
+
+/// The files a page-level salvage reads, all opened read-only: the data file, its journal
+/// (if present) and the journal copies kept by rollbacks (`<journal>.rollback-*`), oldest
+/// name first. Nothing is created, locked or written.
+pub(crate) fn salvage_sources(path: &Path) -> Result<(FileStorage, Vec<(PathBuf, FileStorage)>)> {
+    let open = |p: &Path| {
+        OpenOptions::new()
+            .read(true)
+            .open(p)
+            .map(|f| FileStorage::with_path(f, p))
+            .map_err(|e| Error::File {
+                path: p.to_path_buf(),
+                source: e,
+            })
+    };
+    let data = open(path)?;
+    let jpath = journal_path(path);
+    let mut journals = Vec::new();
+    if jpath.exists() {
+        journals.push((jpath.clone(), open(&jpath)?));
+    }
+    let prefix = format!(
+        "{}.rollback-",
+        jpath
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    );
+    let dir = match jpath.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut copies: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|e| e.path())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    copies.sort();
+    for c in copies {
+        journals.push((c.clone(), open(&c)?));
+    }
+    Ok((data, journals))
+}

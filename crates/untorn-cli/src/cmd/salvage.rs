@@ -4,9 +4,10 @@
 //!   leaves, a fresh bbolt file with SRC's page size and freelist mode).
 //! - bbolt SRC, `--to untorn`: the same salvaged contents written with the engine into
 //!   a new untorn database, `--batch` entries per transaction.
-//! - untorn SRC (`--to untorn`): the engine opens SRC read-only and `untorn::unstable::salvage`
-//!   copies what verifies and reports the rest lost. A file the engine cannot open is
-//!   refused (exit 2): native salvage of such a file is not supported yet.
+//! - untorn SRC (`--to untorn`): `untorn::unstable::salvage::salvage_file`, page-level:
+//!   every page of SRC and every record of its journal (and rollback copies) that
+//!   verifies, attributed to its bucket by the tree id every page carries; works when the
+//!   engine cannot open SRC (both metas destroyed, truncation, a damaged journal).
 //!
 //! Both formats report in one shape (`untorn::unstable::report::SalvageSummary`), rendered here.
 //!
@@ -19,7 +20,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use serde_json::Value;
-use untorn::unstable::report::{DumpItem, Lost, SalvageSummary};
+use untorn::unstable::report::{DumpItem, Lost, SalvageSummary, Stale};
+use untorn::unstable::salvage::SalvageOptions as PageSalvageOptions;
 use untorn::Database;
 use untorn_bbolt::{OrphanPolicy, SalvageOptions, SalvageReport};
 
@@ -59,6 +61,24 @@ impl From<&Lost> for JsonLost {
             upper: key(&l.upper),
             after: key(&l.after),
             reason: l.reason.clone(),
+        }
+    }
+}
+
+/// A key that may be older than its last committed value.
+#[derive(Debug, Serialize)]
+struct JsonStale {
+    bucket: Vec<Value>,
+    key: Value,
+    txid: u64,
+}
+
+impl From<&Stale> for JsonStale {
+    fn from(s: &Stale) -> Self {
+        JsonStale {
+            bucket: path_json(&s.bucket),
+            key: encode(&s.key, true),
+            txid: s.txid,
         }
     }
 }
@@ -114,6 +134,13 @@ struct JsonSalvage {
     keys_recovered: u64,
     buckets_recovered: u64,
     lost: Vec<JsonLost>,
+    /// Keys recovered from pages the newest commit does not reference: each may be older
+    /// than its last committed value (untorn SRC).
+    possibly_older: Vec<JsonStale>,
+    /// Pages read and pages that failed verification (untorn SRC).
+    pages_scanned: u64,
+    pages_unreadable: u64,
+    notes: Vec<String>,
     skipped: Vec<JsonSkipped>,
     #[serde(skip_serializing_if = "Option::is_none")]
     bbolt: Option<JsonBboltDetails>,
@@ -146,7 +173,20 @@ pub fn run(a: SalvageArgs) -> Result<ExitCode> {
             a.dst.display()
         );
     }
-    let format = detect(&a.src)?;
+    let format = match detect(&a.src) {
+        Ok(f) => f,
+        // Both meta slots destroyed: untorn pages (or a journal) are still recognisable.
+        Err(e) => match untorn::unstable::salvage::recognise_file(&a.src) {
+            Ok(true) => {
+                eprintln!(
+                    "untorn: {} has no readable meta page; its pages verify as untorn's: salvaging page by page",
+                    a.src.display()
+                );
+                Format::Native
+            }
+            _ => return Err(e),
+        },
+    };
     if a.dst.exists() && !a.force {
         bail!("{} exists; use --force to replace it", a.dst.display());
     }
@@ -205,12 +245,16 @@ fn json_salvage(
         src: a.src.display().to_string(),
         dst: a.dst.display().to_string(),
         // Keys kept in lost+found are not in their bucket: not "nothing lost".
-        ok: summary.lost.is_empty()
+        ok: summary.nothing_lost()
             && skipped.is_empty()
             && bbolt.as_ref().is_none_or(|b| b.lost_and_found.is_empty()),
         keys_recovered: summary.keys_recovered,
         buckets_recovered: summary.buckets_recovered,
         lost: summary.lost.iter().map(JsonLost::from).collect(),
+        possibly_older: summary.possibly_older.iter().map(JsonStale::from).collect(),
+        pages_scanned: summary.pages_scanned,
+        pages_unreadable: summary.pages_unreadable,
+        notes: summary.notes.clone(),
         skipped,
         bbolt,
         etcd: None,
@@ -376,32 +420,10 @@ fn bbolt_to_untorn(a: &SalvageArgs) -> Result<JsonSalvage> {
 }
 
 fn native_to_untorn(a: &SalvageArgs) -> Result<JsonSalvage> {
-    let src = match Database::builder().read_only(true).open(&a.src) {
-        Ok(db) => db,
-        // A refusal that a rollback resolves: salvage the newest intact state (read-only,
-        // nothing is written to the source) and say what it leaves out.
-        Err(e) if e.needs_rollback() => {
-            let db = Database::builder()
-                .read_only(true)
-                .recovery(untorn::Recovery::RollbackToLastGood)
-                .open(&a.src)
-                .with_context(|| format!("cannot open {}", a.src.display()))?;
-            eprintln!(
-                "untorn: {} is refused by a strict open ({e}); salvaging its newest intact state (txid {})",
-                a.src.display(),
-                db.info()?.txid
-            );
-            db
-        }
-        Err(e) => bail!(
-            "the engine cannot open {} ({e}); salvage of an untorn file the engine cannot \
-             open is not supported yet (`untorn check` shows the damage)",
-            a.src.display()
-        ),
-    };
-    let tx = src.begin_read()?;
+    // Page-level: every page and journal record that verifies, whether or not the engine
+    // can open the file; the source is only read.
     let (summary, skipped) = write_untorn(&a.dst, a.batch, |emit| {
-        untorn::unstable::salvage::salvage(&tx, emit)
+        untorn::unstable::salvage::salvage_file(&a.src, PageSalvageOptions::default(), emit)
             .with_context(|| format!("cannot salvage {}", a.src.display()))
     })?;
     Ok(json_salvage(
@@ -462,6 +484,40 @@ fn print_human(out: &mut impl Write, r: &JsonSalvage) -> Result<()> {
                     b.orphan_pages_unattributed.len()
                 ),
             },
+        ]);
+    }
+    if r.bbolt.is_none() && r.format == Format::Native.name() {
+        rows.push(vec![
+            "pages".into(),
+            format!(
+                "{} read, {} unreadable",
+                r.pages_scanned, r.pages_unreadable
+            ),
+        ]);
+        for n in &r.notes {
+            rows.push(vec!["note".into(), n.clone()]);
+        }
+    }
+    if !r.possibly_older.is_empty() {
+        let shown: Vec<String> = r
+            .possibly_older
+            .iter()
+            .take(10)
+            .map(|s| format!("{}/{}", path(&s.bucket), text(&Some(s.key.clone()))))
+            .collect();
+        rows.push(vec![
+            "POSSIBLY OLDER".into(),
+            format!(
+                "{} recovered from pages the newest commit no longer references (each may be \
+                 older than its last committed value, or deleted since): {}{}",
+                output::count(r.possibly_older.len() as u64, "key"),
+                shown.join(", "),
+                if r.possibly_older.len() > shown.len() {
+                    ", … (--json lists all)"
+                } else {
+                    ""
+                }
+            ),
         ]);
     }
     if let Some(b) = &r.bbolt {
@@ -530,6 +586,11 @@ fn print_human(out: &mut impl Write, r: &JsonSalvage) -> Result<()> {
     };
     let verdict = if r.ok {
         "nothing lost".to_owned()
+    } else if lost == 0 && r.skipped.is_empty() && !r.possibly_older.is_empty() {
+        format!(
+            "{} possibly older than their last committed value{lost_and_found}",
+            output::count(r.possibly_older.len() as u64, "key")
+        )
     } else if lost > 0 && orphan_keys > 0 {
         // Leaves the tree no longer reached refilled the unreadable ranges: maybe every
         // key came back, but nothing proves a range complete.

@@ -16,5 +16,5 @@ pub use findings::{Finding, FindingKind, FindingSink, Report, RootCause};
 pub use pages::{
     MetaView, PageDescription, PageElement, PageHeaderView, PageInfo, PageKind, PageState,
 };
-pub use salvage::{DumpItem, Lost, Pair, SalvageSummary};
+pub use salvage::{DumpItem, Lost, Pair, SalvageSummary, Stale};
 pub use stats::Stats;

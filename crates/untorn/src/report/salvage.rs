@@ -56,4 +56,33 @@ pub struct SalvageSummary {
     pub buckets_recovered: u64,
     /// What could not be read.
     pub lost: Vec<Lost>,
+    /// Keys recovered from pages the newest commit no longer references (its copy of their
+    /// key range is lost): each may be older than its last committed value, or deleted since.
+    pub possibly_older: Vec<Stale>,
+    /// Page-level salvage: pages read (data file, below its end) and journal images read.
+    pub pages_scanned: u64,
+    /// Page-level salvage: pages that failed verification (torn, zeroed, garbage,
+    /// misdirected) and belong to no verified extent.
+    pub pages_unreadable: u64,
+    /// Decisions worth a line each (which commit was taken as the newest, what was ignored).
+    pub notes: Vec<String>,
+}
+
+impl SalvageSummary {
+    /// Nothing was lost: no unreadable range, no key that may be older than its last
+    /// committed value.
+    pub fn nothing_lost(&self) -> bool {
+        self.lost.is_empty() && self.possibly_older.is_empty()
+    }
+}
+
+/// A key recovered from a page the newest commit does not reference.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stale {
+    /// Bucket path the key was recovered into.
+    pub bucket: Vec<Vec<u8>>,
+    /// Key.
+    pub key: Vec<u8>,
+    /// The txid of the page it came from.
+    pub txid: u64,
 }

@@ -17,4 +17,5 @@ mod golden;
 mod model;
 mod mutation;
 mod recovery;
+mod salvage;
 mod tidy;

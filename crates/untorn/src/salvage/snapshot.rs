@@ -59,7 +59,7 @@ fn lost(path: &[Vec<u8>], after: Option<&[u8]>, e: &Error) -> Lost {
 
 /// Reads every bucket and key of `tx` that verifies, passing each to `emit` in key
 /// order (a bucket before its contents), and reports what could not be read.
-pub fn salvage<E: From<Error>>(
+pub fn salvage_snapshot<E: From<Error>>(
     tx: &ReadTx<'_>,
     mut emit: impl FnMut(DumpItem) -> Result<(), E>,
 ) -> Result<SalvageSummary, E> {
