@@ -98,7 +98,7 @@ pub enum Command {
     Delete(KvArgs),
     /// Write every bucket and key/value as JSON lines (see docs/check.md for the format).
     #[command(
-        after_help = "Examples:\n  untorn dump app.untorn > app.jsonl\n  untorn dump app.untorn --format hex | head"
+        after_help = "Examples:\n  untorn dump app.untorn > app.jsonl\n  untorn dump app.untorn --format hex | head\n  untorn dump app.untorn --bucket users logins\n  untorn dump app.untorn --skip-damaged > rescued.jsonl"
     )]
     Dump(DumpArgs),
     /// Read JSON lines as written by `dump` from stdin into FILE (created if missing).
@@ -401,6 +401,14 @@ pub struct DumpArgs {
     /// How bytes are written.
     #[arg(long, value_enum, default_value_t = DumpFormat::Text)]
     pub format: DumpFormat,
+    /// Dump only this bucket (and what is nested in it): its path, one name per value
+    /// (`--bucket users logins`).
+    #[arg(long, value_name = "NAME", num_args = 1..)]
+    pub bucket: Vec<String>,
+    /// Continue past damaged pages: dump every key the newest commit still reaches
+    /// through pages that verify, and list the skipped key ranges on stderr (exit 1).
+    #[arg(long)]
+    pub skip_damaged: bool,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
+use untorn::unstable::report::DumpItem as SalvageItem;
 use untorn::{Bucket, Cursor, Database, Entry, WriteTx};
 use untorn_bbolt::DumpItem;
 
@@ -56,23 +57,51 @@ fn write_pair(
     Ok(())
 }
 
+/// The `--bucket` path, decoded like every name on the command line.
+fn bucket_path(a: &DumpArgs) -> Result<Vec<Vec<u8>>> {
+    a.bucket
+        .iter()
+        .map(|n| crate::encoding::arg_bytes(n))
+        .collect()
+}
+
+fn not_found(path: &[Vec<u8>]) -> anyhow::Error {
+    let names: Vec<String> = path.iter().map(|n| crate::encoding::display(n)).collect();
+    anyhow::anyhow!("bucket {} not found", names.join("/"))
+}
+
 pub fn dump(a: DumpArgs) -> Result<ExitCode> {
     let text = a.format == DumpFormat::Text;
+    let only = bucket_path(&a)?;
+    if a.skip_damaged {
+        return dump_skip_damaged(&a, &only, text);
+    }
     let mut out = output::stdout();
     let db = match Backend::open_read(&a.file)? {
         Backend::Native(db) => db,
         Backend::Bbolt(f) => {
             // The library's dump is strict and iterative: it stops with an error
-            // naming the first damaged page (then `untorn salvage` is the tool).
+            // naming the first damaged page (then `--skip-damaged` or `untorn salvage`).
+            let mut found = only.is_empty();
             for item in untorn_bbolt::dump(&f) {
                 match item.with_context(|| format!("cannot dump {}", a.file.display()))? {
                     DumpItem::Bucket { path, sequence } => {
-                        write_bucket(&mut out, &path, sequence, text)?
+                        if path.starts_with(&only) {
+                            found = true;
+                            write_bucket(&mut out, &path, sequence, text)?
+                        }
                     }
-                    DumpItem::Pair(e) => write_pair(&mut out, &e.bucket, &e.key, &e.value, text)?,
+                    DumpItem::Pair(e) => {
+                        if e.bucket.starts_with(&only) {
+                            write_pair(&mut out, &e.bucket, &e.key, &e.value, text)?
+                        }
+                    }
                 }
             }
             out.flush()?;
+            if !found {
+                return Err(not_found(&only));
+            }
             return Ok(ExitCode::SUCCESS);
         }
     };
@@ -80,16 +109,30 @@ pub fn dump(a: DumpArgs) -> Result<ExitCode> {
     // Depth-first with an explicit stack: nesting is bounded by the engine, but the
     // CLI does not recurse over file contents either.
     let mut stack: Vec<Frame<'_>> = Vec::new();
-    let top = tx.buckets()?;
-    for name in top.iter().rev() {
-        let b = tx.bucket(name)?.context("bucket vanished")?;
+    if let Some((first, rest)) = only.split_first() {
+        let mut b = tx.bucket(first)?.ok_or_else(|| not_found(&only))?;
+        for name in rest {
+            b = b.bucket(name)?.ok_or_else(|| not_found(&only))?;
+        }
         let cursor = b.cursor();
         stack.push(Frame {
-            path: vec![name.clone()],
+            path: only.clone(),
             bucket: b,
             cursor,
             started: false,
         });
+    } else {
+        let top = tx.buckets()?;
+        for name in top.iter().rev() {
+            let b = tx.bucket(name)?.context("bucket vanished")?;
+            let cursor = b.cursor();
+            stack.push(Frame {
+                path: vec![name.clone()],
+                bucket: b,
+                cursor,
+                started: false,
+            });
+        }
     }
     while let Some(f) = stack.last_mut() {
         let item = if f.started {
@@ -120,6 +163,102 @@ pub fn dump(a: DumpArgs) -> Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `dump --skip-damaged`: the newest state minus its damaged subtrees (untorn: page-level
+/// salvage using only the pages the newest commit references; bbolt: the verified walk
+/// without orphan leaves). The skipped ranges go to stderr; exit 1 when any was skipped.
+fn dump_skip_damaged(a: &DumpArgs, only: &[Vec<u8>], text: bool) -> Result<ExitCode> {
+    let mut out = output::stdout();
+    let mut found = only.is_empty();
+    let mut write = |item: SalvageItem| -> Result<()> {
+        match item {
+            SalvageItem::Bucket { path, sequence } => {
+                if path.starts_with(only) {
+                    found = true;
+                    write_bucket(&mut out, &path, sequence, text)?;
+                }
+            }
+            SalvageItem::Pair(p) => {
+                if p.bucket.starts_with(only) {
+                    write_pair(&mut out, &p.bucket, &p.key, &p.value, text)?;
+                }
+            }
+        }
+        Ok(())
+    };
+    let ctx = || format!("cannot dump {}", a.file.display());
+    let format = match crate::backend::detect(&a.file) {
+        Ok(f) => f,
+        Err(e) => match untorn::unstable::salvage::recognise_file(&a.file) {
+            Ok(true) => crate::backend::Format::Native,
+            _ => return Err(e),
+        },
+    };
+    let summary = match format {
+        crate::backend::Format::Native => {
+            let opts = untorn::unstable::salvage::SalvageOptions {
+                live_only: true,
+                ..Default::default()
+            };
+            untorn::unstable::salvage::salvage_file(&a.file, opts, &mut write).with_context(ctx)?
+        }
+        crate::backend::Format::Bbolt => {
+            let opts = untorn_bbolt::SalvageOptions {
+                orphans: untorn_bbolt::OrphanPolicy::Never,
+                ..Default::default()
+            };
+            let s = untorn_bbolt::salvage_entries(&a.file, &opts).with_context(ctx)?;
+            s.items().try_for_each(&mut write)?;
+            s.report.summary()
+        }
+    };
+    out.flush()?;
+    if !found {
+        return Err(not_found(only));
+    }
+    let mut err = std::io::stderr().lock();
+    let mut skipped = 0u64;
+    for l in &summary.lost {
+        if !l.bucket.starts_with(only) {
+            continue;
+        }
+        skipped += 1;
+        let names: Vec<String> = l
+            .bucket
+            .iter()
+            .map(|n| crate::encoding::display(n))
+            .collect();
+        let mut what = format!(
+            "bucket {}",
+            if names.is_empty() {
+                "(root)".to_owned()
+            } else {
+                names.join("/")
+            }
+        );
+        if let Some(p) = l.page {
+            what.push_str(&format!(", page {p}"));
+        }
+        if l.lower.is_some() || l.upper.is_some() {
+            let k = |k: &Option<Vec<u8>>| {
+                k.as_deref()
+                    .map_or("…".to_owned(), crate::encoding::display)
+            };
+            what.push_str(&format!(", keys [{}, {})", k(&l.lower), k(&l.upper)));
+        }
+        writeln!(err, "untorn: skipped {what}: {}", l.reason)?;
+    }
+    Ok(if skipped == 0 {
+        ExitCode::SUCCESS
+    } else {
+        writeln!(
+            err,
+            "untorn: {} skipped (the dump holds everything else that verifies)",
+            output::count(skipped, "damaged range")
+        )?;
+        ExitCode::from(crate::EXIT_FINDINGS)
+    })
 }
 
 /// One parsed dump line (also what `salvage` writes into an untorn file).

@@ -61,12 +61,17 @@ pub struct SalvageProgress {
 pub struct SalvageOptions<'a> {
     /// Called between chunks; returning `false` cancels the salvage (`Error::Cancelled`).
     pub progress: Option<&'a mut dyn FnMut(&SalvageProgress) -> bool>,
+    /// Use only the pages the newest commit references (no refill from unreferenced
+    /// pages): the newest state minus its damaged subtrees, which are reported lost.
+    /// What `untorn dump --skip-damaged` shows.
+    pub live_only: bool,
 }
 
 impl std::fmt::Debug for SalvageOptions<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SalvageOptions")
             .field("progress", &self.progress.is_some())
+            .field("live_only", &self.live_only)
             .finish()
     }
 }
@@ -456,8 +461,8 @@ pub fn recognise_file(path: &Path) -> Result<bool> {
 }
 
 /// Salvages the database at `path` page by page (its journal and rollback copies
-/// included), passing buckets and pairs to `emit` (every bucket before any pair, each
-/// bucket's pairs in key order), and reports what could not be recovered. Nothing is
+/// included), passing buckets and pairs to `emit` (buckets in path order, each followed
+/// by its pairs in key order; a parent before its children), and reports what could not be recovered. Nothing is
 /// written to the source.
 pub fn salvage_file<E: From<Error>>(
     path: &Path,
@@ -647,6 +652,7 @@ fn rebuild(scan: &mut Scan<'_>, opts: &mut SalvageOptions<'_>) -> Result<Rebuilt
         .versions
         .values()
         .flatten()
+        .filter(|_| !opts.live_only)
         .filter(|l| l.h.page_type == PageType::Leaf)
         .filter(|l| !used.contains(&(l.h.page_id.get(), l.h.txid.get())))
         .copied()
@@ -800,7 +806,7 @@ fn emit_all<E: From<Error>>(
         })?;
     }
     for (path, t) in &ordered {
-        if !places.contains_key(t) {
+        if !places.contains_key(t) && !path.is_empty() {
             summary.lost.push(Lost {
                 bucket: path.clone(),
                 reason: format!(
@@ -815,8 +821,6 @@ fn emit_all<E: From<Error>>(
             path: path.clone(),
             sequence: places.get(t).map_or(0, |p| p.sequence),
         })?;
-    }
-    for (path, t) in &ordered {
         let Some(tree) = trees.get(t) else { continue };
         for r in &tree.lost {
             summary.lost.push(Lost {

@@ -445,6 +445,7 @@ fn salvage_progress_can_cancel() {
         &src,
         SalvageOptions {
             progress: Some(&mut cb),
+            ..SalvageOptions::default()
         },
         |_| Ok::<_, untorn::Error>(()),
     );
