@@ -743,3 +743,32 @@ pub(crate) fn create_metas(
     data.sync().map_err(Error::from_io)?;
     Ok(last)
 }
+
+/// Both meta slots as read, each decoded and validated on its own (for `untorn surgery
+/// meta validate`): the page size the file is read at, and per slot its meta or why it
+/// does not verify. Read-only.
+pub fn validate_slots(
+    data: &dyn Storage,
+) -> Result<(usize, [std::result::Result<Meta, String>; 2])> {
+    let len = data.len().map_err(Error::from_io)?;
+    let head_len = usize::try_from(len).map_or(SNIFF_BYTES, |l| l.min(SNIFF_BYTES));
+    let head = read_or_short(data, 0, head_len)?;
+    let sizes = candidate_page_sizes(data, head.as_deref())?;
+    let decode = |ps: usize, slot: Slot| -> std::result::Result<Meta, String> {
+        match read_raw(data, slot, ps) {
+            Ok(page) => Meta::decode(&page, slot.page(), ps).map_err(|e| e.to_string()),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                Err("the file ends before this slot".to_owned())
+            }
+            Err(e) => Err(format!("cannot read the slot: {e}")),
+        }
+    };
+    // The first candidate size at which either slot verifies; else the most likely one.
+    let ps = sizes
+        .iter()
+        .copied()
+        .find(|&ps| decode(ps, Slot::Zero).is_ok() || decode(ps, Slot::One).is_ok())
+        .or_else(|| sizes.first().copied())
+        .ok_or(Error::Internal("no candidate page size"))?;
+    Ok((ps, [decode(ps, Slot::Zero), decode(ps, Slot::One)]))
+}

@@ -1,5 +1,6 @@
 //! `untorn surgery ...`: bbolt 1.4 `bbolt surgery` operations through
-//! `untorn_bbolt::surgery`, on a copy (`--output DST`) unless `--in-place`.
+//! `untorn_bbolt::surgery`, on a copy (`--output DST`) unless `--in-place`. For untorn
+//! files only `meta validate` (read-only) is supported so far.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -53,7 +54,7 @@ fn require_bbolt(path: &Path) -> Result<()> {
     match detect(path)? {
         Format::Bbolt => Ok(()),
         Format::Native => bail!(
-            "{}: surgery is not supported for untorn files yet",
+            "{}: this surgery operation is not supported for untorn files yet (`surgery meta validate` is; `untorn salvage` rebuilds a damaged file)",
             path.display()
         ),
     }
@@ -123,6 +124,9 @@ fn apply(
 }
 
 fn validate(a: &FileArgs) -> Result<ExitCode> {
+    if detect(&a.file)? == Format::Native {
+        return validate_untorn(a);
+    }
     require_bbolt(&a.file)?;
     let metas = surgery::meta_validate(&a.file)
         .with_context(|| format!("cannot read the metas of {}", a.file.display()))?;
@@ -167,6 +171,66 @@ fn validate(a: &FileArgs) -> Result<ExitCode> {
                 ]
             })
             .collect();
+        output::table(&mut out, &rows)?;
+    }
+    out.flush()?;
+    Ok(if all_valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FINDINGS)
+    })
+}
+
+/// `surgery meta validate` of an untorn file: both slots decoded and validated on their
+/// own (`untorn::unstable::superblock::validate_slots`); read-only.
+fn validate_untorn(a: &FileArgs) -> Result<ExitCode> {
+    let file = std::fs::File::open(&a.file)
+        .with_context(|| format!("cannot open {}", a.file.display()))?;
+    let storage = untorn::FileStorage::new(file);
+    let (ps, metas) = untorn::unstable::superblock::validate_slots(&storage)
+        .with_context(|| format!("cannot read the metas of {}", a.file.display()))?;
+    let all_valid = metas.iter().all(Result::is_ok);
+    let mut out = output::stdout();
+    if a.json {
+        let v: Vec<_> = metas
+            .iter()
+            .enumerate()
+            .map(|(i, m)| match m {
+                Ok(m) => json!({"slot": i, "valid": true, "problem": null,
+                    "txid": m.txid.get(), "meta_seq": m.meta_seq,
+                    "root": m.root.page_id.get(), "freelist": m.freelist.page_id.get(),
+                    "high_water": m.high_water.get(), "state": m.state.as_str(),
+                    "next_bucket_id": m.next_bucket_id.get(), "db_id": m.db_id.to_string()}),
+                Err(p) => json!({"slot": i, "valid": false, "problem": p}),
+            })
+            .collect();
+        output::json(
+            &mut out,
+            &json!({"format": Format::Native.name(), "ok": all_valid, "page_size": ps, "metas": v}),
+        )?;
+    } else {
+        let mut rows: Vec<Vec<String>> = metas
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                vec![
+                    format!("meta {i}"),
+                    match m {
+                        Ok(m) => format!(
+                            "ok: txid {}, meta_seq {}, root {}, freelist {}, high-water mark {}, {}",
+                            m.txid,
+                            m.meta_seq,
+                            m.root.page_id,
+                            m.freelist.page_id,
+                            m.high_water,
+                            m.state.as_str()
+                        ),
+                        Err(p) => format!("INVALID: {p}"),
+                    },
+                ]
+            })
+            .collect();
+        rows.push(vec!["page size".to_owned(), ps.to_string()]);
         output::table(&mut out, &rows)?;
     }
     out.flush()?;

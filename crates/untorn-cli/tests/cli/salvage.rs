@@ -113,3 +113,23 @@ fn truncated_untorn_file_is_salvaged_in_part() {
         }
     }
 }
+
+#[test]
+fn surgery_meta_validate_on_an_untorn_file_names_the_bad_slot_and_writes_nothing() {
+    let db = sample();
+    let o = untorn(&["surgery", "meta", "validate", db.p(), "--json"], None);
+    assert_eq!(o.status.code(), Some(0));
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["format"], "untorn");
+    assert_eq!(r["ok"], true);
+    assert_eq!(r["metas"][0]["valid"], true);
+    assert_eq!(r["metas"][1]["valid"], true);
+    flip(&db.path, 1, 200);
+    let before = std::fs::read(&db.path).unwrap();
+    let o = untorn(&["surgery", "meta", "validate", db.p()], None);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("meta 0") && out.contains("ok: txid"), "{out}");
+    assert!(out.contains("meta 1") && out.contains("INVALID"), "{out}");
+    assert_eq!(std::fs::read(&db.path).unwrap(), before);
+}

@@ -470,20 +470,38 @@ pub fn salvage_file<E: From<Error>>(
     emit: impl FnMut(DumpItem) -> std::result::Result<(), E>,
 ) -> std::result::Result<SalvageSummary, E> {
     let (data, journals) = crate::db::salvage_sources(path)?;
-    let js: Vec<&dyn Storage> = journals.iter().map(|(_, s)| s as &dyn Storage).collect();
-    salvage_storage(&data, &js, opts, emit)
+    let journal_path = crate::db::journal_path(path);
+    let live = journals
+        .iter()
+        .find(|(p, _)| *p == journal_path)
+        .map(|(_, s)| s as &dyn Storage);
+    let copies: Vec<&dyn Storage> = journals
+        .iter()
+        .filter(|(p, _)| *p != journal_path)
+        .map(|(_, s)| s as &dyn Storage)
+        .collect();
+    salvage_storage(&data, live, &copies, opts, emit)
 }
 
-/// [`salvage_file`] over storages: the data file and any number of journals.
+/// [`salvage_file`] over storages: the data file, its journal and journal copies kept by
+/// rollbacks. A rollback copy's commits were discarded on purpose (and their txids may
+/// be reused since): its images only refill lost ranges, its commits are never taken as
+/// the newest.
 pub fn salvage_storage<E: From<Error>>(
     data: &dyn Storage,
-    journals: &[&dyn Storage],
+    journal: Option<&dyn Storage>,
+    rollback_copies: &[&dyn Storage],
     mut opts: SalvageOptions<'_>,
     mut emit: impl FnMut(DumpItem) -> std::result::Result<(), E>,
 ) -> std::result::Result<SalvageSummary, E> {
-    let ps = detect_page_size(data, journals)?;
+    let journals: Vec<&dyn Storage> = journal
+        .into_iter()
+        .chain(rollback_copies.iter().copied())
+        .collect();
+    let ps = detect_page_size(data, &journals)?;
     let mut sources: Vec<&dyn Storage> = vec![data];
     sources.extend(journals.iter().copied());
+    let live_journal = usize::from(journal.is_some());
     let mut scan = Scan {
         sources,
         ps,
@@ -503,7 +521,11 @@ pub fn salvage_storage<E: From<Error>>(
         });
     }
     for src in 1..scan.sources.len() {
+        let commits = scan.commits.len();
         scan_journal(&mut scan, src, db_id, &mut opts)?;
+        if src > live_journal {
+            scan.commits.truncate(commits);
+        }
     }
     let rebuilt = rebuild(&mut scan, &mut opts)?;
     let mut summary = std::mem::take(&mut scan.summary);

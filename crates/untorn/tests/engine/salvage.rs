@@ -452,3 +452,41 @@ fn salvage_progress_can_cancel() {
     assert!(matches!(r, Err(untorn::Error::Cancelled)));
     assert_eq!(calls, 1);
 }
+
+#[test]
+fn salvage_uses_rollback_copies_only_to_refill_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.untorn");
+    let db = Database::builder()
+        .page_size(PS)
+        .checkpoint_threshold_bytes(1 << 30)
+        .create(&src)
+        .unwrap();
+    db.update(|tx| {
+        tx.create_bucket_if_not_exists("r")?.put("base", "0")?;
+        Ok::<_, untorn::Error>(())
+    })
+    .unwrap();
+    db.checkpoint().unwrap();
+    for t in 0..5u32 {
+        db.update(|tx| {
+            tx.create_bucket_if_not_exists("r")?
+                .put(format!("k{t}"), "v")?;
+            Ok::<_, untorn::Error>(())
+        })
+        .unwrap();
+    }
+    // The journal's commits survive only as a rollback copy: they refill nothing the
+    // newest commit (the checkpointed one) reaches, so they are not used at all.
+    let copy = dir.path().join("copy.untorn");
+    let data = std::fs::read(&src).unwrap();
+    let journal = std::fs::read(untorn::journal_path(&src)).unwrap();
+    drop(db);
+    std::fs::write(&copy, &data).unwrap();
+    let rollback = format!("{}.rollback-1", untorn::journal_path(&copy).display());
+    std::fs::write(&rollback, &journal).unwrap();
+    let (summary, pairs) = salvage_into(&copy, &dir.path().join("out.untorn"));
+    let keys: Vec<&[u8]> = pairs.iter().map(|(_, k, _)| k.as_slice()).collect();
+    assert_eq!(keys, vec![&b"base"[..]], "{summary:?}");
+    assert!(summary.nothing_lost(), "{summary:?}");
+}
