@@ -11,8 +11,8 @@ use std::sync::Arc;
 use crate::btree::{BucketSlot, Child, NodeValue, TxState};
 use crate::error::{Error, Result};
 use crate::format::{
-    encode_branch, encode_leaf, encode_overflow, extent_pages_for, BucketId, LeafValue, Meta,
-    PageHeader, PageId, PageRef, TxId, VerifiedPage, PAGE_HEADER_SIZE,
+    encode_branch, encode_leaf, encode_overflow, extent_pages_for, rebranch, BucketId, LeafValue,
+    Meta, PageHeader, PageId, PageRef, TxId, VerifiedPage, PAGE_HEADER_SIZE,
 };
 use crate::freeset::FreeSet;
 use crate::limits::MAX_TREE_DEPTH;
@@ -154,17 +154,32 @@ fn spill_tree(
         }
         if !expanded {
             stack.push((n, true, depth));
-            for c in &st.node(n)?.children {
-                if let Child::Dirty(ci) = c {
-                    stack.push((*ci, false, depth + 1));
-                }
+            for ci in st.node(n)?.dirty_children() {
+                stack.push((ci, false, depth + 1));
             }
             continue;
         }
         let node = std::mem::take(st.node_mut(n)?);
         let store = &st.store;
         node.assert_sound(store)?;
-        let img = if node.leaf {
+        let resolve = |c: &Child| match c {
+            Child::Clean(r) => Ok(*r),
+            Child::Dirty(ci) => done
+                .get(ci)
+                .copied()
+                .ok_or(Error::Internal("child encoded after parent")),
+            Child::Null => Err(Error::Internal("branch with a null child")),
+        };
+        let img = if let Some(pb) = &node.page {
+            // An unchanged branch: its page with the new children patched in.
+            let mut patched = Vec::with_capacity(pb.patched.len());
+            for (i, c) in &pb.patched {
+                patched.push((*i, resolve(c)?));
+            }
+            spill_node(alloc, node.size, txid, page_size, |id| {
+                rebranch(pb.page.bytes(), pb.page.header(), &patched, id, txid)
+            })?
+        } else if node.leaf {
             let mut entries: Vec<(&[u8], LeafValue<'_>)> = Vec::with_capacity(node.keys.len());
             for (k, v) in node.keys.iter().zip(node.vals.iter()) {
                 let value = match v {
@@ -196,14 +211,7 @@ fn spill_tree(
         } else {
             let mut entries: Vec<(&[u8], PageRef)> = Vec::with_capacity(node.keys.len());
             for (k, c) in node.keys.iter().zip(node.children.iter()) {
-                let r = match c {
-                    Child::Clean(r) => *r,
-                    Child::Dirty(ci) => *done
-                        .get(ci)
-                        .ok_or(Error::Internal("child encoded after parent"))?,
-                    Child::Null => return Err(Error::Internal("branch with a null child")),
-                };
-                entries.push((k.bytes(store), r));
+                entries.push((k.bytes(store), resolve(c)?));
             }
             spill_node(alloc, node.size, txid, page_size, |id| {
                 encode_branch(&entries, id, txid, tree, page_size)

@@ -85,10 +85,11 @@ impl TxState {
                 if n.leaf {
                     return Ok((path, cur));
                 }
-                let idx = n.child_index(store, key);
+                let idx = n.child_index(store, key)?;
                 if lower_first && idx == 0 {
                     let below_first = n.key(store, 0).is_some_and(|first| key < first);
                     if below_first {
+                        n.decode(store)?;
                         let lowered = NodeKey::new(store, key)?;
                         if let Some(first) = n.keys.first_mut() {
                             *first = lowered;
@@ -96,13 +97,11 @@ impl TxState {
                         }
                     }
                 }
-                let child = *n.children.get(idx).ok_or_else(|| internal("child index"))?;
+                let child = n.child(idx).ok_or_else(|| internal("child index"))?;
                 (idx, child)
             };
             let c = self.materialize(pager, bucket, child)?;
-            if let Some(slot) = self.node_mut(cur)?.children.get_mut(idx) {
-                *slot = Child::Dirty(c);
-            }
+            self.node_mut(cur)?.set_child(idx, Child::Dirty(c))?;
             path.push((cur, idx));
             cur = c;
         }
@@ -122,7 +121,7 @@ impl TxState {
         let old = {
             let TxState { nodes, store, .. } = &mut *self;
             let n = nodes.get_mut(leaf).ok_or_else(|| internal("arena index"))?;
-            match n.search(store, key) {
+            match n.search(store, key)? {
                 Ok(i) => {
                     let slot = n.vals.get_mut(i).ok_or_else(|| internal("leaf value"))?;
                     if slot.is_bucket() != is_bucket {
@@ -194,7 +193,12 @@ impl TxState {
         let mut cur = node;
         for _ in 0..=MAX_TREE_DEPTH {
             let pieces = {
-                let n = self.node_mut(cur)?;
+                let TxState { nodes, store, .. } = &mut *self;
+                let n = nodes.get_mut(cur).ok_or_else(|| internal("arena index"))?;
+                if n.size <= page_size {
+                    return Ok(());
+                }
+                n.decode(store)?;
                 let min_entries = if n.leaf { 1 } else { 2 };
                 if n.size <= page_size || n.len() < 2 * min_entries {
                     return Ok(());
@@ -246,7 +250,7 @@ impl TxState {
             }
             let parent = match path.pop() {
                 Some((parent, idx)) => {
-                    let pn = self.node_mut(parent)?;
+                    let pn = self.decoded(parent)?;
                     for (k, (sep, child)) in new_entries.into_iter().enumerate() {
                         pn.keys.insert(idx + 1 + k, sep);
                         pn.children.insert(idx + 1 + k, child);
@@ -366,7 +370,7 @@ impl TxState {
         let removed = {
             let TxState { nodes, store, .. } = &mut *self;
             let n = nodes.get_mut(leaf).ok_or_else(|| internal("arena index"))?;
-            match n.search(store, key) {
+            match n.search(store, key)? {
                 Ok(i) => {
                     let k = n.keys.remove(i);
                     let v = n.vals.remove(i);
@@ -388,6 +392,15 @@ impl TxState {
         self.rebalance(pager, bucket, &mut path, leaf)?;
         self.path_scratch = path;
         Ok(Some(removed))
+    }
+
+    /// Arena node `i`, decoded if it was a page-backed branch (before it is
+    /// restructured).
+    fn decoded(&mut self, i: usize) -> Result<&mut Node> {
+        let TxState { nodes, store, .. } = &mut *self;
+        let n = nodes.get_mut(i).ok_or_else(|| internal("arena index"))?;
+        n.decode(store)?;
+        Ok(n)
     }
 
     /// Merges underfull nodes upward after a delete; collapses the root.
@@ -413,7 +426,7 @@ impl TxState {
                     if n.leaf || n.len() != 1 {
                         break;
                     }
-                    let child = *n.children.first().ok_or_else(|| internal("root child"))?;
+                    let child = n.child(0).ok_or_else(|| internal("root child"))?;
                     root = self.materialize(pager, bucket, child)?;
                 }
                 let n = self.node(root)?;
@@ -426,7 +439,7 @@ impl TxState {
                 return Ok(());
             };
             if len == 0 {
-                let pn = self.node_mut(parent)?;
+                let pn = self.decoded(parent)?;
                 pn.keys.remove(idx);
                 pn.children.remove(idx);
                 pn.recompute_size();
@@ -448,18 +461,17 @@ impl TxState {
                 (idx, idx + 1)
             };
             let (lc, rc) = {
-                let pn = self.node(parent)?;
+                let pn = self.decoded(parent)?;
                 (
-                    *pn.children
-                        .get(left_idx)
-                        .ok_or_else(|| internal("left sibling"))?,
-                    *pn.children
-                        .get(right_idx)
+                    pn.child(left_idx).ok_or_else(|| internal("left sibling"))?,
+                    pn.child(right_idx)
                         .ok_or_else(|| internal("right sibling"))?,
                 )
             };
             let l = self.materialize(pager, bucket, lc)?;
             let r = self.materialize(pager, bucket, rc)?;
+            self.decoded(l)?;
+            self.decoded(r)?;
             let combined = self.node(l)?.size + self.node(r)?.size - PAGE_HEADER_SIZE;
             if combined > page_size || self.node(l)?.leaf != self.node(r)?.leaf {
                 // Keep both; they are dirty now, so record them in the parent.

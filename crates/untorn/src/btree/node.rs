@@ -214,9 +214,24 @@ impl NodeKey {
     }
 }
 
+/// A branch materialized from a page whose entries this transaction has not changed:
+/// its keys and children are read through the page, except the children it replaced
+/// (`patched`, one per path the transaction descended). Neither decoded when it is
+/// materialized nor re-encoded at commit: its new image is the page with the patched
+/// references written into it ([`rebranch`](crate::format::rebranch)). Restructuring it (a split's separator,
+/// a merge, a lowered first key) decodes it first ([`Node::decode`]).
+#[derive(Debug, Clone)]
+pub(crate) struct PageBranch {
+    pub(crate) page: Arc<VerifiedPage>,
+    pub(crate) patched: Vec<(usize, Child)>,
+}
+
 /// A node in the write transaction's arena.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Node {
+    /// Set while the node is an unchanged branch page (then `keys` and `children` are
+    /// empty; every accessor below reads through it).
+    pub(crate) page: Option<PageBranch>,
     pub(crate) leaf: bool,
     pub(crate) keys: Vec<NodeKey>,
     /// Leaf values (leaf only).
@@ -254,12 +269,43 @@ impl Node {
     }
 
     pub(super) fn recompute_size(&mut self) {
+        debug_assert!(self.page.is_none(), "size of a page-backed branch");
         self.size = self.encoded_size();
     }
 
-    /// A node over a verified page: its keys and inline values are spans into the page,
-    /// which the store keeps alive. No byte is copied.
+    /// A node over a verified page. A branch stays the page ([`PageBranch`]) until it
+    /// is restructured; a leaf's keys and inline values are spans into the page, which
+    /// the store keeps alive. No byte is copied.
     pub(super) fn from_page(store: &mut Store, page: Arc<VerifiedPage>) -> Result<Node> {
+        let size = PAGE_HEADER_SIZE + usize::try_from(page.header().payload_len).unwrap_or(0);
+        if !page.node()?.is_leaf() {
+            return Ok(Node {
+                page: Some(PageBranch {
+                    page,
+                    patched: Vec::new(),
+                }),
+                leaf: false,
+                size,
+                ..Node::default()
+            });
+        }
+        Node::decode_page(store, page, &[])
+    }
+
+    /// Decodes a page-backed branch into keys and children (a no-op for other nodes).
+    pub(super) fn decode(&mut self, store: &mut Store) -> Result<()> {
+        if let Some(pb) = self.page.take() {
+            *self = Node::decode_page(store, pb.page, &pb.patched)?;
+        }
+        Ok(())
+    }
+
+    /// The node of a verified page, with `patched` children replaced (a branch's).
+    fn decode_page(
+        store: &mut Store,
+        page: Arc<VerifiedPage>,
+        patched: &[(usize, Child)],
+    ) -> Result<Node> {
         let v = page.node()?;
         let mut n = Node {
             leaf: v.is_leaf(),
@@ -299,18 +345,81 @@ impl Node {
                 n.vals.push(value);
             }
         }
+        for (i, c) in patched {
+            let slot = n
+                .children
+                .get_mut(*i)
+                .ok_or_else(|| internal("patched child past the page"))?;
+            *slot = *c;
+        }
         // A validated page's payload is exactly its entries.
         debug_assert_eq!(n.size, n.encoded_size(), "page payload vs entries");
         Ok(n)
     }
 
+    /// Child `i` of a branch.
+    pub(crate) fn child(&self, i: usize) -> Option<Child> {
+        match &self.page {
+            Some(pb) => match pb.patched.iter().find(|(j, _)| *j == i) {
+                Some((_, c)) => Some(*c),
+                None => pb
+                    .page
+                    .node()
+                    .and_then(|v| v.branch_child(i))
+                    .ok()
+                    .map(Child::Clean),
+            },
+            None => self.children.get(i).copied(),
+        }
+    }
+
+    /// Replaces child `i` of a branch.
+    pub(super) fn set_child(&mut self, i: usize, c: Child) -> Result<()> {
+        match &mut self.page {
+            Some(pb) => {
+                if i >= pb.page.node()?.len() {
+                    return Err(internal("child index"));
+                }
+                match pb.patched.iter_mut().find(|(j, _)| *j == i) {
+                    Some(slot) => slot.1 = c,
+                    None => pb.patched.push((i, c)),
+                }
+            }
+            None => {
+                *self
+                    .children
+                    .get_mut(i)
+                    .ok_or_else(|| internal("child index"))? = c;
+            }
+        }
+        Ok(())
+    }
+
+    /// The arena nodes among the children.
+    pub(crate) fn dirty_children(&self) -> Vec<usize> {
+        let dirty = |c: &Child| match c {
+            Child::Dirty(i) => Some(*i),
+            _ => None,
+        };
+        match &self.page {
+            Some(pb) => pb.patched.iter().filter_map(|(_, c)| dirty(c)).collect(),
+            None => self.children.iter().filter_map(dirty).collect(),
+        }
+    }
+
     pub(super) fn len(&self) -> usize {
-        self.keys.len()
+        match &self.page {
+            Some(pb) => pb.page.node().map_or(0, |v| v.len()),
+            None => self.keys.len(),
+        }
     }
 
     /// Key `i`.
-    pub(crate) fn key<'s>(&self, store: &'s Store, i: usize) -> Option<&'s [u8]> {
-        self.keys.get(i).map(|k| k.bytes(store))
+    pub(crate) fn key<'s>(&'s self, store: &'s Store, i: usize) -> Option<&'s [u8]> {
+        match &self.page {
+            Some(pb) => pb.page.node().and_then(|v| v.key(i)).ok(),
+            None => self.keys.get(i).map(|k| k.bytes(store)),
+        }
     }
 
     /// Asserts what an encoded node must satisfy before it is spilled: one value (leaf)
@@ -318,6 +427,22 @@ impl Node {
     /// is the size the entries encode to. Debug builds also check the keys ascend (a
     /// comparison of every key, which release builds leave to the code that inserts).
     pub(crate) fn assert_sound(&self, store: &Store) -> Result<()> {
+        if let Some(pb) = &self.page {
+            let v = pb.page.node()?;
+            let header_size =
+                PAGE_HEADER_SIZE + usize::try_from(pb.page.header().payload_len).unwrap_or(0);
+            let sound = !v.is_leaf()
+                && self.keys.is_empty()
+                && self.children.is_empty()
+                && self.vals.is_empty()
+                && self.size == header_size
+                && pb.patched.iter().all(|(i, _)| *i < v.len());
+            return if sound {
+                Ok(())
+            } else {
+                Err(internal("page-backed branch out of step with its page"))
+            };
+        }
         let per_key = if self.leaf {
             self.vals.len() == self.keys.len() && self.children.is_empty()
         } else {
@@ -362,18 +487,26 @@ impl Node {
         right
     }
 
-    pub(super) fn search(&self, store: &Store, key: &[u8]) -> std::result::Result<usize, usize> {
+    pub(super) fn search(
+        &self,
+        store: &Store,
+        key: &[u8],
+    ) -> Result<std::result::Result<usize, usize>> {
+        if let Some(pb) = &self.page {
+            return pb.page.node()?.search(key);
+        }
         let prefix = key_prefix(key);
-        self.keys
-            .binary_search_by(|k| k.cmp_with(store, key, prefix))
+        Ok(self
+            .keys
+            .binary_search_by(|k| k.cmp_with(store, key, prefix)))
     }
 
-    pub(super) fn child_index(&self, store: &Store, key: &[u8]) -> usize {
-        match self.search(store, key) {
+    pub(super) fn child_index(&self, store: &Store, key: &[u8]) -> Result<usize> {
+        Ok(match self.search(store, key)? {
             Ok(i) => i,
             Err(0) => 0,
             Err(i) => i - 1,
-        }
+        })
     }
 }
 

@@ -62,11 +62,7 @@ impl<'a> NodeRef<'a> {
     pub(crate) fn child(&self, i: usize) -> Result<Child> {
         match self {
             NodeRef::Page(v) => v.branch_child(i).map(Child::Clean),
-            NodeRef::Mem(n, _) => n
-                .children
-                .get(i)
-                .copied()
-                .ok_or_else(|| internal("node child index")),
+            NodeRef::Mem(n, _) => n.child(i).ok_or_else(|| internal("node child index")),
         }
     }
 
@@ -94,14 +90,14 @@ impl<'a> NodeRef<'a> {
     pub(crate) fn search(&self, key: &[u8]) -> Result<std::result::Result<usize, usize>> {
         match self {
             NodeRef::Page(v) => v.search(key),
-            NodeRef::Mem(n, store) => Ok(n.search(store, key)),
+            NodeRef::Mem(n, store) => n.search(store, key),
         }
     }
 
     pub(crate) fn child_index(&self, key: &[u8]) -> Result<usize> {
         match self {
             NodeRef::Page(v) => v.child_index(key),
-            NodeRef::Mem(n, store) => Ok(n.child_index(store, key)),
+            NodeRef::Mem(n, store) => n.child_index(store, key),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod meta;
 pub mod node;
 pub mod overflow;
 pub mod page;
+pub mod rebranch;
 pub mod verified;
 
 pub use freelist::{
@@ -31,4 +32,5 @@ pub use page::{
     page_sizes, peek_extent_pages, peek_txid, seal_page, verify_page, PageHeader, PageRef,
     PageType, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE, PAGE_HEADER_SIZE, PAGE_REF_SIZE,
 };
+pub use rebranch::rebranch;
 pub use verified::{PageSlice, VerifiedPage};

@@ -744,6 +744,45 @@ impl<'a> NodeView<'a> {
 mod tests {
     use super::*;
     use crate::format::page::verify_page;
+    use crate::format::rebranch::rebranch;
+
+    #[test]
+    fn rebranch_is_the_encoding_of_the_patched_entries() {
+        let r = |id: u64, crc: u32| PageRef {
+            page_id: PageId(id),
+            txid: TxId(1),
+            checksum: crc,
+            extent_pages: 1,
+        };
+        let keys: [&[u8]; 3] = [b"apple", b"apricot", b"avocado"];
+        let old: Vec<(&[u8], PageRef)> = keys
+            .iter()
+            .zip([r(3, 1), r(4, 2), r(5, 3)])
+            .map(|(k, c)| (*k, c))
+            .collect();
+        let (src, h) = encode_branch(&old, PageId(9), TxId(1), BucketId(2), 4096).expect("encode");
+        let new_child = PageRef {
+            page_id: PageId(11),
+            txid: TxId(2),
+            checksum: 77,
+            extent_pages: 2,
+        };
+        let mut patched = old.clone();
+        patched[1].1 = new_child;
+        let want = encode_branch(&patched, PageId(12), TxId(2), BucketId(2), 4096).expect("encode");
+        let got = rebranch(&src, &h, &[(1, new_child)], PageId(12), TxId(2)).expect("rebranch");
+        assert_eq!(got, want);
+        assert!(rebranch(&src, &h, &[(3, new_child)], PageId(12), TxId(2)).is_err());
+        let (leaf, lh) = encode_leaf(
+            &[(b"a", LeafValue::Inline(b"1"))],
+            PageId(7),
+            TxId(1),
+            BucketId(2),
+            4096,
+        )
+        .expect("encode");
+        assert!(rebranch(&leaf, &lh, &[], PageId(12), TxId(2)).is_err());
+    }
 
     #[test]
     fn leaf_round_trip_and_search() {
