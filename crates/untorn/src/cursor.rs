@@ -230,20 +230,8 @@ impl<'t> Cursor<'t> {
             pins: Some(pins), ..
         } = &self.src
         {
-            match (self.stack.as_slice(), child) {
-                ([], _) if child == pins.tree().root => {
-                    return Ok(pins.root(pager)?.map(|p| Handle::Page(Arc::clone(p))));
-                }
-                ([(Handle::Page(parent), idx)], Child::Clean(r)) => {
-                    let pinned_parent = pins.root(pager)?.is_some_and(|p| Arc::ptr_eq(p, parent));
-                    if pinned_parent {
-                        let p = pins.child(pager, *idx)?;
-                        if p.page_id() == r.page_id && p.header().matches(&r) {
-                            return Ok(Some(Handle::Page(Arc::clone(p))));
-                        }
-                    }
-                }
-                _ => {}
+            if let Some(p) = pins.at(pager, &self.stack, child)? {
+                return Ok(Some(Handle::Page(p)));
             }
         }
         load(pager, self.tree_id, child)

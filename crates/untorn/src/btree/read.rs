@@ -192,17 +192,84 @@ pub(crate) fn lookup_from(
     Err(too_deep(h.page_id()))
 }
 
-/// The top two levels of one tree of a read snapshot, pinned by a bucket handle: the root
-/// page and, when the root is a branch, each child as it is first needed. A lookup reads
-/// them from here with neither a lock nor a hash probe, and goes to the pager only for
-/// the levels below. The pages are verified, checked against their references and the
-/// tree's id exactly as the pager path does, once per handle.
+/// The branches of one tree of a read snapshot, pinned by a bucket handle as they are
+/// first needed: the root and, below each pinned branch, its children while they are
+/// branches (leaves are never pinned: they stay the cache's to evict). A lookup walks
+/// every branch level from here with neither a lock, a hash probe nor a reference count
+/// (the slots are write-once), and goes to the pager only for the leaf. Each page is
+/// verified, checked against the reference its parent holds and against the tree's id
+/// exactly as the pager path does, once per handle.
 #[derive(Debug)]
 pub(crate) struct Pinned {
     tree: Tree,
-    root: OnceLock<Arc<VerifiedPage>>,
-    /// The root's children by index (empty until the root is read, or for a leaf root).
-    children: OnceLock<Box<[OnceLock<Arc<VerifiedPage>>]>>,
+    root: OnceLock<PinNode>,
+}
+
+/// A pinned page and, for a branch, its pinned children by index (`None` once its
+/// children turned out to be leaves).
+#[derive(Debug)]
+struct PinNode {
+    page: Arc<VerifiedPage>,
+    children: OnceLock<Option<Box<[OnceLock<PinNode>]>>>,
+}
+
+/// A child of a pinned branch: pinned itself, or a page read through the pager.
+enum Loaded<'p> {
+    Pinned(&'p PinNode),
+    Page(Arc<VerifiedPage>),
+}
+
+impl PinNode {
+    fn new(page: Arc<VerifiedPage>) -> PinNode {
+        PinNode {
+            page,
+            children: OnceLock::new(),
+        }
+    }
+
+    /// Child `i` of this node, which is a branch.
+    fn child(&self, pager: &Pager, tree: BucketId, i: usize) -> Result<Loaded<'_>> {
+        let view = self.page.node()?;
+        let slot = match self.children.get() {
+            Some(None) => {
+                return Ok(Loaded::Page(read_page(
+                    pager,
+                    tree,
+                    &view.branch_child(i)?,
+                )?));
+            }
+            Some(Some(slots)) => Some(slots.get(i).ok_or_else(|| internal("pinned child index"))?),
+            None => None,
+        };
+        if let Some(p) = slot.and_then(OnceLock::get) {
+            return Ok(Loaded::Pinned(p));
+        }
+        let page = read_page(pager, tree, &view.branch_child(i)?)?;
+        let slots = match self.children.get() {
+            Some(s) => s,
+            None => {
+                let slots = (!page.node()?.is_leaf())
+                    .then(|| (0..view.len()).map(|_| OnceLock::new()).collect());
+                // Another thread may have decided first; its choice stands.
+                let _ = self.children.set(slots);
+                self.children
+                    .get()
+                    .ok_or_else(|| internal("pinned children"))?
+            }
+        };
+        let Some(slot) = slots.as_ref().and_then(|s| s.get(i)) else {
+            return Ok(Loaded::Page(page));
+        };
+        if page.node()?.is_leaf() {
+            // A leaf where branches were pinned (a damaged, unbalanced tree): not pinned.
+            return Ok(Loaded::Page(page));
+        }
+        // Another thread may have pinned the same page first; either copy is the same.
+        let _ = slot.set(PinNode::new(page));
+        slot.get()
+            .map(Loaded::Pinned)
+            .ok_or_else(|| internal("pinned child"))
+    }
 }
 
 impl Pinned {
@@ -210,16 +277,10 @@ impl Pinned {
         Pinned {
             tree,
             root: OnceLock::new(),
-            children: OnceLock::new(),
         }
     }
 
-    pub(crate) fn tree(&self) -> Tree {
-        self.tree
-    }
-
-    /// The root page (`None` for an empty tree).
-    pub(crate) fn root(&self, pager: &Pager) -> Result<Option<&Arc<VerifiedPage>>> {
+    fn root_node(&self, pager: &Pager) -> Result<Option<&PinNode>> {
         let Child::Clean(r) = self.tree.root else {
             return Ok(None);
         };
@@ -228,59 +289,76 @@ impl Pinned {
         }
         let page = read_page(pager, self.tree.id, &r)?;
         // Another thread may have pinned the same page first; either copy is the same.
-        let _ = self.root.set(page);
+        let _ = self.root.set(PinNode::new(page));
         Ok(self.root.get())
     }
 
-    /// Child `i` of the root, which is a branch.
-    pub(crate) fn child(&self, pager: &Pager, i: usize) -> Result<&Arc<VerifiedPage>> {
-        let root = self
-            .root(pager)?
-            .ok_or_else(|| internal("pinned child of an empty tree"))?;
-        let view = root.node()?;
-        let slots = match self.children.get() {
-            Some(s) => s,
-            None => {
-                let n = if view.is_leaf() { 0 } else { view.len() };
-                let _ = self.children.set((0..n).map(|_| OnceLock::new()).collect());
-                self.children
-                    .get()
-                    .ok_or_else(|| internal("pinned children"))?
-            }
-        };
-        let slot = slots.get(i).ok_or_else(|| internal("pinned child index"))?;
-        if let Some(p) = slot.get() {
-            return Ok(p);
-        }
-        let page = read_page(pager, self.tree.id, &view.branch_child(i)?)?;
-        let _ = slot.set(page);
-        slot.get().ok_or_else(|| internal("pinned child"))
-    }
-
-    /// Finds `key`: the two pinned levels first, then the pager.
-    pub(crate) fn lookup(&self, pager: &Pager, key: &[u8]) -> Result<Option<(Handle, usize)>> {
-        let Some(root) = self.root(pager)? else {
+    /// The page `child` of a cursor at `path` (the pages and indexes it descended from
+    /// the root) if that child is one of the top two levels and pinned, or is the leaf
+    /// below a pinned branch (read through the pager); `None` otherwise.
+    pub(crate) fn at(
+        &self,
+        pager: &Pager,
+        path: &[(Handle, usize)],
+        child: Child,
+    ) -> Result<Option<Arc<VerifiedPage>>> {
+        let Some(mut node) = self.root_node(pager)? else {
             return Ok(None);
         };
-        let mut page = root;
-        for level in 0..2 {
-            let v = page.node()?;
-            let idx = if v.is_leaf() {
-                return Ok(match v.search(key)? {
-                    Ok(i) => Some((Handle::Page(Arc::clone(page)), i)),
-                    Err(_) => None,
-                });
-            } else {
-                v.child_index(key)?
-            };
-            if level == 0 {
-                page = self.child(pager, idx)?;
-            } else {
-                let below = load(pager, self.tree.id, Child::Clean(v.branch_child(idx)?))?
-                    .ok_or_else(|| internal("a loaded page"))?;
-                return lookup_from(pager, None, self.tree.id, below, key);
+        if path.is_empty() {
+            return Ok((child == self.tree.root).then(|| Arc::clone(&node.page)));
+        }
+        // A cursor steps between leaves far more often than it descends: below the top
+        // two levels, walking the pins from the root costs more than the pager's probe.
+        if path.len() > 1 {
+            return Ok(None);
+        }
+        let last = path.len() - 1;
+        for (depth, (h, idx)) in path.iter().enumerate().take(MAX_TREE_DEPTH) {
+            let on_path = matches!(h, Handle::Page(p) if Arc::ptr_eq(p, &node.page));
+            if !on_path || node.page.node()?.is_leaf() {
+                return Ok(None);
+            }
+            let loaded = node.child(pager, self.tree.id, *idx)?;
+            if depth == last {
+                let page = match loaded {
+                    Loaded::Pinned(c) => Arc::clone(&c.page),
+                    Loaded::Page(p) => p,
+                };
+                let Child::Clean(r) = child else {
+                    return Ok(None);
+                };
+                let same = page.page_id() == r.page_id && page.header().matches(&r);
+                return Ok(same.then_some(page));
+            }
+            match loaded {
+                Loaded::Pinned(c) => node = c,
+                Loaded::Page(_) => return Ok(None),
             }
         }
-        Err(too_deep(page.page_id().get()))
+        Ok(None)
+    }
+
+    /// Finds `key`: the pinned branches first, then the pager for the leaf.
+    pub(crate) fn lookup(&self, pager: &Pager, key: &[u8]) -> Result<Option<(Handle, usize)>> {
+        let Some(mut node) = self.root_node(pager)? else {
+            return Ok(None);
+        };
+        for _ in 0..MAX_TREE_DEPTH {
+            let v = node.page.node()?;
+            if v.is_leaf() {
+                return Ok(match v.search(key)? {
+                    Ok(i) => Some((Handle::Page(Arc::clone(&node.page)), i)),
+                    Err(_) => None,
+                });
+            }
+            match node.child(pager, self.tree.id, v.child_index(key)?)? {
+                Loaded::Pinned(c) => node = c,
+                Loaded::Page(p) => {
+                    return lookup_from(pager, None, self.tree.id, Handle::Page(p), key)
+                }
+            }
+        }
+        Err(too_deep(node.page.page_id().get()))
     }
 }
