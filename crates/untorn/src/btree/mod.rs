@@ -4,9 +4,11 @@
 //! A write transaction never modifies a page. Touching a node *materializes* it: the page
 //! becomes an arena [`Node`] whose keys and values are spans into the page (no byte is
 //! copied; see `node`), the parent's pointer becomes `Child::Dirty`, and the old page is
-//! recorded as freed by this transaction. At commit the dirty nodes are
-//! encoded bottom-up into new pages (see `commit.rs`), so a parent always knows each
-//! child's txid and checksum when it is encoded.
+//! recorded as freed by this transaction. A branch stays its page until one of its
+//! entries changes (`node::PageBranch`): descending through it only records the child
+//! replaced. At commit the dirty nodes are encoded bottom-up into new pages (see
+//! `commit.rs`; an unchanged branch is its page with the new child references patched
+//! in), so a parent always knows each child's txid and checksum when it is encoded.
 //!
 //! - `node`: the arena's nodes, keys, values and child pointers.
 //! - `read`: lookups and node views over verified pages or arena nodes.
