@@ -13,6 +13,9 @@ use super::node::{internal, Child, Node, NodeKey, NodeValue};
 use super::read::{load, lookup, read_page, too_deep, Handle, Tree, ValRef};
 use super::state::{BucketSlot, TxState};
 
+/// Children a page-backed branch may have replaced before it is decoded.
+const MAX_PATCHED: usize = 1;
+
 /// Values longer than this go to an overflow extent.
 pub(crate) fn overflow_threshold(page_size: usize) -> usize {
     page_size / 4
@@ -101,7 +104,19 @@ impl TxState {
                 (idx, child)
             };
             let c = self.materialize(pager, bucket, child)?;
-            self.node_mut(cur)?.set_child(idx, Child::Dirty(c))?;
+            {
+                let TxState { nodes, store, .. } = &mut *self;
+                let n = nodes.get_mut(cur).ok_or_else(|| internal("arena index"))?;
+                n.set_child(idx, Child::Dirty(c))?;
+                // A branch most of whose children a large transaction replaced is cheaper
+                // decoded than read through its page and a long list of replacements.
+                if n.page
+                    .as_ref()
+                    .is_some_and(|pb| pb.patched.len() > MAX_PATCHED)
+                {
+                    n.decode(store)?;
+                }
+            }
             path.push((cur, idx));
             cur = c;
         }
