@@ -2,23 +2,13 @@
 //! and exits 0, 1 or 2. (The library fuzz targets cover the parsers; this covers the
 //! CLI's own handling of whatever they return.)
 
-use std::collections::BTreeMap;
 use untorn::unstable::fuzzing::{mutate, Rng};
 
 use crate::common::{sample, untorn};
 
+/// The bbolt file of the `--help` examples (bucket "keys", 3,000 keys).
 fn bbolt_sample(path: &std::path::Path) {
-    let mut root = untorn_bbolt::BucketData::default();
-    let b = root.bucket_mut(&[b"keys".to_vec()]).unwrap();
-    let mut entries = BTreeMap::new();
-    for i in 0..3000u32 {
-        entries.insert(
-            format!("key{i:06}").into_bytes(),
-            untorn_bbolt::Value::Data(vec![(i % 251) as u8; 60]),
-        );
-    }
-    b.entries = entries;
-    untorn_bbolt::write_file(path, &root, &untorn_bbolt::WriteOptions::default()).unwrap();
+    crate::help_examples::bbolt_example(path);
 }
 
 /// One to five damages of the kinds `untorn::unstable::fuzzing::mutate` does.
