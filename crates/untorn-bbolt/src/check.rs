@@ -7,6 +7,10 @@
 //! high-water mark. A reference to a page that is on the stack is a cycle; a
 //! reference to a page already finished is a multiple reference; neither is
 //! followed, so the walk always terminates.
+//!
+//! Why this file is long: one iterative walk with its explicit frame stack; each finding
+//! kind is raised by the frame step that detects it, so the steps stay together rather
+//! than being spread over files that would all need the frame.
 
 use untorn::unstable::check::PageFlags;
 use untorn::unstable::report::{FindingKind, FindingSink, PageInfo, PageKind, PageState, Report};

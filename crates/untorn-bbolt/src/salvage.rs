@@ -15,6 +15,10 @@
 //!    txid, so among orphans the first one found wins and conflicts are counted).
 //!    Bucket elements on orphan leaves bring their whole sub-tree back the same way.
 //! 4. Write a fresh file with the writer: same page size and freelist mode.
+//!
+//! Why this file is long: the walk, the holes it records and the orphan placement that
+//! fills them share one private state (claimed pages, visited set, holes) and run as
+//! passes over it; the report types (about a fifth) come first.
 
 use std::collections::HashSet;
 use std::path::Path;

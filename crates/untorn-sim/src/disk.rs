@@ -34,6 +34,11 @@
 //!
 //! A failed sync behaves like Linux after an fsync error ("fsyncgate"): each pending
 //! write is either made durable or silently dropped, and the view keeps the new bytes.
+//!
+//! Why this file is long: the file model, the fault table and the crash plan act on the
+//! same per-file pending-write state, which stays private to this file so no other module
+//! can make a write durable behind the simulator's back; about 370 of its lines are unit
+//! tests of that state.
 
 use std::collections::BTreeMap;
 use std::io;

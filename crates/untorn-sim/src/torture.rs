@@ -1,6 +1,11 @@
 //! The torture run loop: random workloads on a [`SimDisk`] with crash points and faults,
 //! reopened after every crash and judged by the [`oracle`](crate::oracle) against the
 //! [`Model`] of the commits issued so far.
+//!
+//! Why this file is long: it is the run loop only (`Run`: workload, crash points, reopen,
+//! judge); configuration, the oracle, the summary and the other runners live in their own
+//! modules, and the loop's steps share one `Run` state that splitting would have to pass
+//! around.
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -36,6 +36,10 @@
 //!
 //! An overflow value stores 32 bytes: the extent's [`PageRef`] then the value length
 //! (u64). A bucket stores its 48-byte [`BucketHeader`].
+//!
+//! Why this file is long: the element layout, its encoder and the validated read view
+//! must agree byte for byte, so they stay in one file; about 220 of its lines are the
+//! round-trip and hostile-input tests.
 
 use std::cmp::Ordering;
 use std::ops::Range;
