@@ -159,6 +159,7 @@ impl Builder {
             Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked),
             Err(std::fs::TryLockError::Error(e)) => return Err(file_error(path, e)),
         }
+        let held = FileLock(file.try_clone().map_err(|e| file_error(path, e))?);
         let jpath = journal_path(path);
         let journal_existed = jpath.exists();
         let journal: Arc<dyn Storage> = if self.read_only {
@@ -197,6 +198,10 @@ impl Builder {
                 }
                 Error::Io(e) => file_error(path, e),
                 e => e,
+            })
+            .map(|mut db| {
+                db.lock = Some(held);
+                db
             });
         if opened.is_err() && !journal_existed && !self.read_only {
             // Do not leave behind an empty journal this failed open created.
@@ -241,7 +246,22 @@ impl Builder {
         Ok(Database {
             shared: Arc::new(shared),
             batch_queue: Mutex::new(Vec::new()),
+            lock: None,
         })
+    }
+}
+
+/// The OS lock of a database opened by path, released explicitly when the handle is
+/// dropped. Closing the descriptor is not enough: a child process this program is
+/// spawning at that moment holds a copy of it until its `exec`, and the lock (which
+/// belongs to the open file description) would outlive the handle by that long.
+struct FileLock(File);
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // Unlocking a description that holds no lock is a no-op; there is nothing to
+        // report if it fails (the descriptor's close releases the lock anyway).
+        let _ = self.0.unlock();
     }
 }
 
@@ -375,6 +395,9 @@ pub struct Database {
     pub(crate) shared: Arc<Shared>,
     /// Calls of [`Database::batch`] waiting for the next shared transaction.
     batch_queue: Mutex<Vec<BatchCall>>,
+    /// The OS lock of a database opened by path; dropped (unlocked) after `shared`, so
+    /// after the clean close has written everything.
+    lock: Option<FileLock>,
 }
 
 impl std::fmt::Debug for Database {
@@ -727,4 +750,30 @@ pub(crate) fn salvage_sources(path: &Path) -> Result<(FileStorage, Vec<(PathBuf,
         journals.push((c.clone(), open(&c)?));
     }
     Ok((data, journals))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A child process that holds a copy of the handle's descriptor (as one being spawned
+    /// by another thread does, until its `exec`) must not keep the database locked after
+    /// the handle is dropped. Without the explicit unlock, the reopen below is `Locked`.
+    #[test]
+    fn a_dropped_handle_unlocks_even_while_a_child_holds_its_descriptor() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("db.untorn");
+        let db = Database::create(&p).unwrap();
+        let held = db.lock.as_ref().unwrap().0.try_clone().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .stdin(std::process::Stdio::from(held))
+            .spawn()
+            .unwrap();
+        drop(db);
+        let reopened = Database::open(&p);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(reopened.is_ok(), "{:?}", reopened.err());
+    }
 }
