@@ -22,7 +22,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use untorn::unstable::report::{Lost, SalvageSummary};
+use untorn::unstable::report::{count, Lost, SalvageSummary};
 
 use crate::error::Result;
 use crate::file::BoltFile;
@@ -510,8 +510,8 @@ impl Ctx<'_> {
                     page: pgid,
                     keys: suspects.len() as u64,
                     reason: format!(
-                        "{} element(s) of a leaf of bucket {} whose bytes are misplaced or whose keys break the key order: their names are not proven",
-                        suspects.len(),
+                        "{} of a leaf of bucket {} whose bytes are misplaced or whose keys break the key order: their names are not proven",
+                        count(suspects.len() as u64, "element"),
                         path_display(&p)
                     ),
                 });

@@ -296,7 +296,7 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             } else {
                 Err(format!(
-                    "{} child run(s) failed; see the report",
+                    "child runs failed ({}); see the report",
                     results.failures.len()
                 )
                 .into())

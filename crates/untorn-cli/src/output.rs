@@ -17,19 +17,7 @@ pub fn interactive() -> bool {
 }
 
 /// `n` and the noun, singular or plural: "1 bucket", "2 buckets", "0 entries".
-pub fn count(n: u64, noun: &str) -> String {
-    if n == 1 {
-        return format!("1 {noun}");
-    }
-    let plural = match noun {
-        "entry" => "entries".to_owned(),
-        "range" | "page" | "key" | "bucket" | "finding" | "line" | "commit" | "byte"
-        | "element" | "error" | "warning" => format!("{noun}s"),
-        other if other.ends_with('y') => format!("{}ies", &other[..other.len() - 1]),
-        other => format!("{other}s"),
-    };
-    format!("{n} {plural}")
-}
+pub use untorn::unstable::report::count;
 
 /// Writes one JSON document and a newline.
 pub fn json<T: Serialize>(out: &mut impl Write, v: &T) -> anyhow::Result<()> {

@@ -28,6 +28,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 
+use untorn::unstable::report::count;
+
 use crate::db::{EtcdDb, RevRecord};
 use crate::format::request::{
     Compare, CompareResult, CompareTarget, DeleteRangeRequest, Op, PutRequest, Request, Txn,
@@ -464,10 +466,10 @@ fn agrees(db: &EtcdDb, r: &Replayed, by_main: &BTreeMap<i64, Vec<usize>>) -> Res
             .and_then(|s| r.changes.get(s))
         else {
             return Err(format!(
-                "the file has revision {} but entry {} made {} change(s) at revision {}",
+                "the file has revision {} but entry {} made {} at revision {}",
                 rec.rev,
                 r.index,
-                r.changes.len(),
+                count(r.changes.len() as u64, "change"),
                 r.main
             ));
         };

@@ -29,6 +29,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use untorn::unstable::report::count;
 use untorn_bbolt::format::NodeKind;
 use untorn_bbolt::{BoltFile, BucketData, SalvageOptions, SalvageReport, Salvaged, Value};
 
@@ -815,10 +816,10 @@ impl std::fmt::Display for EtcdSalvageReport {
             };
             writeln!(
                 f,
-                "LOST {range} (page {}: {}): {} revision(s) missing{}, {} restored from copies elsewhere in the file",
+                "LOST {range} (page {}: {}): {} missing{}, {} restored from copies elsewhere in the file",
                 l.page,
                 l.reason,
-                l.missing_at_least,
+                count(l.missing_at_least, "revision"),
                 if l.exact { "" } else { " at least" },
                 l.restored
             )?;
@@ -839,9 +840,9 @@ impl std::fmt::Display for EtcdSalvageReport {
         for m in &self.wal.lost {
             writeln!(
                 f,
-                "{} of the {} change(s) of revision {} lost (raft entry {}, term {}):",
+                "{} of the {} of revision {} lost (raft entry {}, term {}):",
                 m.lost.len(),
-                m.changes,
+                count(m.changes, "change"),
                 m.main,
                 m.index,
                 m.term
@@ -886,8 +887,8 @@ impl std::fmt::Display for EtcdSalvageReport {
         if !self.affected.is_empty() {
             writeln!(
                 f,
-                "{} key(s) lost their newest revision (--etcd-stale {}{}):",
-                self.affected.len(),
+                "{} lost their newest revision (--etcd-stale {}{}):",
+                count(self.affected.len() as u64, "key"),
                 self.stale.as_str(),
                 if self.stale == StalePolicy::Keep {
                     ", the default: etcd serves their older values"
@@ -912,8 +913,8 @@ impl std::fmt::Display for EtcdSalvageReport {
         if !self.restored.is_empty() {
             writeln!(
                 f,
-                "restored {} revision(s) from copies elsewhere in the file",
-                self.restored.len()
+                "restored {} from copies elsewhere in the file",
+                count(self.restored.len() as u64, "revision")
             )?;
         }
         for l in &self.leases_lost {

@@ -214,7 +214,7 @@ fn salvage_keeps_or_drops_the_keys_whose_newest_revision_was_lost() {
     assert!(changed.iter().all(|k| named.contains(k)));
     let human = ok(&["salvage", s(&db), s(&kept), "--force"], 1);
     assert!(human.contains("--etcd-stale keep, the default"), "{human}");
-    assert!(human.contains("change(s) of revision"), "{human}");
+    assert!(human.contains("changes of revision"), "{human}");
 
     // drop: those keys are removed; every other key is served exactly as before.
     let dropped = dir.path().join("dropped.db");

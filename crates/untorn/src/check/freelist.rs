@@ -73,7 +73,8 @@ impl Walk<'_> {
                 Some(id),
                 &[id],
                 format!(
-                    "{out_of_range} run(s) outside pages 2..{hwm}, the first {s}+{l}; they are ignored"
+                    "{} outside pages 2..{hwm}, the first {s}+{l}; they are ignored",
+                    crate::report::count(out_of_range, "run")
                 ),
             );
         }
@@ -110,7 +111,8 @@ impl Walk<'_> {
                 Some(s),
                 &[id],
                 format!(
-                    "{dup_runs} freelist run(s) list pages already listed; the first overlap is pages {s}..{e}"
+                    "the freelist lists pages twice ({} overlapping earlier ones); the first overlap is pages {s}..{e}",
+                    crate::report::count(dup_runs, "run")
                 ),
             );
         }

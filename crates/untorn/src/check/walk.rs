@@ -494,8 +494,9 @@ impl<'a> Walk<'a> {
                 Some(id),
                 &path,
                 format!(
-                    "reachable extent {id}+{} has {freed} page(s) in the freelist",
-                    r.extent_pages
+                    "reachable extent {id}+{} has {} in the freelist",
+                    r.extent_pages,
+                    crate::report::count(freed, "page")
                 ),
             );
         }

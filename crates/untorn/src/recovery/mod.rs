@@ -410,8 +410,8 @@ pub(crate) fn recover(
                 .to_owned()
         } else {
             format!(
-                "the journal's generation marker is damaged; it was re-derived from the meta it copies and {} record(s) chain to it",
-                scan.records.len()
+                "the journal's generation marker is damaged; it was re-derived from the meta it copies and {} chained to it",
+                crate::report::count(scan.records.len() as u64, "record")
             )
         });
     }

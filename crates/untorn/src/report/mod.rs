@@ -11,6 +11,7 @@ mod findings;
 mod pages;
 mod salvage;
 mod stats;
+mod words;
 
 pub use findings::{Finding, FindingKind, FindingSink, Report, RootCause};
 pub use pages::{
@@ -18,3 +19,4 @@ pub use pages::{
 };
 pub use salvage::{DumpItem, Lost, Pair, SalvageSummary, Stale};
 pub use stats::Stats;
+pub use words::{count, plural};
