@@ -159,7 +159,7 @@ pub fn run(a: InfoArgs) -> Result<ExitCode> {
         || info
             .recovery
             .as_ref()
-            .is_some_and(|r| r.damaged_record.is_some());
+            .is_some_and(|r| r.report.damaged_record.is_some());
     let mut out = output::stdout();
     if a.common.json {
         output::json(&mut out, &info)?;

@@ -12,70 +12,20 @@ use crate::args::RecoverArgs;
 use crate::backend::{bbolt_read_only, detect, Format};
 use crate::output;
 
-/// `recover --json` (and the report `info --json` embeds).
+/// `recover --json` (and the report `info --json` embeds): the txid opened at and the
+/// engine's [`RecoveryReport`], field for field.
 #[derive(Debug, Serialize)]
 pub struct JsonRecovery {
     pub txid: u64,
-    pub commits_replayed: u64,
-    pub pages_restored: u64,
-    pub bytes_discarded: u64,
-    pub meta_fallback: Option<String>,
-    pub meta_restored: Option<String>,
-    pub revoked_txid: Option<u64>,
-    pub damaged_record: Option<JsonDamagedRecord>,
-    pub rollback: Option<JsonRollback>,
-    pub warnings: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct JsonDamagedRecord {
-    pub txid: u64,
-    pub offset: u64,
-    pub acknowledged: bool,
-    pub complete: bool,
-    pub later_txids: Vec<u64>,
-    pub detail: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct JsonRollback {
-    pub to_txid: u64,
-    pub reason: String,
-    pub discarded_txids: Vec<u64>,
-    pub discarded_unknown_after: Option<u64>,
-    pub damaged_slot: Option<u64>,
-    pub claimed_txid: Option<u64>,
-    pub journal_kept_as: Option<String>,
+    #[serde(flatten)]
+    pub report: RecoveryReport,
 }
 
 impl JsonRecovery {
     pub fn new(txid: u64, r: &RecoveryReport) -> JsonRecovery {
         JsonRecovery {
             txid,
-            commits_replayed: r.commits_replayed,
-            pages_restored: r.pages_restored,
-            bytes_discarded: r.bytes_discarded,
-            meta_fallback: r.meta_fallback.clone(),
-            meta_restored: r.meta_restored.clone(),
-            revoked_txid: r.revoked_txid,
-            damaged_record: r.damaged_record.as_ref().map(|d| JsonDamagedRecord {
-                txid: d.txid,
-                offset: d.offset,
-                acknowledged: d.acknowledged,
-                complete: d.complete,
-                later_txids: d.later_txids.clone(),
-                detail: d.detail.clone(),
-            }),
-            rollback: r.rollback.as_ref().map(|b| JsonRollback {
-                to_txid: b.to_txid,
-                reason: b.reason.clone(),
-                discarded_txids: b.discarded_txids.clone(),
-                discarded_unknown_after: b.discarded_unknown_after,
-                damaged_slot: b.damaged_slot,
-                claimed_txid: b.claimed_txid,
-                journal_kept_as: b.journal_kept_as.clone(),
-            }),
-            warnings: r.warnings.clone(),
+            report: r.clone(),
         }
     }
 
@@ -85,23 +35,23 @@ impl JsonRecovery {
             "recovery".to_owned(),
             format!(
                 "{} replayed, {} restored, {} of torn tail discarded",
-                crate::output::count(self.commits_replayed, "commit"),
-                crate::output::count(self.pages_restored, "page"),
-                crate::output::count(self.bytes_discarded, "byte")
+                crate::output::count(self.report.commits_replayed, "commit"),
+                crate::output::count(self.report.pages_restored, "page"),
+                crate::output::count(self.report.bytes_discarded, "byte")
             ),
         ]];
-        if let Some(m) = &self.meta_restored {
+        if let Some(m) = &self.report.meta_restored {
             rows.push(vec!["meta restored".into(), m.clone()]);
-        } else if let Some(m) = &self.meta_fallback {
+        } else if let Some(m) = &self.report.meta_fallback {
             rows.push(vec!["meta fallback".into(), m.clone()]);
         }
-        if let Some(t) = self.revoked_txid {
+        if let Some(t) = self.report.revoked_txid {
             rows.push(vec![
                 "revoked commit".into(),
                 format!("txid {t} (its commit() returned an error; not replayed)"),
             ]);
         }
-        if let Some(d) = &self.damaged_record {
+        if let Some(d) = &self.report.damaged_record {
             rows.push(vec![
                 "DAMAGED RECORD".into(),
                 format!(
@@ -122,7 +72,7 @@ impl JsonRecovery {
                 ),
             ]);
         }
-        if let Some(b) = &self.rollback {
+        if let Some(b) = &self.report.rollback {
             let verb = if would { "would discard" } else { "discarded" };
             let mut what = Vec::new();
             if !b.discarded_txids.is_empty() {
@@ -151,7 +101,7 @@ impl JsonRecovery {
                 rows.push(vec!["journal kept as".into(), k.clone()]);
             }
         }
-        for w in &self.warnings {
+        for w in &self.report.warnings {
             rows.push(vec!["warning".into(), w.clone()]);
         }
         rows

@@ -48,6 +48,7 @@ pub enum Recovery {
 /// A complete journal record that fails its checksum (or damage a later record proves
 /// was durable), found by the scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct DamagedRecord {
     /// The commit the damaged record holds.
     pub txid: u64,
@@ -66,6 +67,7 @@ pub struct DamagedRecord {
 
 /// What an explicit rollback gave up.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct RollbackReport {
     /// The txid the database opened at.
     pub to_txid: u64,
@@ -86,6 +88,7 @@ pub struct RollbackReport {
 
 /// What recovery did when the database was opened.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct RecoveryReport {
     /// Journal commits replayed on top of the base meta.
     pub commits_replayed: u64,
