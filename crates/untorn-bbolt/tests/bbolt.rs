@@ -22,8 +22,6 @@ mod etcd;
 mod flips;
 #[path = "bbolt/mutations.rs"]
 mod mutations;
-#[path = "bbolt/peers.rs"]
-mod peers;
 #[path = "bbolt/read.rs"]
 mod read;
 #[path = "bbolt/salvage.rs"]

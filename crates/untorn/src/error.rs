@@ -151,7 +151,7 @@ pub enum Error {
          discards txid {txid}{later} (the journal is kept as evidence)",
         ack = if *acknowledged { " (a later record shows it was acknowledged)" } else { "" },
         last_good = txid.saturating_sub(1),
-        later = if *later_records > 0 { format!(" and {} later", crate::report::count(*later_records, "record")) } else { String::new() }
+        later = if *later_records > 0 { format!(" and {} later", crate::words::count(*later_records, "record")) } else { String::new() }
     )]
     JournalRecordDamaged {
         /// The damaged commit.

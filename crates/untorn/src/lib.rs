@@ -154,6 +154,7 @@ mod tx;
 pub mod typed;
 pub mod unstable;
 mod value;
+mod words;
 
 // The README's examples run as doctests.
 #[cfg(doctest)]

@@ -6,9 +6,9 @@ use std::sync::OnceLock;
 
 use untorn_bbolt::{BoltFile, DumpItem};
 
-use crate::peers::run_peer;
+use untorn_testkit::run_peer;
 
-pub use crate::peers::{bboltbench, missing, workspace_root};
+pub use untorn_testkit::{bboltbench, missing, workspace_root};
 
 static FIXTURE: OnceLock<Option<PathBuf>> = OnceLock::new();
 

@@ -3,150 +3,15 @@
 //! serves every surviving key with its exact value.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use untorn_bbolt::{BoltFile, DumpItem, SalvageOptions};
 
+use untorn_testkit::{on_path, peers_scripts, run_bounded, Etcd};
+
 use crate::common::*;
-
-fn peers_scripts() -> PathBuf {
-    std::env::var_os("PEERS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/peers"
-            ))
-        })
-}
-
-fn on_path(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {cmd}")])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-/// Runs a command with a deadline; kills it when the deadline passes.
-fn run_bounded(cmd: &mut Command, limit: Duration) -> (bool, String) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let out = child.wait_with_output().unwrap();
-            return (
-                status.success(),
-                format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                ),
-            );
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            return (false, format!("killed after {limit:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// An etcd process bound to 127.0.0.1 only, stopped on drop.
-struct Etcd {
-    child: Child,
-    endpoint: String,
-}
-
-impl Etcd {
-    fn start(data: &Path, cport: u16, pport: u16, log: &Path) -> Etcd {
-        let ep = format!("http://127.0.0.1:{cport}");
-        let peer = format!("http://127.0.0.1:{pport}");
-        let child = Command::new("etcd")
-            .args(["--name", "peer0", "--data-dir"])
-            .arg(data)
-            .args(["--listen-client-urls", &ep, "--advertise-client-urls", &ep])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args([
-                "--initial-cluster",
-                &format!("peer0={peer}"),
-                "--initial-cluster-state",
-                "new",
-            ])
-            .stdout(std::fs::File::create(log).unwrap())
-            .stderr(std::fs::File::options().append(true).open(log).unwrap())
-            .spawn()
-            .unwrap();
-        Etcd {
-            child,
-            endpoint: ep,
-        }
-    }
-
-    /// Waits until healthy (Ok) or exited (Err(status)) or the deadline (Err).
-    fn wait_healthy(&mut self, limit: Duration) -> Result<(), String> {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return Err(format!("etcd exited: {st}"));
-            }
-            let ok = Command::new("etcdctl")
-                .args([
-                    "--endpoints",
-                    &self.endpoint,
-                    "--dial-timeout=1s",
-                    "endpoint",
-                    "health",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            if ok {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Err(format!("not healthy after {limit:?}"))
-    }
-
-    fn stop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(10) {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 fn varint(b: &[u8], i: &mut usize) -> u64 {
     let mut v = 0u64;
@@ -214,54 +79,6 @@ fn live_keys(db: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
         .collect()
 }
 
-fn b64(s: &str) -> Vec<u8> {
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes().filter(|&c| c != b'=') {
-        let v = alphabet.iter().position(|&a| a == c).unwrap() as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    out
-}
-
-fn etcd_get_all(ep: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let out = Command::new("etcdctl")
-        .args([
-            "--endpoints",
-            ep,
-            "--command-timeout=20s",
-            "get",
-            "",
-            "--from-key",
-            "-w",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "etcdctl get: {out:?}");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["kvs"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|kv| {
-                    (
-                        b64(kv["key"].as_str().unwrap()),
-                        b64(kv["value"].as_str().unwrap_or("")),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn etcd_cycle_salvage_end_to_end() {
     let t0 = Instant::now();
@@ -278,8 +95,7 @@ fn etcd_cycle_salvage_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let orig = dir.path().join("orig.db");
-    let base = 26000 + (std::process::id() % 400) as u16 * 4;
-    let (cport, pport) = (base, base + 1);
+    let (cport, pport) = (untorn_testkit::free_port(), untorn_testkit::free_port());
     let (ok, out) = run_bounded(
         Command::new("bash")
             .arg(&script)
@@ -313,7 +129,7 @@ fn etcd_cycle_salvage_end_to_end() {
 
     // etcd refuses to start (bbolt's freepages walk panics).
     let log1 = dir.path().join("etcd1.log");
-    let mut etcd = Etcd::start(&data, cport, pport, &log1);
+    let mut etcd = Etcd::start(&data, &log1);
     let res = etcd.wait_healthy(Duration::from_secs(10));
     etcd.stop();
     let log = std::fs::read_to_string(&log1).unwrap_or_default();
@@ -328,14 +144,18 @@ fn etcd_cycle_salvage_end_to_end() {
     assert_eq!(report.lost.len(), 1, "{report}");
     let salvaged = live_keys(&db);
     let log2 = dir.path().join("etcd2.log");
-    let mut etcd = Etcd::start(&data, cport, pport, &log2);
+    let mut etcd = Etcd::start(&data, &log2);
     if let Err(e) = etcd.wait_healthy(Duration::from_secs(15)) {
         panic!(
             "etcd did not start on the salvaged db: {e}\n{}",
             std::fs::read_to_string(&log2).unwrap_or_default()
         );
     }
-    let served = etcd_get_all(&etcd.endpoint);
+    let served: BTreeMap<Vec<u8>, Vec<u8>> = etcd
+        .get_all()
+        .into_iter()
+        .map(|(k, s)| (k, s.value))
+        .collect();
     etcd.stop();
     assert_eq!(
         served, salvaged,

@@ -1,9 +1,9 @@
 //! bbolt files written by real bbolt (the `bboltbench` peer): every read command, the
 //! page-cycle incident (check, map, salvage, surgery), and refused writes.
 //!
-//! Peers are found and run by `untorn-bbolt`'s `tests/bbolt/peers.rs` (env `PEERS_BIN`,
-//! default `<workspace>/target/peers`; a missing peer fails under `CI` and prints a loud
-//! skip otherwise).
+//! Peers are found and run by the workspace's test kit (`untorn-testkit`: env
+//! `PEERS_BIN`, default `<workspace>/target/peers`; a missing peer fails under `CI` and
+//! prints a loud skip otherwise).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::common::*;
 use crate::json::assert_report_schema;
 use crate::map::assert_well_formed;
-use crate::peers::{bboltbench, run_peer};
+use untorn_testkit::{bboltbench, run_peer};
 
 /// Runs bboltbench; returns (exit success, stdout JSON, stderr).
 fn bench(bin: &Path, args: &[&str], db: &Path) -> (bool, Value, String) {

@@ -18,8 +18,5 @@ mod json;
 mod map;
 mod mutated;
 mod recovery;
-// The peers are found and run as untorn-bbolt's tests do: one file, both binaries.
-#[path = "../../../untorn-bbolt/tests/bbolt/peers.rs"]
-mod peers;
 mod salvage;
 mod usability;

@@ -74,7 +74,7 @@ impl Walk<'_> {
                 &[id],
                 format!(
                     "{} outside pages 2..{hwm}, the first {s}+{l}; they are ignored",
-                    crate::report::count(out_of_range, "run")
+                    crate::words::count(out_of_range, "run")
                 ),
             );
         }
@@ -112,7 +112,7 @@ impl Walk<'_> {
                 &[id],
                 format!(
                     "the freelist lists pages twice ({} overlapping earlier ones); the first overlap is pages {s}..{e}",
-                    crate::report::count(dup_runs, "run")
+                    crate::words::count(dup_runs, "run")
                 ),
             );
         }

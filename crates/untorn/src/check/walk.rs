@@ -496,7 +496,7 @@ impl<'a> Walk<'a> {
                 format!(
                     "reachable extent {id}+{} has {} in the freelist",
                     r.extent_pages,
-                    crate::report::count(freed, "page")
+                    crate::words::count(freed, "page")
                 ),
             );
         }

@@ -414,7 +414,7 @@ pub(crate) fn recover(
         } else {
             format!(
                 "the journal's generation marker is damaged; it was re-derived from the meta it copies and {} chained to it",
-                crate::report::count(scan.records.len() as u64, "record")
+                crate::words::count(scan.records.len() as u64, "record")
             )
         });
     }

@@ -11,12 +11,11 @@ mod findings;
 mod pages;
 mod salvage;
 mod stats;
-mod words;
 
+pub use crate::words::{count, plural};
 pub use findings::{Finding, FindingKind, FindingSink, Report, RootCause};
 pub use pages::{
     MetaView, PageDescription, PageElement, PageHeaderView, PageInfo, PageKind, PageState,
 };
 pub use salvage::{DumpItem, Lost, Pair, SalvageSummary, Stale};
 pub use stats::Stats;
-pub use words::{count, plural};

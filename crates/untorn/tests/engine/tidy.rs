@@ -38,6 +38,7 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
     (
         "crates/untorn/src",
         &[
+            &["words"],
             &["error"],
             &["limits", "storage", "report", "freeset"],
             &["format"],

@@ -1,13 +1,9 @@
-//! Finding and running the real peers (bbolt's Go programs), for the test binaries of
-//! both `untorn-bbolt` and `untorn-cli` (the CLI's includes this file by path).
-//!
-//! Peers are found through env `PEERS_BIN` (default `<workspace>/target/peers`); a
-//! missing peer fails under `CI` and prints a loud skip otherwise.
+//! Where the peers are, and what happens when one is missing.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The workspace root (both including crates sit in `crates/`).
+/// The workspace root (this crate sits in `crates/`).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -16,13 +12,14 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Says loudly that a peer is missing (the caller then skips), or fails under CI.
-pub fn missing(what: &str) {
+/// Says loudly that a peer is missing and returns `None` (the caller then skips); fails
+/// the test under `CI`, where every peer must be installed.
+pub fn missing(what: &str) -> Option<()> {
     if std::env::var_os("CI").is_some() {
-        panic!("required peer missing under CI: {what} (run .ci/run's peers setup; PEERS_BIN)");
+        panic!("required peer missing under CI: {what} (scripts/test.sh installs the peers; PEERS_BIN)");
     }
-    // Written to fd 2 directly, past the test harness's capture, so that a skip
-    // is always visible.
+    // Written to fd 2 directly, past the test harness's capture, so that a skip is
+    // always visible.
     use std::io::Write;
     let msg = format!(
         "\n=== SKIPPING: {what} is missing (set PEERS_BIN / run ../shared/peers/setup.sh) ===\n"
@@ -33,13 +30,21 @@ pub fn missing(what: &str) {
         }
         Err(_) => eprintln!("{msg}"),
     }
+    None
 }
 
-/// Where the installed peers live.
+/// Where the installed peers live (`PEERS_BIN`, default `<workspace>/target/peers`).
 pub fn peers_bin() -> PathBuf {
     std::env::var_os("PEERS_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target/peers"))
+}
+
+/// The peers' scripts (`PEERS_DIR`, default `../shared/peers` beside the workspace).
+pub fn peers_scripts() -> PathBuf {
+    std::env::var_os("PEERS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared/peers"))
 }
 
 /// The `bboltbench` peer (real bbolt), if installed.
@@ -48,8 +53,7 @@ pub fn bboltbench() -> Option<PathBuf> {
     if p.exists() {
         Some(p)
     } else {
-        missing(&format!("bboltbench at {}", p.display()));
-        None
+        missing(&format!("bboltbench at {}", p.display())).map(|_| p)
     }
 }
 
