@@ -522,46 +522,41 @@ fn check_into(db: &EtcdDb, mut s: Sink) -> EtcdCheckReport {
             format!("auth/authRevision: {e}"),
         );
     }
-    for (k, u) in &db.auth.users {
-        match u {
-            Err(e) => s.push(
-                EtcdFindingKind::AuthValue,
-                None,
-                None,
-                format!("authUsers/{}: {e}", crate::schema::show_key(k)),
-            ),
-            Ok(u) if u.name != *k => s.push(
-                EtcdFindingKind::AuthValue,
-                None,
-                None,
-                format!(
-                    "authUsers/{} holds user {}",
-                    crate::schema::show_key(k),
-                    crate::schema::show_key(&u.name)
+    // Each user and role record is keyed by its name and must hold that name.
+    let users = db
+        .auth
+        .users
+        .iter()
+        .map(|(k, u)| (k, u.as_ref().map(|u| &u.name)));
+    let roles = db
+        .auth
+        .roles
+        .iter()
+        .map(|(k, r)| (k, r.as_ref().map(|r| &r.name)));
+    for (bucket, noun, records) in [
+        ("authUsers", "user", users.collect::<Vec<_>>()),
+        ("authRoles", "role", roles.collect()),
+    ] {
+        for (k, name) in records {
+            match name {
+                Err(e) => s.push(
+                    EtcdFindingKind::AuthValue,
+                    None,
+                    None,
+                    format!("{bucket}/{}: {e}", crate::schema::show_key(k)),
                 ),
-            ),
-            Ok(_) => {}
-        }
-    }
-    for (k, r) in &db.auth.roles {
-        match r {
-            Err(e) => s.push(
-                EtcdFindingKind::AuthValue,
-                None,
-                None,
-                format!("authRoles/{}: {e}", crate::schema::show_key(k)),
-            ),
-            Ok(r) if r.name != *k => s.push(
-                EtcdFindingKind::AuthValue,
-                None,
-                None,
-                format!(
-                    "authRoles/{} holds role {}",
-                    crate::schema::show_key(k),
-                    crate::schema::show_key(&r.name)
+                Ok(name) if name != k => s.push(
+                    EtcdFindingKind::AuthValue,
+                    None,
+                    None,
+                    format!(
+                        "{bucket}/{} holds {noun} {}",
+                        crate::schema::show_key(k),
+                        crate::schema::show_key(name)
+                    ),
                 ),
-            ),
-            Ok(_) => {}
+                Ok(_) => {}
+            }
         }
     }
     for a in &db.alarms {
@@ -656,5 +651,65 @@ fn check_record(s: &mut Sink, r: &RevRecord) {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::AuthInfo;
+    use crate::format::{AuthRole, AuthUser, DecodeError};
+
+    /// A user or role record must hold the name it is keyed by, and must decode; both
+    /// kinds of record are checked, and an intact one says nothing.
+    #[test]
+    fn auth_records_are_checked_against_their_keys() {
+        let db = EtcdDb {
+            auth: AuthInfo {
+                users: vec![
+                    (
+                        b"alice".to_vec(),
+                        Ok(AuthUser {
+                            name: b"bob".to_vec(),
+                            ..AuthUser::default()
+                        }),
+                    ),
+                    (
+                        b"carol".to_vec(),
+                        Ok(AuthUser {
+                            name: b"carol".to_vec(),
+                            ..AuthUser::default()
+                        }),
+                    ),
+                ],
+                roles: vec![
+                    (b"admin".to_vec(), Err(DecodeError::RevKeyLength(3))),
+                    (
+                        b"reader".to_vec(),
+                        Ok(AuthRole {
+                            name: b"writer".to_vec(),
+                            ..AuthRole::default()
+                        }),
+                    ),
+                ],
+                ..AuthInfo::default()
+            },
+            ..EtcdDb::default()
+        };
+        let r = check_db(&db, 100);
+        let auth: Vec<&str> = r
+            .findings
+            .iter()
+            .filter(|f| f.kind == EtcdFindingKind::AuthValue)
+            .map(|f| f.message.as_str())
+            .collect();
+        assert_eq!(auth.len(), 3, "{auth:?}");
+        assert!(auth
+            .iter()
+            .any(|m| m.starts_with("authUsers/alice holds user bob")));
+        assert!(auth.iter().any(|m| m.starts_with("authRoles/admin: ")));
+        assert!(auth
+            .iter()
+            .any(|m| m.starts_with("authRoles/reader holds role writer")));
     }
 }
