@@ -13,12 +13,19 @@ pub const DATA_FILE: &str = "data";
 /// Name of the journal file on the simulated disk.
 pub const JOURNAL_FILE: &str = "journal";
 
-/// The builder every test opens the engine with: 4 KiB pages, the threshold, and ids
-/// and salts derived from the disk's seed (so the same seed drives the same bytes).
+/// Commits whose images add up to this much write what they can straight home (J25):
+/// four pages, so that the workloads' large transactions take that path and their small
+/// ones the journal.
+pub const DIRECT_HOME_THRESHOLD_BYTES: u64 = 4 * 4096;
+
+/// The builder every test opens the engine with: 4 KiB pages, the threshold, large
+/// commits straight home ([`DIRECT_HOME_THRESHOLD_BYTES`]), and ids and salts derived
+/// from the disk's seed (so the same seed drives the same bytes).
 pub fn builder(disk: &SimDisk, checkpoint_threshold_bytes: u64) -> untorn::Builder {
     Database::builder()
         .page_size(4096)
         .checkpoint_threshold_bytes(checkpoint_threshold_bytes)
+        .direct_home_threshold_bytes(DIRECT_HOME_THRESHOLD_BYTES)
         .deterministic_ids(disk.faults().seed ^ 0x1d5_5eed)
 }
 

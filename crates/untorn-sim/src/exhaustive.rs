@@ -15,7 +15,7 @@ use crate::oracle::{
     apply_op, check_recovered_txid, engine_check, scan_snapshot, ScanError, Strictness,
 };
 use crate::summary::SeedStats;
-use untorn::unstable::fuzzing::model::{random_op_with, Model, Op, Shape};
+use untorn::unstable::fuzzing::model::{random_op_with, Model, Op, Shape, ValueSpec};
 use untorn::unstable::fuzzing::Rng;
 
 /// One step of a small workload.
@@ -33,6 +33,8 @@ struct Execution {
     history: BTreeMap<u64, Model>,
     acked_txid: u64,
     issued_txid: u64,
+    /// Commits that wrote pages straight home, and their pages (J25).
+    direct_home: (u64, u64),
 }
 
 fn generate(seed: u64, shape: &Shape) -> Vec<Step> {
@@ -41,13 +43,42 @@ fn generate(seed: u64, shape: &Shape) -> Vec<Step> {
     let mut tag = seed << 32;
     let commits = rng.range_inclusive(1, 3);
     let mut steps = Vec::new();
+    // One commit in three is large: it also puts values larger than a page into a bucket
+    // (overflow extents, several pages each), so that its images exceed the threshold
+    // and it writes them straight home (J25); every crash point inside that protocol is
+    // explored too.
     for _ in 0..commits {
+        let large = rng.below(3) == 0;
         let n = rng.range_inclusive(1, 4);
         let mut ops = Vec::new();
         for _ in 0..n {
             let op = random_op_with(&mut rng, &model, &mut tag, shape);
             model.apply(&op);
             ops.push(op);
+        }
+        if large {
+            let path = model.buckets.keys().next().cloned().unwrap_or_default();
+            if path.is_empty() {
+                let create = Op::CreateBucket {
+                    path: vec![b"large".to_vec()],
+                };
+                model.apply(&create);
+                ops.push(create);
+            }
+            let path = model.buckets.keys().next().cloned().unwrap_or_default();
+            for i in 0..3 {
+                tag += 1;
+                let op = Op::Put {
+                    path: path.clone(),
+                    key: format!("large-{i}").into_bytes(),
+                    value: ValueSpec {
+                        tag,
+                        len: rng.range_inclusive(4097, 12_000) as u32,
+                    },
+                };
+                model.apply(&op);
+                ops.push(op);
+            }
         }
         steps.push(Step::Commit(ops));
         if rng.below(3) == 0 {
@@ -133,6 +164,9 @@ fn execute(
                 }
             }
         }
+    }
+    if let Ok(info) = db.info() {
+        exec.direct_home = (info.direct_home_commits, info.direct_home_pages);
     }
     drop(db);
     Ok(exec)
@@ -261,7 +295,9 @@ pub fn run_seed(cfg: &Config, seed: u64, stats: &mut SeedStats) -> Result<(), St
     let threshold = cfg.checkpoint_threshold_bytes;
     // Dry run on a perfect disk to count the mutating operations after creation.
     let dry = SimDisk::new(FaultConfig::default());
-    execute(&dry, &steps, threshold, None)?;
+    let dry_exec = execute(&dry, &steps, threshold, None)?;
+    stats.direct_home_commits += dry_exec.direct_home.0;
+    stats.direct_home_pages += dry_exec.direct_home.1;
     let total_ops = dry.ops();
     let cap = cfg.max_subsets_per_point.max(2);
     let mut rng = Rng::derive(seed, 300);

@@ -31,6 +31,10 @@ pub struct Summary {
     pub failed_commits: u64,
     /// Reopens that needed an explicit rollback past a damaged, unacknowledged record.
     pub rollbacks: u64,
+    /// Commits that wrote pages straight home (J25), as the engine counted them.
+    pub direct_home_commits: u64,
+    /// Pages those commits wrote straight home.
+    pub direct_home_pages: u64,
     /// What the simulated disks did, summed over all seeds (shows each fault fired).
     pub faults_fired: FaultsFired,
     /// The failures.
@@ -45,6 +49,8 @@ impl Summary {
         self.snapshots_verified += s.snapshots_verified;
         self.failed_commits += s.failed_commits;
         self.rollbacks += s.rollbacks;
+        self.direct_home_commits += s.direct_home_commits;
+        self.direct_home_pages += s.direct_home_pages;
         self.faults_fired.add(&s.faults_fired);
     }
 }
@@ -107,6 +113,10 @@ pub struct SeedStats {
     pub failed_commits: u64,
     /// Reopens with an explicit rollback.
     pub rollbacks: u64,
+    /// Commits that wrote pages straight home (J25).
+    pub direct_home_commits: u64,
+    /// Pages those commits wrote straight home.
+    pub direct_home_pages: u64,
     /// Hash of every mutating disk operation (equal across runs of one seed when the
     /// engine is deterministic).
     pub trace: u64,

@@ -224,6 +224,10 @@ impl<'c> Run<'c> {
             let faults = self.cycle_faults(cycle);
             self.disk.set_faults(faults.clone());
             let outcome = self.workload(&current, &faults);
+            if let Ok(info) = current.info() {
+                self.stats.direct_home_commits += info.direct_home_commits;
+                self.stats.direct_home_pages += info.direct_home_pages;
+            }
             // Half the cycles end like a killed process (power cut while the handle is
             // open, so no checkpoint on close), half with a close and then the cut.
             let killed = self.rng.coin();
@@ -579,7 +583,15 @@ impl<'c> Run<'c> {
                 ));
             }
             let mut next = self.model.clone();
-            let n = self.rng.range_inclusive(1, self.cfg.max_ops_per_tx.max(1));
+            // One transaction in six is large (up to four times the usual operations):
+            // large commits write their pages straight home (J25).
+            let most = self.cfg.max_ops_per_tx.max(1);
+            let most = if self.rng.below(6) == 0 {
+                most * 4
+            } else {
+                most
+            };
+            let n = self.rng.range_inclusive(1, most);
             let mut error = None;
             for _ in 0..n {
                 let op =

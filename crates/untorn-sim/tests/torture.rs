@@ -33,11 +33,13 @@ fn assert_all_passed(what: &str, s: &Summary) {
         );
     }
     eprintln!(
-        "{what}: {} crash states, {} cycles, {} snapshots, {} detected corruption, {:?}; {} passed, {} failed",
+        "{what}: {} crash states, {} cycles, {} snapshots, {} detected corruption, {} straight-home commits ({} pages), {:?}; {} passed, {} failed",
         s.crash_states,
         s.cycles,
         s.snapshots_verified,
         s.corruption_detected,
+        s.direct_home_commits,
+        s.direct_home_pages,
         s.faults_fired,
         s.passed,
         s.failed
@@ -60,6 +62,11 @@ mod strict {
         assert!(
             s.faults_fired.sectors_dropped > 0,
             "{name}: no crash ever dropped a write"
+        );
+        // The large transactions of the workload take the straight-home path (J25).
+        assert!(
+            s.direct_home_commits > 0,
+            "{name}: no commit wrote its pages straight home"
         );
         s
     }
@@ -136,6 +143,11 @@ mod lenient {
     fn class(name: &str, seed_start: u64) -> Summary {
         let s = run(&config(name, seed_start, 200));
         assert_all_passed(name, &s);
+        // Lost, misdirected and rotten direct writes included (J25).
+        assert!(
+            s.direct_home_commits > 0,
+            "{name}: no commit wrote its pages straight home"
+        );
         s
     }
 
@@ -261,6 +273,8 @@ mod exhaustive {
         let s = run(&cfg);
         assert_all_passed("exhaustive", &s);
         assert!(s.crash_states > 200, "only {} crash states", s.crash_states);
+        // Some of the workloads hold a large commit: every crash point of J25 too.
+        assert!(s.direct_home_commits > 0, "no commit went straight home");
     }
 
     #[test]

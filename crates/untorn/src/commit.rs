@@ -17,6 +17,7 @@ use crate::format::{
 use crate::freeset::FreeSet;
 use crate::limits::MAX_TREE_DEPTH;
 use crate::pager::Pager;
+use crate::storage::Storage;
 
 /// The writer's free pages: `free` (reusable now), `pending` (freed by a commit, held
 /// back while a reader may still see them) and `freed_since_checkpoint` (pages freed by
@@ -351,4 +352,95 @@ fn spill(
     };
     meta.validate(0)?;
     Ok((meta, images, freed.runs().collect()))
+}
+
+// ---- straight home --------------------------------------------------------------------
+
+/// The images of a commit written straight home (direct extents) and those journaled.
+pub(crate) struct Placed {
+    pub(crate) direct: Vec<Arc<VerifiedPage>>,
+    pub(crate) journaled: Vec<Arc<VerifiedPage>>,
+}
+
+/// Splits a large commit's images into those that may be written straight home before
+/// the commit record (crash invariant J25) and those that go through the journal.
+///
+/// An image may go straight home only if no state recovery can return to, and no
+/// reader, can see its pages: every page of a commit comes either from beyond the
+/// previous commit's high-water mark (written by no record of this generation, reachable
+/// from no meta) or from `free` (reachable by no reader's snapshot: pending pages are
+/// released only when the last reader that could see them is gone). A free page that
+/// this journal generation freed (`freed_since_checkpoint`) may still be reachable from
+/// the checkpointed meta recovery starts from, or written by an older record that replay
+/// would write again; every other free page was free in the checkpointed meta and is
+/// written by no record of this generation (a record that wrote it would have had to
+/// free it again, which puts it in `freed_since_checkpoint`). So the test is exact: the
+/// image's extent must not touch `freed_since_checkpoint`.
+pub(crate) fn place(images: Vec<Arc<VerifiedPage>>, freed_since_checkpoint: &FreeSet) -> Placed {
+    let (direct, journaled) = images.into_iter().partition(|img| {
+        !freed_since_checkpoint.intersects(img.page_id().0, u64::from(img.header().extent_pages))
+    });
+    Placed { direct, journaled }
+}
+
+/// Total bytes of `images`.
+pub(crate) fn image_bytes(images: &[Arc<VerifiedPage>]) -> u64 {
+    images.iter().map(|i| i.bytes().len() as u64).sum()
+}
+
+/// Why writing the direct extents home failed.
+pub(crate) enum DirectError {
+    /// A write failed: nothing replayable refers to those pages, which are free; the
+    /// handle stays usable.
+    Write(Error),
+    /// The data file's sync failed: the handle must be poisoned (no retry of a failed
+    /// sync); the commit is not visible, its record was never written.
+    Sync(Error),
+}
+
+/// Largest single write of contiguous direct extents.
+const DIRECT_WRITE_BATCH_BYTES: usize = 1 << 20;
+
+/// Writes `direct` home (sorted by page id, contiguous extents coalesced into writes of
+/// up to [`DIRECT_WRITE_BATCH_BYTES`]) and syncs the data file: after `Ok`, every direct
+/// extent is durable at home, so the record that lists them may be written.
+pub(crate) fn write_direct(
+    data: &dyn Storage,
+    direct: &mut [Arc<VerifiedPage>],
+    page_size: usize,
+) -> std::result::Result<(), DirectError> {
+    direct.sort_by_key(|p| p.page_id());
+    let mut buf: Vec<u8> = Vec::new();
+    let mut buf_at: Option<u64> = None;
+    let flush = |buf: &mut Vec<u8>, at: &mut Option<u64>| -> Result<()> {
+        if let Some(offset) = at.take() {
+            data.write_at(offset, buf).map_err(Error::from_io)?;
+        }
+        buf.clear();
+        Ok(())
+    };
+    let mut prev_end: Option<PageId> = None;
+    for img in direct.iter() {
+        let id = img.page_id();
+        if prev_end.is_some_and(|end| id < end) {
+            return Err(DirectError::Write(Error::Internal(
+                "two direct extents of one commit overlap",
+            )));
+        }
+        prev_end = img.reference().end();
+        let offset = id
+            .offset(page_size)
+            .ok_or(DirectError::Write(Error::Internal("page offset overflows")))?;
+        let contiguous = buf_at.is_some_and(|at| at + buf.len() as u64 == offset);
+        if !contiguous || buf.len() + img.bytes().len() > DIRECT_WRITE_BATCH_BYTES {
+            flush(&mut buf, &mut buf_at).map_err(DirectError::Write)?;
+        }
+        if buf_at.is_none() {
+            buf_at = Some(offset);
+        }
+        buf.extend_from_slice(img.bytes());
+    }
+    flush(&mut buf, &mut buf_at).map_err(DirectError::Write)?;
+    data.sync()
+        .map_err(|e| DirectError::Sync(Error::from_io(e)))
 }

@@ -14,11 +14,11 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::btree::TxState;
-use crate::commit::{self, FreeState};
+use crate::commit::{self, DirectError, FreeState, Placed};
 use crate::entropy::Entropy;
 use crate::error::{Error, Result};
 use crate::format::{Meta, MetaState, PageRef, TxId};
@@ -47,6 +47,9 @@ pub(crate) struct Options {
     /// Sync the journal at every commit (`Durability::Immediate`).
     pub(crate) sync_on_commit: bool,
     pub(crate) checkpoint_threshold_bytes: u64,
+    /// A durable commit whose images add up to at least this many bytes writes the ones
+    /// it can straight home instead of through the journal (J25).
+    pub(crate) direct_home_threshold_bytes: u64,
     /// `Recovery::RollbackToLastGood`.
     pub(crate) rollback: bool,
     /// Fixed seed for ids and salts (simulator, golden files); `None`: random.
@@ -146,6 +149,13 @@ pub(crate) struct WriterState {
     entropy: Entropy,
 }
 
+/// Commits that wrote pages straight home, and those pages (since open).
+#[derive(Default)]
+pub(crate) struct DirectHomeCounters {
+    pub(crate) commits: AtomicU64,
+    pub(crate) pages: AtomicU64,
+}
+
 /// The state shared by a database handle and its transactions.
 pub(crate) struct Shared {
     pub(crate) pager: Pager,
@@ -153,6 +163,9 @@ pub(crate) struct Shared {
     pub(crate) read_only: bool,
     sync_on_commit: bool,
     checkpoint_threshold: u64,
+    direct_home_threshold: u64,
+    /// What commits wrote straight home since open (for `Database::info`).
+    pub(crate) direct_home: DirectHomeCounters,
     pub(crate) published: Mutex<Published>,
     pub(crate) writer: Mutex<WriterState>,
     poisoned: AtomicBool,
@@ -294,6 +307,8 @@ impl Shared {
             read_only: opts.read_only,
             sync_on_commit: opts.sync_on_commit,
             checkpoint_threshold: opts.checkpoint_threshold_bytes,
+            direct_home_threshold: opts.direct_home_threshold_bytes,
+            direct_home: DirectHomeCounters::default(),
             published: Mutex::new(Published {
                 current: meta,
                 free: free_view,
@@ -366,12 +381,50 @@ impl Shared {
             w.fs.undo(prepared.undo);
             return Err(Error::ReadOnly);
         };
+        let sync = sync.unwrap_or(self.sync_on_commit);
+        // J25: a large durable commit writes what it can straight home first. (Without a
+        // sync there is no point at which the direct extents are known durable before the
+        // record, so such commits journal everything.)
+        let Placed {
+            mut direct,
+            journaled,
+        } = if sync && commit::image_bytes(&prepared.images) >= self.direct_home_threshold {
+            commit::place(prepared.images, &w.fs.freed_since_checkpoint)
+        } else {
+            Placed {
+                direct: Vec::new(),
+                journaled: prepared.images,
+            }
+        };
+        if !direct.is_empty() {
+            if direct.iter().any(|p| self.pager.overlay_holds(p.page_id())) {
+                w.fs.undo(prepared.undo);
+                return Err(Error::Internal(
+                    "a direct extent starts at a page the checkpoint would write",
+                ));
+            }
+            match commit::write_direct(self.pager.data.as_ref(), &mut direct, self.pager.page_size)
+            {
+                Ok(()) => {}
+                Err(DirectError::Write(e)) => {
+                    // The pages written are free and nothing refers to them.
+                    w.fs.undo(prepared.undo);
+                    return Err(e);
+                }
+                Err(DirectError::Sync(e)) => {
+                    self.poison(&e);
+                    w.fs.undo(prepared.undo);
+                    return Err(e);
+                }
+            }
+        }
+        let direct_refs: Vec<PageRef> = direct.iter().map(|p| p.reference()).collect();
         match jw.append(
             &prepared.meta,
-            &prepared.images,
+            &journaled,
             &prepared.freed,
-            &[],
-            sync.unwrap_or(self.sync_on_commit),
+            &direct_refs,
+            sync,
         ) {
             Ok(()) => {}
             Err(AppendError::Clean(e)) => {
@@ -391,11 +444,21 @@ impl Shared {
                 });
             }
         }
-        // Durable (or, with Durability::None, written): publish.
-        self.pager.publish(&prepared.images);
+        // Durable (or, with Durability::None, written): publish. Direct extents are home
+        // and synced: they go to the cache, never to the overlay a checkpoint writes home.
+        self.pager.publish(&journaled);
+        self.pager.publish_home(&direct);
+        if !direct.is_empty() {
+            let pages: u64 = direct
+                .iter()
+                .map(|p| u64::from(p.header().extent_pages))
+                .sum();
+            self.direct_home.commits.fetch_add(1, Ordering::Relaxed);
+            self.direct_home.pages.fetch_add(pages, Ordering::Relaxed);
+        }
         w.fs.commit(txid, &prepared.freed);
         let mut allocated = FreeSet::new();
-        for img in &prepared.images {
+        for img in journaled.iter().chain(&direct) {
             allocated.insert(img.page_id().0, u64::from(img.header().extent_pages));
         }
         w.meta = prepared.meta;

@@ -4,6 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use crate::copy::CopyStats;
@@ -29,6 +30,10 @@ pub struct Info {
     pub journal_size_bytes: u64,
     /// Commits in the journal not yet checkpointed.
     pub journal_commits: u64,
+    /// Commits of this handle (since open) that wrote pages straight home (J25).
+    pub direct_home_commits: u64,
+    /// Pages those commits wrote straight home, each written once instead of twice.
+    pub direct_home_pages: u64,
     /// The on-disk meta slot in use (the newest checkpointed meta).
     pub active_meta_slot: Option<u64>,
     /// Set when one meta slot was damaged at open.
@@ -39,6 +44,10 @@ pub struct Info {
     pub database_id: String,
 }
 
+/// The default of [`Builder::direct_home_threshold_bytes`]: commits this large pay a
+/// second sync (the data file's) to write each page once.
+pub(crate) const DEFAULT_DIRECT_HOME_THRESHOLD_BYTES: u64 = 1 << 20;
+
 /// Options for opening a database. Obtain with [`Database::builder`].
 #[derive(Debug, Clone)]
 pub struct Builder {
@@ -47,6 +56,7 @@ pub struct Builder {
     read_only: bool,
     durability: Durability,
     checkpoint_threshold_bytes: u64,
+    direct_home_threshold_bytes: u64,
     recovery: Recovery,
     id_seed: Option<u64>,
 }
@@ -59,6 +69,7 @@ impl Default for Builder {
             read_only: false,
             durability: Durability::Immediate,
             checkpoint_threshold_bytes: 64 << 20,
+            direct_home_threshold_bytes: DEFAULT_DIRECT_HOME_THRESHOLD_BYTES,
             recovery: Recovery::Strict,
             id_seed: None,
         }
@@ -96,6 +107,14 @@ impl Builder {
     /// Journal size that triggers a checkpoint after a commit.
     pub fn checkpoint_threshold_bytes(mut self, bytes: u64) -> Self {
         self.checkpoint_threshold_bytes = bytes;
+        self
+    }
+    /// A durable commit whose page images add up to at least this many bytes writes the
+    /// pages it can straight home (synced before its journal record, which lists them as
+    /// direct extents) instead of writing them twice, to the journal and again at the
+    /// checkpoint. Default 1 MiB; `u64::MAX` journals every page.
+    pub fn direct_home_threshold_bytes(mut self, bytes: u64) -> Self {
+        self.direct_home_threshold_bytes = bytes;
         self
     }
     /// What open does when recovering needs a choice only the user can make: refuse
@@ -238,6 +257,7 @@ impl Builder {
             read_only: self.read_only,
             sync_on_commit: self.durability == Durability::Immediate,
             checkpoint_threshold_bytes: self.checkpoint_threshold_bytes,
+            direct_home_threshold_bytes: self.direct_home_threshold_bytes,
             rollback: self.recovery == Recovery::RollbackToLastGood,
             id_seed: self.id_seed,
             evidence,
@@ -661,6 +681,8 @@ impl Database {
             file_size_bytes: self.shared.pager.data.len().map_err(Error::from_io)?,
             journal_size_bytes: self.shared.journal_storage.len().map_err(Error::from_io)?,
             journal_commits,
+            direct_home_commits: self.shared.direct_home.commits.load(Ordering::Relaxed),
+            direct_home_pages: self.shared.direct_home.pages.load(Ordering::Relaxed),
             active_meta_slot: Some(self.shared.active_slot().page()),
             meta_fallback: self.shared.recovery.meta_fallback.clone(),
             read_only: self.shared.read_only,

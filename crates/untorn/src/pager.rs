@@ -274,6 +274,19 @@ impl Pager {
         self.overlay_entries.store(overlay.len(), Ordering::Release);
     }
 
+    /// Publishes committed images that are already home and synced (a commit's direct
+    /// extents): they are served from the cache or the data file, never the overlay.
+    pub(crate) fn publish_home(&self, images: &[Arc<VerifiedPage>]) {
+        for img in images {
+            self.cache.insert(img.page_id(), Arc::clone(img));
+        }
+    }
+
+    /// Whether the overlay holds an image starting at `id` (one a checkpoint will write).
+    pub(crate) fn overlay_holds(&self, id: PageId) -> bool {
+        self.overlay_get(id).is_some()
+    }
+
     /// Snapshot of the overlay in the order images must be written home (for checkpoint).
     pub(crate) fn overlay_images(&self) -> Vec<Arc<VerifiedPage>> {
         let overlay = self.overlay.read().unwrap_or_else(|e| e.into_inner());

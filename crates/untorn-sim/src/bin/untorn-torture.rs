@@ -119,6 +119,10 @@ fn main() -> ExitCode {
         started.elapsed().as_secs_f64()
     );
     println!("faults fired: {:?}", summary.faults_fired);
+    println!(
+        "straight-home commits: {} ({} pages; exhaustive mode counts each seed's fault-free run once)",
+        summary.direct_home_commits, summary.direct_home_pages
+    );
     println!("{} crash states explored", summary.crash_states);
     println!("{} passed, {} failed", summary.passed, summary.failed);
     if summary.failed == 0 {

@@ -523,6 +523,8 @@ struct Faulty {
     capacity: Arc<std::sync::atomic::AtomicU64>,
     writes_until_eio: Arc<std::sync::atomic::AtomicU64>,
     failing_syncs: Arc<std::sync::atomic::AtomicU64>,
+    /// Bytes written so far.
+    written: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Faulty {
@@ -533,6 +535,7 @@ impl Faulty {
             capacity: Arc::new(AtomicU64::new(u64::MAX)),
             writes_until_eio: Arc::new(AtomicU64::new(u64::MAX)),
             failing_syncs: Arc::new(AtomicU64::new(0)),
+            written: Arc::new(AtomicU64::new(0)),
         }
     }
 }
@@ -554,6 +557,7 @@ impl Storage for Faulty {
                 return Err(io::Error::other("injected write EIO"));
             }
         }
+        self.written.fetch_add(b.len() as u64, Ordering::SeqCst);
         self.inner.write_at(o, b)
     }
     fn sync(&self) -> io::Result<()> {
@@ -689,4 +693,174 @@ fn j19_after_a_clean_close_a_missing_journal_loses_nothing() {
         "{:?}",
         db.recovery_report()
     );
+}
+
+// ---- J25: large commits straight home --------------------------------------------------
+
+/// The threshold the J25 tests open with: four 4 KiB pages.
+const DIRECT_HOME_THRESHOLD: u64 = 16 * 1024;
+
+fn open_direct(data: &Faulty, journal: &Faulty) -> untorn::Result<Database> {
+    Database::builder()
+        .page_size(4096)
+        .direct_home_threshold_bytes(DIRECT_HOME_THRESHOLD)
+        .open_storage(Arc::new(data.clone()), Arc::new(journal.clone()), true)
+}
+
+/// A commit of 100 keys with 2000-byte values: about 50 pages of images.
+fn large_commit(db: &Database) -> untorn::Result<()> {
+    db.update(|tx| {
+        let b = tx.create_bucket_if_not_exists("b")?;
+        for i in 0..100 {
+            b.put(format!("large{i:03}"), "y".repeat(2000))?;
+        }
+        Ok::<_, Error>(())
+    })
+}
+
+fn large_present(db: &Database) -> bool {
+    let n = (0..100)
+        .filter(|i| get(db, &format!("large{i:03}")) == Some("y".repeat(2000).into_bytes()))
+        .count();
+    assert!(
+        n == 0 || n == 100,
+        "a partial large commit: {n} of 100 keys"
+    );
+    n == 100
+}
+
+fn assert_clean(db: &Database) {
+    let report = db.check(untorn::CheckOptions::default()).unwrap();
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+}
+
+#[test]
+fn j25_a_large_commit_writes_its_pages_once_and_recovers_from_the_data_file() {
+    let (data, journal) = (MemoryStorage::new(), MemoryStorage::new());
+    let (d, j) = (Faulty::new(data.clone()), Faulty::new(journal.clone()));
+    let db = open_direct(&d, &j).unwrap();
+    put(&db, "small", "1");
+    assert_eq!(
+        db.info().unwrap().direct_home_commits,
+        0,
+        "below the threshold"
+    );
+    let (data0, journal0) = (
+        d.written.load(Ordering::SeqCst),
+        j.written.load(Ordering::SeqCst),
+    );
+    large_commit(&db).unwrap();
+    let info = db.info().unwrap();
+    assert_eq!(info.direct_home_commits, 1);
+    let direct_bytes = info.direct_home_pages * 4096;
+    assert!(info.direct_home_pages >= 40, "{info:?}");
+    // The pages went home, and the journal got the record, not the pages.
+    assert!(d.written.load(Ordering::SeqCst) - data0 >= direct_bytes);
+    let journaled = j.written.load(Ordering::SeqCst) - journal0;
+    assert!(
+        journaled < direct_bytes / 4,
+        "journal grew by {journaled} bytes"
+    );
+    // A power cut now: recovery verifies the direct extents against the data file.
+    let (cd, cj) = crash_copy(&data, &journal);
+    let db2 = open(&cd, &cj).unwrap();
+    assert_eq!(db2.recovery_report().commits_replayed, 2);
+    assert!(large_present(&db2));
+    assert_eq!(get(&db2, "small"), Some(b"1".to_vec()));
+    assert_clean(&db2);
+    drop(db2);
+    // The checkpoint does not write them again.
+    let before = d.written.load(Ordering::SeqCst);
+    db.checkpoint().unwrap();
+    let checkpointed = d.written.load(Ordering::SeqCst) - before;
+    assert!(
+        checkpointed < direct_bytes / 4,
+        "the checkpoint wrote {checkpointed} bytes home"
+    );
+    assert!(large_present(&db));
+    assert_clean(&db);
+    let (cd, cj) = crash(db, &data, &journal);
+    let db = open(&cd, &cj).unwrap();
+    assert!(large_present(&db));
+    assert_clean(&db);
+}
+
+/// The bytes as they are now (a power cut), leaving the handle running.
+fn crash_copy(data: &MemoryStorage, journal: &MemoryStorage) -> (MemoryStorage, MemoryStorage) {
+    (
+        MemoryStorage::from_bytes(data.to_vec()),
+        MemoryStorage::from_bytes(journal.to_vec()),
+    )
+}
+
+#[test]
+fn j25_a_lost_direct_write_is_refused_and_reported_never_dropped() {
+    let (data, journal) = (MemoryStorage::new(), MemoryStorage::new());
+    let (d, j) = (Faulty::new(data.clone()), Faulty::new(journal.clone()));
+    let db = open_direct(&d, &j).unwrap();
+    put(&db, "small", "1");
+    let high_water = db.info().unwrap().high_water;
+    large_commit(&db).unwrap();
+    let txid = db.info().unwrap().txid;
+    assert_eq!(db.info().unwrap().direct_home_commits, 1);
+    let (cd, cj) = crash(db, &data, &journal);
+    // The first page past the old high-water mark is a direct page: its write was lost.
+    let mut bytes = cd.to_vec();
+    let at = (high_water * 4096) as usize;
+    bytes[at..at + 4096].fill(0);
+    let cd = MemoryStorage::from_bytes(bytes);
+    match open(&cd, &cj) {
+        Err(Error::JournalRecordDamaged { txid: t, .. }) => assert_eq!(t, txid),
+        other => panic!("expected JournalRecordDamaged, got {other:?}"),
+    }
+    let ro = open_with(&cd, &cj, Database::builder().read_only(true)).unwrap();
+    let damaged = ro.recovery_report().damaged_record.expect("reported");
+    assert_eq!((damaged.txid, damaged.complete), (txid, true));
+    assert!(
+        damaged.detail.contains("direct extent"),
+        "{}",
+        damaged.detail
+    );
+    drop(ro);
+    let db = open_with(
+        &cd,
+        &cj,
+        Database::builder().recovery(untorn::Recovery::RollbackToLastGood),
+    )
+    .unwrap();
+    let rb = db.recovery_report().rollback.expect("rollback reported");
+    assert_eq!(rb.discarded_txids, vec![txid]);
+    assert!(!large_present(&db));
+    assert_eq!(get(&db, "small"), Some(b"1".to_vec()));
+    assert_clean(&db);
+}
+
+#[test]
+fn j25_a_failed_direct_write_fails_the_commit_and_a_failed_data_sync_poisons() {
+    let (data, journal) = (MemoryStorage::new(), MemoryStorage::new());
+    let (d, j) = (Faulty::new(data.clone()), Faulty::new(journal.clone()));
+    let db = open_direct(&d, &j).unwrap();
+    put(&db, "small", "1");
+    // EIO on a direct write: nothing replayable was written, the handle stays usable.
+    d.writes_until_eio.store(0, Ordering::SeqCst);
+    assert!(large_commit(&db).is_err());
+    assert!(!db.is_poisoned());
+    assert!(!large_present(&db));
+    put(&db, "after", "2");
+    let (cd, cj) = crash_copy(&data, &journal);
+    let db2 = open(&cd, &cj).unwrap();
+    assert!(!large_present(&db2));
+    assert_eq!(get(&db2, "after"), Some(b"2".to_vec()));
+    assert_clean(&db2);
+    drop(db2);
+    // The data file's sync fails: no retry, the handle is poisoned, the commit is not
+    // visible after a reopen.
+    d.failing_syncs.store(1, Ordering::SeqCst);
+    assert!(large_commit(&db).is_err());
+    assert!(db.is_poisoned());
+    let (cd, cj) = crash(db, &data, &journal);
+    let db = open(&cd, &cj).unwrap();
+    assert!(!large_present(&db));
+    assert_eq!(get(&db, "after"), Some(b"2".to_vec()));
+    assert_clean(&db);
 }
