@@ -448,6 +448,9 @@ impl Shared {
         // and synced: they go to the cache, never to the overlay a checkpoint writes home.
         self.pager.publish(&journaled);
         self.pager.publish_home(&direct);
+        if journaled.is_empty() {
+            self.pager.home_if_overlay_empty(txid);
+        }
         if !direct.is_empty() {
             let pages: u64 = direct
                 .iter()

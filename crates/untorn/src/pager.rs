@@ -282,6 +282,19 @@ impl Pager {
         }
     }
 
+    /// After a commit that journaled no image (all its pages went straight home): if the
+    /// overlay is empty, every committed image up to `txid` is home and synced, so reads
+    /// of them may skip the overlay. (Without this, a large direct commit, which leaves
+    /// the journal too small to trigger a checkpoint, would keep every read of its pages
+    /// probing the overlay until the next checkpoint.) Called under the writer lock, so no
+    /// publish races it.
+    pub(crate) fn home_if_overlay_empty(&self, txid: TxId) {
+        let overlay = self.overlay.read().unwrap_or_else(|e| e.into_inner());
+        if overlay.is_empty() {
+            self.set_home_through(txid);
+        }
+    }
+
     /// Whether the overlay holds an image starting at `id` (one a checkpoint will write).
     pub(crate) fn overlay_holds(&self, id: PageId) -> bool {
         self.overlay_get(id).is_some()
@@ -308,5 +321,42 @@ impl Pager {
             }
         }
         self.overlay_entries.store(overlay.len(), Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{encode_leaf, BucketId, LeafValue};
+    use crate::storage::MemoryStorage;
+
+    fn leaf(id: u64, txid: u64) -> Arc<VerifiedPage> {
+        let (bytes, _) = encode_leaf(
+            &[(b"k".as_slice(), LeafValue::Inline(b"v"))],
+            PageId(id),
+            TxId(txid),
+            BucketId::ROOT,
+            4096,
+        )
+        .unwrap();
+        Arc::new(VerifiedPage::verify(bytes, PageId(id), 4096).unwrap())
+    }
+
+    #[test]
+    fn a_commit_without_journaled_images_moves_home_through_only_over_an_empty_overlay() {
+        let data = Arc::new(MemoryStorage::new());
+        data.set_len(16 * 4096).unwrap();
+        let pager = Pager::new(data, 4096, 1 << 20);
+        // Commit 5 journaled a page: it lives only in the overlay.
+        let journaled = leaf(3, 5);
+        pager.publish(std::slice::from_ref(&journaled));
+        // Commit 6 wrote only direct extents: commit 5's image is not home yet, so reads
+        // of it must still find the overlay.
+        pager.home_if_overlay_empty(TxId(6));
+        assert!(pager.read(&journaled.reference()).is_ok());
+        // After a checkpoint retired the overlay, an all-direct commit moves the mark.
+        pager.retire_overlay(std::slice::from_ref(&journaled));
+        pager.home_if_overlay_empty(TxId(7));
+        assert_eq!(pager.home_through.load(Ordering::Acquire), 7);
     }
 }
