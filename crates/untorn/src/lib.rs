@@ -150,6 +150,7 @@ mod report;
 mod salvage;
 pub mod storage;
 mod superblock;
+mod surgery;
 mod tx;
 pub mod typed;
 pub mod unstable;

@@ -37,6 +37,12 @@ pub mod salvage {
     pub use crate::salvage::*;
 }
 
+/// Surgery on untorn files (revert the meta, copy/clear pages, rebuild the freelist,
+/// update the meta), on a copy the caller stages.
+pub mod surgery {
+    pub use crate::surgery::*;
+}
+
 /// Every bound: user limits and the bounds of every walk over file contents.
 pub mod limits {
     pub use crate::limits::*;

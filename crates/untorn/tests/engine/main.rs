@@ -18,4 +18,5 @@ mod model;
 mod mutation;
 mod recovery;
 mod salvage;
+mod surgery;
 mod tidy;

@@ -53,7 +53,7 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
             &["copy"],
             &["tx"],
             &["db", "typed"],
-            &["salvage", "fuzzing"],
+            &["salvage", "surgery", "fuzzing"],
             &["unstable"],
         ],
     ),

@@ -1,0 +1,55 @@
+//! `freelist rebuild`: a fresh freelist from a walk of the tree.
+
+use std::sync::Arc;
+
+use super::error::SurgeryError;
+use super::outcome::Outcome;
+use super::staged::{settle, write_result};
+use super::tree::walk;
+use crate::error::Error;
+use crate::storage::Storage;
+
+/// Walks every tree from the base meta and writes a freelist of every page below the
+/// high-water mark that nothing reaches, sealed under a new meta (txid + 1). Refused
+/// (nothing written) when the tree references a page that does not verify: the pages
+/// below it are unknown, and listing them as free would let the next commit overwrite
+/// what salvage could still read. Drops nothing.
+pub fn freelist_rebuild(
+    data: Arc<dyn Storage>,
+    journal: Arc<dyn Storage>,
+) -> std::result::Result<Outcome, SurgeryError> {
+    let base = settle(&data, &journal)?;
+    let w = walk(
+        data.as_ref(),
+        base.meta.root,
+        base.page_size,
+        base.meta.high_water,
+    )?;
+    if let Some((page, why)) = w.unreadable.first() {
+        return Err(SurgeryError::Damaged(format!(
+            "the tree references {} page(s) that do not verify (first: page {page}: {why}); \
+             the pages below them are unknown, so a rebuilt freelist could hand them out: \
+             clear them first (`surgery clear-page`)",
+            w.unreadable.len()
+        )));
+    }
+    let txid = base
+        .meta
+        .txid
+        .next()
+        .ok_or(Error::Internal("txid overflow"))?;
+    let written = write_result(data.as_ref(), journal.as_ref(), &base, base.meta.root, txid)?;
+    let data_pages = base.meta.high_water.get().saturating_sub(2);
+    let used = u64::try_from(w.used.len()).unwrap_or(u64::MAX);
+    Ok(Outcome {
+        message: format!(
+            "freelist rebuilt by a walk: {} of {data_pages} data page(s) reachable",
+            used
+        ),
+        dropped: Vec::new(),
+        txid: txid.get(),
+        freelist_rebuilt: written.freelist_rebuilt,
+        leaked_pages: written.leaked_pages,
+        unreadable_pages: written.unreadable_pages,
+    })
+}
