@@ -141,8 +141,9 @@ pub enum Command {
         after_help = "Examples:\n  untorn etcd keys member/snap/db --prefix /registry/pods/\n  untorn etcd get member/snap/db /registry/pods/ns-1/p --rev 120\n  untorn etcd history member/snap/db /registry/pods/ns-1/p\n  untorn etcd revisions member/snap/db\n  untorn etcd check snapshot.db"
     )]
     Etcd(EtcdArgs),
-    /// Expert repairs of bbolt files (bbolt 1.4 `bbolt surgery` semantics). Works on a
-    /// copy (--output DST) unless --in-place is given.
+    /// Expert repairs of untorn and bbolt files (bbolt 1.4 `bbolt surgery` semantics).
+    /// Works on a copy (--output DST) unless --in-place is given; says what each operation
+    /// drops and ends with check's verdict on the result.
     #[command(
         after_help = "Example (the page-cycle repair: page and element from `untorn check`):\n  untorn surgery clear-page-elements db --page 73 --from-index 28 --to-index 29 --output step1.db\n  untorn surgery freelist rebuild step1.db --output fixed.db"
     )]
@@ -463,7 +464,8 @@ pub struct SalvageArgs {
     /// bbolt SRC: whether unreachable leaf pages may fill lost key ranges.
     #[arg(long, value_enum, default_value_t = Orphans::Auto)]
     pub orphans: Orphans,
-    /// Replace DST if it exists.
+    /// Replace DST if it exists (`meta update` of an untorn file: also write a result
+    /// that fails check).
     #[arg(long)]
     pub force: bool,
     /// Salvage as an etcd backend even when its bucket names do not say so (etcd is
@@ -495,7 +497,7 @@ pub struct SurgeryArgs {
 /// Where a surgery writes: a copy, or SRC itself.
 #[derive(Debug, Args)]
 pub struct SurgeryTarget {
-    /// The bbolt file to operate on.
+    /// The database file to operate on (untorn or bbolt).
     pub src: PathBuf,
     /// Write the result here (SRC is copied first and left unchanged).
     #[arg(
@@ -509,7 +511,8 @@ pub struct SurgeryTarget {
     /// Modify SRC itself.
     #[arg(long)]
     pub in_place: bool,
-    /// Replace DST if it exists.
+    /// Replace DST if it exists (`meta update` of an untorn file: also write a result
+    /// that fails check).
     #[arg(long)]
     pub force: bool,
     /// Print JSON instead of text.
@@ -519,23 +522,38 @@ pub struct SurgeryTarget {
 
 #[derive(Debug, Subcommand)]
 pub enum SurgeryOp {
-    /// Replace the newer meta page with a copy of the older one (loses the last commit).
-    #[command(after_help = "Example:\n  untorn surgery revert-meta db --output reverted.db")]
+    /// Make the older meta the file's state (loses the commits after it).
+    ///
+    /// bbolt: the newer meta page is replaced by a copy of the older one. untorn: both
+    /// slots are rewritten to the older (or the only valid) meta and the journal is reset
+    /// to it; the old journal's bytes are kept as `<journal>.rollback-<unix-seconds>`.
+    #[command(
+        after_help = "Examples:\n  untorn surgery revert-meta db --output reverted.db\n  untorn surgery revert-meta app.untorn --output reverted.untorn"
+    )]
     RevertMeta(SurgeryTarget),
     /// Copy page --from-page (with its overflow pages) over page --to-page.
+    ///
+    /// untorn: the copy is re-encoded as page --to-page of its tree and every ancestor is
+    /// re-sealed up to the meta (a page copied over itself is accepted as it is now).
     #[command(
-        after_help = "Example:\n  untorn surgery copy-page db --from-page 12 --to-page 40 --output fixed.db"
+        after_help = "Examples:\n  untorn surgery copy-page db --from-page 12 --to-page 40 --output fixed.db\n  untorn surgery copy-page app.untorn --from-page 3 --to-page 3 --output resealed.untorn"
     )]
     CopyPage(CopyPageArgs),
     /// Remove every element of a branch or leaf page.
-    #[command(after_help = "Example:\n  untorn surgery clear-page db --page 40 --output fixed.db")]
+    ///
+    /// untorn: the page's parent stops referencing it (a parent left empty goes too; a
+    /// tree root leaves its bucket empty); its contents need not verify.
+    #[command(
+        after_help = "Examples:\n  untorn surgery clear-page db --page 40 --output fixed.db\n  untorn surgery clear-page app.untorn --page 2 --output cleared.untorn"
+    )]
     ClearPage(ClearPageArgs),
     /// Remove elements [--from-index, --to-index) of a branch or leaf page.
     ///
-    /// Clearing branch elements makes pages unreachable: the freelist is then abandoned
-    /// in both metas; run `untorn surgery freelist rebuild` afterwards.
+    /// bbolt: clearing branch elements makes pages unreachable: the freelist is then
+    /// abandoned in both metas; run `untorn surgery freelist rebuild` afterwards. untorn:
+    /// the path is re-sealed and the freelist rebuilt in the same step.
     #[command(
-        after_help = "Example:\n  untorn surgery clear-page-elements db --page 73 --from-index 28 --to-index 29 --output step1.db\n  untorn surgery freelist rebuild step1.db --output fixed.db"
+        after_help = "Examples:\n  untorn surgery clear-page-elements db --page 73 --from-index 28 --to-index 29 --output step1.db\n  untorn surgery freelist rebuild step1.db --output fixed.db\n  untorn surgery clear-page-elements app.untorn --page 3 --from-index 0 --to-index 1 --output fewer.untorn"
     )]
     ClearPageElements(ClearPageElementsArgs),
     /// Abandon or rebuild the freelist.
@@ -594,13 +612,15 @@ pub struct FreelistArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum FreelistOp {
-    /// Mark the freelist as not synced in both metas (bbolt rebuilds it on open).
+    /// Mark the freelist as not synced in both metas (bbolt rebuilds it on open; bbolt
+    /// files only).
     #[command(after_help = "Example:\n  untorn surgery freelist abandon db --output a.db")]
     Abandon(SurgeryTarget),
-    /// Write a freelist of every unreachable page (only for an abandoned freelist and a
-    /// tree that checks clean), committed with a new meta.
+    /// Write a freelist of every unreachable page, committed with a new meta (bbolt: only
+    /// for an abandoned freelist and a tree that checks clean; untorn: refused while the
+    /// tree references a page that does not verify).
     #[command(
-        after_help = "Example (after abandon):\n  untorn surgery freelist abandon db --output a.db\n  untorn surgery freelist rebuild a.db --output b.db"
+        after_help = "Example (after abandon):\n  untorn surgery freelist abandon db --output a.db\n  untorn surgery freelist rebuild a.db --output b.db\nExample (untorn):\n  untorn surgery freelist rebuild app.untorn --output rebuilt.untorn"
     )]
     Rebuild(SurgeryTarget),
 }
@@ -617,8 +637,12 @@ pub enum MetaOp {
     #[command(after_help = "Example:\n  untorn surgery meta validate db")]
     Validate(FileArgs),
     /// Set fields of one meta page and recompute its checksum.
+    ///
+    /// untorn: fields root, freelist (page ids, which must verify; 0 for none), pgid (the
+    /// high-water mark) and txid; both slots and the journal's marker are rewritten, and a
+    /// result that fails check is refused unless --force.
     #[command(
-        after_help = "Example:\n  untorn surgery meta update db --meta 1 --fields root:16,freelist:17,pgid:64 --output fixed.db"
+        after_help = "Examples:\n  untorn surgery meta update db --meta 1 --fields root:16,freelist:17,pgid:64 --output fixed.db\n  untorn surgery meta update app.untorn --fields txid:100 --output bumped.untorn"
     )]
     Update(MetaUpdateArgs),
 }
@@ -627,11 +651,12 @@ pub enum MetaOp {
 pub struct MetaUpdateArgs {
     #[command(flatten)]
     pub target: SurgeryTarget,
-    /// The meta page to update (0 or 1).
+    /// The meta page to update (0 or 1; bbolt files only: an untorn file gets both
+    /// slots rewritten).
     #[arg(long, alias = "meta-page", value_name = "0|1")]
-    pub meta: u64,
-    /// Comma-separated NAME:VALUE pairs; names: pageSize (or page_size), root,
-    /// freelist, pgid.
+    pub meta: Option<u64>,
+    /// Comma-separated NAME:VALUE pairs; names: root, freelist, pgid (the high-water
+    /// mark), and pageSize (or page_size; bbolt) or txid (untorn).
     #[arg(long, value_name = "NAME:VALUE,...")]
     pub fields: String,
 }

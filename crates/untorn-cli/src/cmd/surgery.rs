@@ -1,13 +1,25 @@
-//! `untorn surgery ...`: bbolt 1.4 `bbolt surgery` operations through
-//! `untorn_bbolt::surgery`, on a copy (`--output DST`) unless `--in-place`. For untorn
-//! files only `meta validate` (read-only) is supported so far.
+//! `untorn surgery ...`: the bbolt surgery set for both formats — bbolt files through
+//! `untorn_bbolt::surgery` (bbolt 1.4's `bbolt surgery`), untorn files through
+//! `untorn::unstable::surgery` — on a copy (`--output DST`) unless `--in-place`. Both
+//! share this plumbing: where the result goes, the lines saying what the operation
+//! dropped, and check's verdict on the result, printed last.
+//!
+//! An untorn file is staged: SRC and its journal are copied to a temporary pair beside
+//! the destination, the operation runs on the pair, both are synced, and they are
+//! renamed over the destination (data file first, then the journal; see
+//! `docs/crash_safety.md`). SRC is never written without `--in-place`, and a failed or
+//! refused operation leaves no file behind.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
+use untorn::unstable::report::Report;
+use untorn::unstable::surgery as native;
+use untorn::{FileStorage, Storage};
 use untorn_bbolt::surgery::{self, MetaUpdate, SurgeryOutcome};
 
 use crate::args::{
@@ -19,13 +31,37 @@ use crate::EXIT_FINDINGS;
 
 pub fn run(a: SurgeryArgs) -> Result<ExitCode> {
     match a.op {
-        SurgeryOp::RevertMeta(t) => apply(&t, "revert-meta", surgery::revert_meta),
-        SurgeryOp::CopyPage(c) => apply(&c.target, "copy-page", |s, d| {
-            surgery::copy_page(s, d, c.from_page, c.to_page)
-        }),
-        SurgeryOp::ClearPage(c) => apply(&c.target, "clear-page", |s, d| {
-            surgery::clear_page(s, d, c.page)
-        }),
+        SurgeryOp::RevertMeta(t) => match detect(&t.src)? {
+            Format::Native => apply_native(&t, "revert-meta", true, native::revert_meta),
+            Format::Bbolt => apply(
+                &t,
+                "revert-meta",
+                "the newest commit (the newer meta's transaction)".into(),
+                surgery::revert_meta,
+            ),
+        },
+        SurgeryOp::CopyPage(c) => match detect(&c.target.src)? {
+            Format::Native => apply_native(&c.target, "copy-page", false, |d, j| {
+                native::copy_page(d, j, c.from_page, c.to_page)
+            }),
+            Format::Bbolt => apply(
+                &c.target,
+                "copy-page",
+                format!("the contents of page {} (replaced by page {}'s)", c.to_page, c.from_page),
+                |s, d| surgery::copy_page(s, d, c.from_page, c.to_page),
+            ),
+        },
+        SurgeryOp::ClearPage(c) => match detect(&c.target.src)? {
+            Format::Native => apply_native(&c.target, "clear-page", false, |d, j| {
+                native::clear_page(d, j, c.page)
+            }),
+            Format::Bbolt => apply(
+                &c.target,
+                "clear-page",
+                format!("every key of page {} and every page below it", c.page),
+                |s, d| surgery::clear_page(s, d, c.page),
+            ),
+        },
         SurgeryOp::ClearPageElements(c) => {
             let end = match c.to_index {
                 -1 => None,
@@ -34,29 +70,42 @@ pub fn run(a: SurgeryArgs) -> Result<ExitCode> {
             if end.is_some_and(|end| end <= c.from_index) {
                 bail!("--to-index must be greater than --from-index (or -1)");
             }
-            apply(&c.target, "clear-page-elements", |s, d| {
-                surgery::clear_page_elements(s, d, c.page, c.from_index, end)
-            })
+            match detect(&c.target.src)? {
+                Format::Native => apply_native(&c.target, "clear-page-elements", false, |d, j| {
+                    native::clear_page_elements(d, j, c.page, c.from_index, end)
+                }),
+                Format::Bbolt => apply(
+                    &c.target,
+                    "clear-page-elements",
+                    format!(
+                        "elements [{}, {}) of page {}, with everything below them",
+                        c.from_index,
+                        end.map_or_else(|| "end".to_owned(), |e| e.to_string()),
+                        c.page
+                    ),
+                    |s, d| surgery::clear_page_elements(s, d, c.page, c.from_index, end),
+                ),
+            }
         }
         SurgeryOp::Freelist(f) => match f.op {
-            FreelistOp::Abandon(t) => apply(&t, "freelist abandon", surgery::freelist_abandon),
-            FreelistOp::Rebuild(t) => apply(&t, "freelist rebuild", surgery::freelist_rebuild),
+            FreelistOp::Abandon(t) => match detect(&t.src)? {
+                Format::Native => bail!(
+                    "{}: `freelist abandon` is not supported for untorn files: their meta has no \
+                     \"freelist not synced\" state; `untorn surgery freelist rebuild` writes a fresh \
+                     freelist from a walk",
+                    t.src.display()
+                ),
+                Format::Bbolt => apply(&t, "freelist abandon", String::new(), surgery::freelist_abandon),
+            },
+            FreelistOp::Rebuild(t) => match detect(&t.src)? {
+                Format::Native => apply_native(&t, "freelist rebuild", false, native::freelist_rebuild),
+                Format::Bbolt => apply(&t, "freelist rebuild", String::new(), surgery::freelist_rebuild),
+            },
         },
         SurgeryOp::Meta(m) => match m.op {
             MetaOp::Validate(v) => validate(&v),
             MetaOp::Update(u) => update(&u),
         },
-    }
-}
-
-/// Refuses anything but a bbolt file.
-fn require_bbolt(path: &Path) -> Result<()> {
-    match detect(path)? {
-        Format::Bbolt => Ok(()),
-        Format::Native => bail!(
-            "{}: this surgery operation is not supported for untorn files yet (`surgery meta validate` is; `untorn salvage` rebuilds a damaged file)",
-            path.display()
-        ),
     }
 }
 
@@ -77,13 +126,27 @@ fn destination(t: &SurgeryTarget) -> Result<PathBuf> {
     }
 }
 
-/// Runs one writing operation and reports what it changed.
+/// What a writing surgery did, for either format: rendered by [`render`].
+struct Done {
+    format: Format,
+    op: &'static str,
+    dst: PathBuf,
+    message: String,
+    /// One sentence per thing dropped (empty: nothing).
+    dropped: Vec<String>,
+    notes: Vec<String>,
+    kept_journal: Option<PathBuf>,
+    freelist_abandoned: bool,
+    check: Report,
+}
+
+/// Runs one writing bbolt operation (`untorn_bbolt::surgery` copies SRC itself).
 fn apply(
     t: &SurgeryTarget,
-    op: &str,
+    op: &'static str,
+    drops: String,
     f: impl FnOnce(&Path, &Path) -> untorn_bbolt::Result<SurgeryOutcome>,
 ) -> Result<ExitCode> {
-    require_bbolt(&t.src)?;
     let dst = destination(t)?;
     let existed = dst.exists();
     let outcome = match f(&t.src, &dst) {
@@ -96,27 +159,326 @@ fn apply(
             return Err(anyhow::Error::from(e).context(format!("{op} failed")));
         }
     };
+    let mut notes = Vec::new();
+    if outcome.freelist_abandoned {
+        notes.push(
+            "the freelist is abandoned in both metas: bbolt rebuilds it on open, \
+             or run `untorn surgery freelist rebuild`"
+                .to_owned(),
+        );
+    }
+    let check = verdict(Format::Bbolt, &dst)?;
+    render(
+        t,
+        &Done {
+            format: Format::Bbolt,
+            op,
+            dst,
+            message: outcome.message,
+            dropped: if drops.is_empty() {
+                Vec::new()
+            } else {
+                vec![drops]
+            },
+            notes,
+            kept_journal: None,
+            freelist_abandoned: outcome.freelist_abandoned,
+            check,
+        },
+    )
+}
+
+/// The staged pair of an untorn surgery: a temporary data file and journal beside the
+/// destination, removed unless renamed into place.
+struct Staged {
+    data: PathBuf,
+    journal: PathBuf,
+    renamed: bool,
+}
+
+impl Staged {
+    fn new(dst: &Path) -> Staged {
+        let name = dst
+            .file_name()
+            .map_or_else(|| "db".into(), |n| n.to_string_lossy().into_owned());
+        let data = dst.with_file_name(format!(".{name}.surgery-{}", std::process::id()));
+        Staged {
+            journal: untorn::journal_path(&data),
+            data,
+            renamed: false,
+        }
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.renamed {
+            let _ = std::fs::remove_file(&self.data);
+            let _ = std::fs::remove_file(&self.journal);
+        }
+    }
+}
+
+fn open_rw(path: &Path) -> Result<Arc<dyn Storage>> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(Arc::new(FileStorage::with_path(f, path)))
+}
+
+/// Copies the journal's bytes to `<journal>.rollback-<unix-seconds>` (a new name, synced),
+/// as a rollback does, before a revert resets the journal.
+fn keep_journal_aside(from: &Path, beside: &Path) -> Result<PathBuf> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let base = format!("{}.rollback-{secs}", beside.display());
+    let mut target = PathBuf::from(&base);
+    let mut n = 1;
+    while target.exists() {
+        target = PathBuf::from(format!("{base}.{n}"));
+        n += 1;
+    }
+    std::fs::copy(from, &target)
+        .with_context(|| format!("cannot keep the journal aside as {}", target.display()))?;
+    std::fs::File::open(&target)
+        .and_then(|f| f.sync_all())
+        .and_then(|()| untorn::storage::sync_parent_directory(&target))
+        .with_context(|| format!("cannot sync {}", target.display()))?;
+    Ok(target)
+}
+
+/// Runs one untorn operation on a staged copy of SRC and its journal, then renames the
+/// pair over the destination. `keep_journal`: the operation resets the journal (a
+/// revert), so its bytes are kept aside first.
+fn apply_native(
+    t: &SurgeryTarget,
+    op: &'static str,
+    keep_journal: bool,
+    f: impl FnOnce(
+        Arc<dyn Storage>,
+        Arc<dyn Storage>,
+    ) -> std::result::Result<native::Outcome, native::SurgeryError>,
+) -> Result<ExitCode> {
+    let dst = destination(t)?;
+    let dst_journal = untorn::journal_path(&dst);
+    if !t.in_place && dst_journal.exists() && !t.force {
+        bail!(
+            "{} exists; use --force to replace it",
+            dst_journal.display()
+        );
+    }
+    // An application holding SRC open for writing may change it under the copy.
+    let src_file =
+        std::fs::File::open(&t.src).with_context(|| format!("cannot open {}", t.src.display()))?;
+    let locked = if t.in_place {
+        src_file.try_lock()
+    } else {
+        src_file.try_lock_shared()
+    };
+    if let Err(std::fs::TryLockError::WouldBlock) = locked {
+        bail!(
+            "{} is open for writing by another process; close it first",
+            t.src.display()
+        );
+    }
+    let src_journal = untorn::journal_path(&t.src);
+    let mut staged = Staged::new(&dst);
+    std::fs::copy(&t.src, &staged.data).with_context(|| {
+        format!(
+            "cannot copy {} to {}",
+            t.src.display(),
+            staged.data.display()
+        )
+    })?;
+    if src_journal.exists() {
+        std::fs::copy(&src_journal, &staged.journal).with_context(|| {
+            format!(
+                "cannot copy {} to {}",
+                src_journal.display(),
+                staged.journal.display()
+            )
+        })?;
+    } else {
+        std::fs::File::create(&staged.journal)
+            .with_context(|| format!("cannot create {}", staged.journal.display()))?;
+    }
+    let outcome = f(open_rw(&staged.data)?, open_rw(&staged.journal)?)
+        .map_err(|e| anyhow::Error::from(e).context(format!("{op} failed")))?;
+    for p in [&staged.data, &staged.journal] {
+        std::fs::File::open(p)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("cannot sync {}", p.display()))?;
+    }
+    let kept_journal = match std::fs::metadata(&src_journal) {
+        Ok(m) if keep_journal && m.len() > 512 => {
+            Some(keep_journal_aside(&src_journal, &dst_journal)?)
+        }
+        _ => None,
+    };
+    // Data file first: a crash between the renames leaves the new data file beside the
+    // old journal, whose generation the new metas retired (never replayed).
+    std::fs::rename(&staged.data, &dst).with_context(|| {
+        format!(
+            "cannot rename {} to {}",
+            staged.data.display(),
+            dst.display()
+        )
+    })?;
+    staged.renamed = true;
+    std::fs::rename(&staged.journal, &dst_journal).with_context(|| {
+        format!(
+            "cannot rename {} to {}",
+            staged.journal.display(),
+            dst_journal.display()
+        )
+    })?;
+    untorn::storage::sync_parent_directory(&dst)
+        .with_context(|| format!("cannot sync the directory of {}", dst.display()))?;
+    drop(src_file);
+    let mut notes = Vec::new();
+    notes.push(format!("the result is at txid {}", outcome.txid));
+    if outcome.freelist_rebuilt {
+        notes.push("the freelist was rebuilt by a walk of the tree".to_owned());
+    } else if outcome.leaked_pages > 0 {
+        notes.push(format!(
+            "{} neither reachable nor free (the tree has unreadable pages, so the freelist \
+             was not rebuilt; check reports them as leaks)",
+            output::count(outcome.leaked_pages, "page is")
+        ));
+    }
+    if !outcome.unreadable_pages.is_empty() {
+        let ids: Vec<String> = outcome
+            .unreadable_pages
+            .iter()
+            .take(10)
+            .map(u64::to_string)
+            .collect();
+        notes.push(format!(
+            "the tree still references {} that do not verify: {}{}",
+            output::count(outcome.unreadable_pages.len() as u64, "page"),
+            ids.join(", "),
+            if outcome.unreadable_pages.len() > 10 {
+                ", ..."
+            } else {
+                ""
+            }
+        ));
+    }
+    let check = verdict(Format::Native, &dst)?;
+    render(
+        t,
+        &Done {
+            format: Format::Native,
+            op,
+            dst,
+            message: outcome.message,
+            dropped: outcome.dropped.iter().map(ToString::to_string).collect(),
+            notes,
+            kept_journal,
+            freelist_abandoned: false,
+            check,
+        },
+    )
+}
+
+/// Check's verdict on the result (read-only).
+fn verdict(format: Format, path: &Path) -> Result<Report> {
+    match format {
+        Format::Bbolt => untorn_bbolt::check_with(path, untorn_bbolt::CheckOptions::default())
+            .with_context(|| format!("cannot check {}", path.display())),
+        Format::Native => {
+            let file = std::fs::File::open(path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            let storage: Arc<dyn Storage> = Arc::new(FileStorage::new(file));
+            let journal = super::source::journal_beside(path);
+            untorn::unstable::check::check_storage_with_journal(
+                storage,
+                journal.as_ref().map(|j| j as &dyn Storage),
+                untorn::CheckOptions::default(),
+            )
+            .with_context(|| format!("cannot check {}", path.display()))
+        }
+    }
+}
+
+fn verdict_line(r: &Report) -> String {
+    let errors = r.findings.iter().filter(|f| !f.kind.is_warning()).count();
+    let warnings = r.findings.len() - errors;
+    if errors == 0 {
+        format!(
+            "ok: {} and {} checked{}",
+            output::count(r.pages_checked, "page"),
+            output::count(r.keys_checked, "key"),
+            if warnings > 0 {
+                format!(", {}", output::count(warnings as u64, "warning"))
+            } else {
+                String::new()
+            }
+        )
+    } else {
+        format!(
+            "{}{}{}; first: {}",
+            output::count(errors as u64, "error"),
+            if warnings > 0 {
+                format!(", {}", output::count(warnings as u64, "warning"))
+            } else {
+                String::new()
+            },
+            if r.truncated { " (truncated)" } else { "" },
+            r.findings
+                .iter()
+                .find(|f| !f.kind.is_warning())
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        )
+    }
+}
+
+/// Prints what a writing surgery did: what changed, what it dropped, where it wrote,
+/// notes, and check's verdict on the result, last. Exit 0: the operation was written
+/// (the verdict says whether the result is clean).
+fn render(t: &SurgeryTarget, d: &Done) -> Result<ExitCode> {
     let mut out = output::stdout();
     if t.json {
+        let findings: Vec<String> = d
+            .check
+            .findings
+            .iter()
+            .take(20)
+            .map(ToString::to_string)
+            .collect();
         output::json(
             &mut out,
-            &json!({"format": Format::Bbolt.name(), "op": op, "src": t.src.display().to_string(),
-                "dst": dst.display().to_string(), "in_place": t.in_place,
-                "message": outcome.message, "freelist_abandoned": outcome.freelist_abandoned}),
+            &json!({"format": d.format.name(), "op": d.op, "src": t.src.display().to_string(),
+                "dst": d.dst.display().to_string(), "in_place": t.in_place,
+                "message": d.message, "dropped": d.dropped, "notes": d.notes,
+                "kept_journal": d.kept_journal.as_ref().map(|p| p.display().to_string()),
+                "freelist_abandoned": d.freelist_abandoned,
+                "check": {"ok": d.check.is_ok(), "verdict": verdict_line(&d.check),
+                    "findings": findings, "truncated": d.check.truncated}}),
         )?;
     } else {
-        let mut rows = vec![
-            vec![op.to_owned(), outcome.message.clone()],
-            vec!["wrote".to_owned(), dst.display().to_string()],
-        ];
-        if outcome.freelist_abandoned {
+        let mut rows = vec![vec![d.op.to_owned(), d.message.clone()]];
+        if d.dropped.is_empty() {
+            rows.push(vec!["drops".to_owned(), "nothing".to_owned()]);
+        }
+        for x in &d.dropped {
+            rows.push(vec!["drops".to_owned(), x.clone()]);
+        }
+        rows.push(vec!["wrote".to_owned(), d.dst.display().to_string()]);
+        if let Some(k) = &d.kept_journal {
             rows.push(vec![
-                "note".to_owned(),
-                "the freelist is abandoned in both metas: bbolt rebuilds it on open, \
-                 or run `untorn surgery freelist rebuild`"
-                    .to_owned(),
+                "journal".to_owned(),
+                format!("the old journal's bytes are kept as {}", k.display()),
             ]);
         }
+        for n in &d.notes {
+            rows.push(vec!["note".to_owned(), n.clone()]);
+        }
+        rows.push(vec!["check".to_owned(), verdict_line(&d.check)]);
         output::table(&mut out, &rows)?;
     }
     out.flush()?;
@@ -127,7 +489,6 @@ fn validate(a: &FileArgs) -> Result<ExitCode> {
     if detect(&a.file)? == Format::Native {
         return validate_untorn(a);
     }
-    require_bbolt(&a.file)?;
     let metas = surgery::meta_validate(&a.file)
         .with_context(|| format!("cannot read the metas of {}", a.file.display()))?;
     let mut out = output::stdout();
@@ -251,9 +612,19 @@ fn number(s: &str) -> Result<u64> {
     .with_context(|| format!("{s:?} is not a number"))
 }
 
-/// Parses `--fields name:value,...` (bbolt's names: pageSize, root, freelist, pgid).
-fn parse_fields(s: &str) -> Result<MetaUpdate> {
-    let mut u = MetaUpdate::default();
+/// The fields `--fields name:value,...` names: bbolt's (pageSize, root, freelist,
+/// pgid) and untorn's (root, freelist, pgid = the high-water mark, txid).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Fields {
+    page_size: Option<u32>,
+    root: Option<u64>,
+    freelist: Option<u64>,
+    pgid: Option<u64>,
+    txid: Option<u64>,
+}
+
+fn parse_fields(s: &str) -> Result<Fields> {
+    let mut u = Fields::default();
     for part in s.split(',').filter(|p| !p.trim().is_empty()) {
         let Some((name, value)) = part.split_once(':') else {
             bail!("field {part:?} is not NAME:VALUE");
@@ -266,25 +637,59 @@ fn parse_fields(s: &str) -> Result<MetaUpdate> {
             "root" => u.root = Some(v),
             "freelist" => u.freelist = Some(v),
             "pgid" => u.pgid = Some(v),
+            "txid" => u.txid = Some(v),
             other => {
-                bail!("unknown meta field {other:?} (expected pageSize, root, freelist, pgid)")
+                bail!(
+                    "unknown meta field {other:?} (expected pageSize, root, freelist, pgid, txid)"
+                )
             }
         }
     }
-    if u == MetaUpdate::default() {
+    if u == Fields::default() {
         bail!("--fields names no field");
     }
     Ok(u)
 }
 
 fn update(a: &MetaUpdateArgs) -> Result<ExitCode> {
-    if a.meta > 1 {
-        bail!("--meta must be 0 or 1");
-    }
     let fields = parse_fields(&a.fields)?;
-    apply(&a.target, "meta update", |s, d| {
-        surgery::meta_update(s, d, a.meta, &fields)
-    })
+    match detect(&a.target.src)? {
+        Format::Native => {
+            if fields.page_size.is_some() {
+                bail!("an untorn file's page size cannot be changed (pageSize is a bbolt field)");
+            }
+            let u = native::MetaUpdate {
+                root: fields.root,
+                freelist: fields.freelist,
+                high_water: fields.pgid,
+                txid: fields.txid,
+            };
+            let force = a.target.force;
+            apply_native(&a.target, "meta update", false, |d, j| {
+                native::meta_update(d, j, &u, force)
+            })
+        }
+        Format::Bbolt => {
+            let Some(meta) = a.meta else {
+                bail!("give --meta 0 or --meta 1 (the bbolt meta page to update)");
+            };
+            if meta > 1 {
+                bail!("--meta must be 0 or 1");
+            }
+            if fields.txid.is_some() {
+                bail!("txid is not a field `meta update` sets in a bbolt file");
+            }
+            let u = MetaUpdate {
+                page_size: fields.page_size,
+                root: fields.root,
+                freelist: fields.freelist,
+                pgid: fields.pgid,
+            };
+            apply(&a.target, "meta update", String::new(), |s, d| {
+                surgery::meta_update(s, d, meta, &u)
+            })
+        }
+    }
 }
 
 #[cfg(test)]
@@ -298,8 +703,9 @@ mod tests {
         assert_eq!(u.pgid, Some(64));
         assert_eq!(u.page_size, Some(4096));
         assert_eq!(u.freelist, None);
+        assert_eq!(parse_fields("txid:3").unwrap().txid, Some(3));
         assert!(parse_fields("").is_err());
-        assert!(parse_fields("txid:3").is_err());
+        assert!(parse_fields("bogus:3").is_err());
         assert!(parse_fields("root").is_err());
         assert!(parse_fields("root:x").is_err());
     }

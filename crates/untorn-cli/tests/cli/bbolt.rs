@@ -549,7 +549,7 @@ fn surgery_repairs_the_cycle_by_hand() {
 }
 
 #[test]
-fn writes_to_bbolt_files_are_refused_and_surgery_refuses_untorn_files() {
+fn writes_to_bbolt_files_are_refused_and_untorn_surgery_keeps_its_source() {
     let Some(bin) = bboltbench() else { return };
     let dir = tempfile::tempdir().unwrap();
     let db = healthy(&bin, dir.path(), 100);
@@ -579,9 +579,24 @@ fn writes_to_bbolt_files_are_refused_and_surgery_refuses_untorn_files() {
     ));
     let native = sample();
     let out = dir.path().join("x.untorn");
+    let native_before = std::fs::read(native.p()).unwrap();
     let o = untorn(&["surgery", "revert-meta", native.p(), "-o", s(&out)], None);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(std::fs::read(native.p()).unwrap() == native_before);
+    let o = untorn(
+        &[
+            "surgery",
+            "freelist",
+            "abandon",
+            native.p(),
+            "-o",
+            s(&out),
+            "--force",
+        ],
+        None,
+    );
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("not supported for untorn files yet"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not supported for untorn files"));
     // meta validate is read-only and supported on untorn files.
     let o = untorn(&["surgery", "meta", "validate", native.p()], None);
     assert_eq!(o.status.code(), Some(0));

@@ -19,4 +19,5 @@ mod map;
 mod mutated;
 mod recovery;
 mod salvage;
+mod surgery;
 mod usability;

@@ -57,10 +57,12 @@ pub fn revert_meta(data: Arc<dyn Storage>, journal: Arc<dyn Storage>) -> Res<Out
                 .map(TxId::get);
             (v, damaged.page(), claimed, v.meta_seq.saturating_add(1))
         }
-        (Err(a), Err(b)) => return Err(SurgeryError::Meta(format!(
+        (Err(a), Err(b)) => {
+            return Err(SurgeryError::Meta(format!(
             "neither meta slot verifies (slot 0: {a}; slot 1: {b}): there is no meta to revert to \
                  (`untorn salvage` rebuilds a file from its pages)"
-        ))),
+        )))
+        }
     };
     let journal_len = journal.len().map_err(Error::from_io)?;
     let newest = through.unwrap_or(0).max(kept.txid.get());

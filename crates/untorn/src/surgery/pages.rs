@@ -333,21 +333,22 @@ pub fn clear_page(data: Arc<dyn Storage>, journal: Arc<dyn Storage>, page: u64) 
     )
 }
 
-/// `clear-page-elements`: removes elements `[from, to)` of the branch or leaf `page`
-/// (which must verify), re-seals the path and rebuilds the freelist. Removing every
-/// element is `clear-page`.
+/// `clear-page-elements`: removes elements `[from, to)` (`to` `None`: through the last)
+/// of the branch or leaf `page` (which must verify), re-seals the path and rebuilds the
+/// freelist. Removing every element is `clear-page`.
 pub fn clear_page_elements(
     data: Arc<dyn Storage>,
     journal: Arc<dyn Storage>,
     page: u64,
     from: usize,
-    to: usize,
+    to: Option<usize>,
 ) -> Res<Outcome> {
     let cx = Ctx::new(&data, &journal)?;
     let link = cx.link(page, "clear-page-elements")?;
     let v = cx.node(page, &link)?;
     let node = v.node()?;
     let count = node.len();
+    let to = to.unwrap_or(count);
     if from >= to || to > count {
         return Err(SurgeryError::ElementsOutOfRange {
             page,
