@@ -346,7 +346,7 @@ fn apply_native(
         notes.push(format!(
             "{} neither reachable nor free (the tree has unreadable pages, so the freelist \
              was not rebuilt; check reports them as leaks)",
-            output::count(outcome.leaked_pages, "page is")
+            output::count(outcome.leaked_pages, "page")
         ));
     }
     if !outcome.unreadable_pages.is_empty() {

@@ -27,10 +27,10 @@ pub fn freelist_rebuild(
     )?;
     if let Some((page, why)) = w.unreadable.first() {
         return Err(SurgeryError::Damaged(format!(
-            "the tree references {} page(s) that do not verify (first: page {page}: {why}); \
+            "the tree references {} that do not verify (first: page {page}: {why}); \
              the pages below them are unknown, so a rebuilt freelist could hand them out: \
              clear them first (`surgery clear-page`)",
-            w.unreadable.len()
+            crate::report::count(w.unreadable.len() as u64, "page")
         )));
     }
     let txid = base
@@ -43,8 +43,8 @@ pub fn freelist_rebuild(
     let used = u64::try_from(w.used.len()).unwrap_or(u64::MAX);
     Ok(Outcome {
         message: format!(
-            "freelist rebuilt by a walk: {} of {data_pages} data page(s) reachable",
-            used
+            "freelist rebuilt by a walk: {used} of {} reachable",
+            crate::report::count(data_pages, "data page")
         ),
         dropped: Vec::new(),
         txid: txid.get(),

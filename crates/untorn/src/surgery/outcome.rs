@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::report::count as counted;
+
 /// Bytes as the CLI shows them: `"text"` for printable UTF-8 not starting with `0x`,
 /// else `0x<hex>`.
 pub(crate) fn show_key(b: &[u8]) -> String {
@@ -91,7 +93,8 @@ impl fmt::Display for Dropped {
             } => {
                 write!(
                     f,
-                    "{count} key(s) of {} from {} through {}",
+                    "{} of {} from {} through {}",
+                    counted(*count, "key"),
                     path(bucket),
                     show_key(first),
                     show_key(last)
@@ -100,7 +103,12 @@ impl fmt::Display for Dropped {
                     let b: Vec<String> = buckets.iter().map(|k| show_key(k)).collect();
                     write!(
                         f,
-                        ", including the nested bucket(s) {} with everything in them",
+                        ", including {} {} with everything in them",
+                        if buckets.len() == 1 {
+                            "the nested bucket"
+                        } else {
+                            "the nested buckets"
+                        },
                         b.join(", ")
                     )?;
                 }
@@ -123,7 +131,7 @@ impl fmt::Display for Dropped {
                     path(bucket)
                 )?;
                 match keys {
-                    Some(n) => write!(f, " ({n} key/value pair(s) in its leaves)"),
+                    Some(n) => write!(f, " ({} in its leaves)", counted(*n, "key/value pair")),
                     None => write!(f, " (not all of its pages verify: the count is unknown)"),
                 }
             }
