@@ -280,8 +280,13 @@ fn apply_native(
     };
     if let Err(std::fs::TryLockError::WouldBlock) = locked {
         bail!(
-            "{} is open for writing by another process; close it first",
-            t.src.display()
+            "{} is open in another process ({}); close it first",
+            t.src.display(),
+            if t.in_place {
+                "in-place surgery needs it closed everywhere"
+            } else {
+                "a writer holds it"
+            }
         );
     }
     let src_journal = untorn::journal_path(&t.src);

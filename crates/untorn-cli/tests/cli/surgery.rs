@@ -290,7 +290,18 @@ fn untorn_surgery_refusals_exit_2_and_write_nothing() {
     );
     refused(
         &["surgery", "meta", "update", db.p(), "--fields", "root:1"],
-        "root",
+        "not a data page",
+    );
+    refused(
+        &[
+            "surgery",
+            "meta",
+            "update",
+            db.p(),
+            "--fields",
+            &format!("root:{leaf}"),
+        ],
+        "root bucket",
     );
     // A high-water mark past the file: the result would fail check.
     refused(

@@ -120,6 +120,13 @@ fn reference_to(
     if id == 0 {
         return Ok(PageRef::NULL);
     }
+    let file_pages = data.len().map_err(Error::from_io)? / page_size as u64;
+    if id < PageId::FIRST_DATA.get() || id >= file_pages {
+        return Err(SurgeryError::PageOutOfRange {
+            page: id,
+            high_water: file_pages,
+        });
+    }
     let mut head = vec![0u8; page_size];
     let off = PageId(id)
         .offset(page_size)
@@ -127,9 +134,14 @@ fn reference_to(
     let unreadable = |why: String| SurgeryError::Unreadable { page: id, why };
     data.read_at(off, &mut head)
         .map_err(|e| unreadable(format!("cannot read it: {e}")))?;
+    // The extent must lie inside the file: its length bounds what is read.
     let pages = peek_extent_pages(&head)
-        .filter(|n| *n >= 1 && *n <= MAX_EXTENT_PAGES)
-        .ok_or_else(|| unreadable("its header names no valid extent length".into()))?;
+        .filter(|n| {
+            *n >= 1 && *n <= MAX_EXTENT_PAGES && id.saturating_add(u64::from(*n)) <= file_pages
+        })
+        .ok_or_else(|| {
+            unreadable("its header names no extent length that fits in the file".into())
+        })?;
     let mut bytes = vec![
         0u8;
         usize::try_from(pages)

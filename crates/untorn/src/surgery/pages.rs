@@ -442,11 +442,14 @@ pub fn copy_page(
         .offset(ps)
         .ok_or(Error::Internal("page offset"))?;
     cx.data.read_at(off, &mut head).map_err(Error::from_io)?;
+    let hw = cx.base.meta.high_water.get();
     let pages = peek_extent_pages(&head)
-        .filter(|n| *n >= 1 && *n <= MAX_EXTENT_PAGES)
+        .filter(|n| *n >= 1 && *n <= MAX_EXTENT_PAGES && src + u64::from(*n) <= hw)
         .ok_or_else(|| SurgeryError::Unreadable {
             page: src,
-            why: "its header names no valid extent length".into(),
+            why: format!(
+                "its header names no extent length that fits below the high-water mark {hw}"
+            ),
         })?;
     let mut bytes = vec![
         0u8;

@@ -129,6 +129,16 @@ pub(crate) fn write_result(
 ) -> std::result::Result<Written, SurgeryError> {
     let ps = base.page_size;
     let mut high_water = base.meta.high_water;
+    // Every page below the high-water mark is accounted for below: the data file must
+    // hold them (a settled file does; a slot a revert keeps may claim more).
+    let file_pages = data.len().map_err(Error::from_io)? / ps as u64;
+    if high_water.get() > file_pages {
+        return Err(SurgeryError::Damaged(format!(
+            "the meta's high-water mark {high_water} is beyond the end of the data file ({} long): \
+             the file is truncated",
+            crate::report::count(file_pages, "page")
+        )));
+    }
     let w = walk(data, root, ps, high_water)?;
     let mut written = Written {
         unreadable_pages: w.unreadable.iter().map(|(p, _)| *p).collect(),

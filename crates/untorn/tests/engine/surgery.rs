@@ -489,3 +489,26 @@ fn a_crash_between_the_renames_leaves_a_file_that_never_replays_the_old_journal(
     let r = check(&m);
     assert!(r.is_ok(), "{:?}", r.findings);
 }
+
+#[test]
+fn a_kept_meta_claiming_pages_beyond_the_file_is_refused_not_walked() {
+    let m = build();
+    let (d, j) = arcs(&m);
+    let (_, slots) = untorn::unstable::superblock::validate_slots(d.as_ref()).unwrap();
+    let mut older = slots
+        .iter()
+        .flatten()
+        .min_by_key(|s| (s.txid, s.meta_seq))
+        .copied()
+        .unwrap();
+    // A checksummed meta whose high-water mark is far past the end of the file: a
+    // walk or a freelist over it would be unbounded.
+    older.high_water = PageId(1 << 40);
+    m.data
+        .write_at(older.slot() * PS as u64, &older.encode().unwrap())
+        .unwrap();
+    let before = m.data.to_vec();
+    let e = revert_meta(d, j).unwrap_err();
+    assert!(matches!(e, SurgeryError::Damaged(ref s) if s.contains("truncated")), "{e}");
+    assert!(m.data.to_vec() == before, "a refusal writes nothing");
+}
