@@ -612,9 +612,13 @@ pub struct FreelistArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum FreelistOp {
-    /// Mark the freelist as not synced in both metas (bbolt rebuilds it on open; bbolt
-    /// files only).
-    #[command(after_help = "Example:\n  untorn surgery freelist abandon db --output a.db")]
+    /// Abandon the freelist. bbolt: mark it not synced in both metas (bbolt rebuilds it
+    /// on open). untorn: a new meta lists no free page, so every page the tree does not
+    /// reach is leaked, never reused (works with an unreadable freelist or tree pages);
+    /// `freelist rebuild` or `untorn compact` reclaims them.
+    #[command(
+        after_help = "Examples:\n  untorn surgery freelist abandon db --output a.db\n  untorn surgery freelist abandon app.untorn --output abandoned.untorn"
+    )]
     Abandon(SurgeryTarget),
     /// Write a freelist of every unreachable page, committed with a new meta (bbolt: only
     /// for an abandoned freelist and a tree that checks clean; untorn: refused while the

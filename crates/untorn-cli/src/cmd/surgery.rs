@@ -47,7 +47,10 @@ pub fn run(a: SurgeryArgs) -> Result<ExitCode> {
             Format::Bbolt => apply(
                 &c.target,
                 "copy-page",
-                format!("the contents of page {} (replaced by page {}'s)", c.to_page, c.from_page),
+                format!(
+                    "the contents of page {} (replaced by page {}'s)",
+                    c.to_page, c.from_page
+                ),
                 |s, d| surgery::copy_page(s, d, c.from_page, c.to_page),
             ),
         },
@@ -89,17 +92,26 @@ pub fn run(a: SurgeryArgs) -> Result<ExitCode> {
         }
         SurgeryOp::Freelist(f) => match f.op {
             FreelistOp::Abandon(t) => match detect(&t.src)? {
-                Format::Native => bail!(
-                    "{}: `freelist abandon` is not supported for untorn files: their meta has no \
-                     \"freelist not synced\" state; `untorn surgery freelist rebuild` writes a fresh \
-                     freelist from a walk",
-                    t.src.display()
+                Format::Native => {
+                    apply_native(&t, "freelist abandon", false, native::freelist_abandon)
+                }
+                Format::Bbolt => apply(
+                    &t,
+                    "freelist abandon",
+                    String::new(),
+                    surgery::freelist_abandon,
                 ),
-                Format::Bbolt => apply(&t, "freelist abandon", String::new(), surgery::freelist_abandon),
             },
             FreelistOp::Rebuild(t) => match detect(&t.src)? {
-                Format::Native => apply_native(&t, "freelist rebuild", false, native::freelist_rebuild),
-                Format::Bbolt => apply(&t, "freelist rebuild", String::new(), surgery::freelist_rebuild),
+                Format::Native => {
+                    apply_native(&t, "freelist rebuild", false, native::freelist_rebuild)
+                }
+                Format::Bbolt => apply(
+                    &t,
+                    "freelist rebuild",
+                    String::new(),
+                    surgery::freelist_rebuild,
+                ),
             },
         },
         SurgeryOp::Meta(m) => match m.op {

@@ -274,10 +274,6 @@ fn untorn_surgery_refusals_exit_2_and_write_nothing() {
         "not a data page",
     );
     refused(
-        &["surgery", "freelist", "abandon", db.p()],
-        "not supported for untorn files",
-    );
-    refused(
         &[
             "surgery",
             "meta",
@@ -392,4 +388,53 @@ fn revert_meta_keeps_the_journal_aside_and_its_commits_never_come_back() {
         }
     }
     ok(&["check", s(&reverted)], 0);
+}
+
+/// `freelist abandon` on an untorn copy whose tree has an unreadable leaf (where
+/// `freelist rebuild` refuses): a new meta with no freelist, nothing dropped, the leak
+/// counted, the source untouched, and the copy still serves the other keys.
+#[test]
+fn freelist_abandon_works_where_rebuild_refuses_and_drops_nothing() {
+    let db = sample();
+    let leaves = user_leaves(&db);
+    let damaged = out(&db, "damaged.untorn");
+    std::fs::copy(&db.path, &damaged).unwrap();
+    std::fs::copy(
+        untorn::journal_path(&db.path),
+        untorn::journal_path(&damaged),
+    )
+    .unwrap();
+    flip(&damaged, leaves[0], 300);
+    let before = bytes(&damaged);
+    let refused = untorn(
+        &[
+            "surgery",
+            "freelist",
+            "rebuild",
+            s(&damaged),
+            "-o",
+            s(&out(&db, "rebuilt.untorn")),
+        ],
+        None,
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    let dst = out(&db, "abandoned.untorn");
+    let r = json(&[
+        "surgery",
+        "freelist",
+        "abandon",
+        s(&damaged),
+        "-o",
+        s(&dst),
+        "--json",
+    ]);
+    assert_eq!(r["op"], "freelist abandon");
+    assert_eq!(r["format"], "untorn");
+    assert_eq!(r["dropped"].as_array().unwrap().len(), 0, "{r}");
+    assert!(r["message"].as_str().unwrap().contains("leaked"), "{r}");
+    assert!(r["check"]["verdict"].is_string(), "{r}");
+    assert!(bytes(&damaged) == before, "the source is unchanged");
+    // The copy opens read-write and commits; only the damaged leaf's keys are unreadable.
+    ok(&["put", s(&dst), "blobs", "after-abandon", "1"], 0);
+    assert_eq!(ok(&["get", s(&dst), "blobs", "after-abandon"], 0), "1");
 }

@@ -1,10 +1,11 @@
-//! `freelist rebuild`: a fresh freelist from a walk of the tree.
+//! `freelist rebuild`: a fresh freelist from a walk of the tree; `freelist abandon`: no
+//! freelist at all (every page the tree does not reach is leaked, never reused).
 
 use std::sync::Arc;
 
 use super::error::SurgeryError;
 use super::outcome::Outcome;
-use super::staged::{settle, write_result};
+use super::staged::{settle, write_result, FreePlan};
 use super::tree::walk;
 use crate::error::Error;
 use crate::storage::Storage;
@@ -38,7 +39,14 @@ pub fn freelist_rebuild(
         .txid
         .next()
         .ok_or(Error::Internal("txid overflow"))?;
-    let written = write_result(data.as_ref(), journal.as_ref(), &base, base.meta.root, txid)?;
+    let written = write_result(
+        data.as_ref(),
+        journal.as_ref(),
+        &base,
+        base.meta.root,
+        txid,
+        FreePlan::Derive,
+    )?;
     let data_pages = base.meta.high_water.get().saturating_sub(2);
     let used = u64::try_from(w.used.len()).unwrap_or(u64::MAX);
     Ok(Outcome {
@@ -49,6 +57,44 @@ pub fn freelist_rebuild(
         dropped: Vec::new(),
         txid: txid.get(),
         freelist_rebuilt: written.freelist_rebuilt,
+        leaked_pages: written.leaked_pages,
+        unreadable_pages: written.unreadable_pages,
+    })
+}
+
+/// Drops the freelist: a new meta (txid + 1) lists no free page, so every page the tree
+/// does not reach is leaked — never handed out again, so never overwritten — until
+/// `freelist rebuild` (once the tree verifies) or `untorn compact` reclaims it. The
+/// rung below `rebuild`: it needs neither a readable freelist nor a tree without
+/// unreadable pages, and it drops no data.
+pub fn freelist_abandon(
+    data: Arc<dyn Storage>,
+    journal: Arc<dyn Storage>,
+) -> std::result::Result<Outcome, SurgeryError> {
+    let base = settle(&data, &journal)?;
+    let txid = base
+        .meta
+        .txid
+        .next()
+        .ok_or(Error::Internal("txid overflow"))?;
+    let written = write_result(
+        data.as_ref(),
+        journal.as_ref(),
+        &base,
+        base.meta.root,
+        txid,
+        FreePlan::Abandon,
+    )?;
+    Ok(Outcome {
+        message: format!(
+            "freelist abandoned: {} that nothing reaches leaked (never reused); \
+             `untorn surgery freelist rebuild` lists them again once the tree verifies, \
+             `untorn compact` reclaims them",
+            crate::report::count(written.leaked_pages, "page")
+        ),
+        dropped: Vec::new(),
+        txid: txid.get(),
+        freelist_rebuilt: false,
         leaked_pages: written.leaked_pages,
         unreadable_pages: written.unreadable_pages,
     })

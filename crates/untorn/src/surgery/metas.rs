@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::error::SurgeryError;
 use super::outcome::{Dropped, Outcome};
-use super::staged::{settle, write_metas, write_result, Base};
+use super::staged::{settle, write_metas, write_result, Base, FreePlan};
 use super::tree::walk;
 use crate::check::{check_storage_with_journal, CheckOptions};
 use crate::error::Error;
@@ -76,7 +76,14 @@ pub fn revert_meta(data: Arc<dyn Storage>, journal: Arc<dyn Storage>) -> Res<Out
         },
         page_size: ps,
     };
-    let written = write_result(data.as_ref(), journal.as_ref(), &base, kept.root, txid)?;
+    let written = write_result(
+        data.as_ref(),
+        journal.as_ref(),
+        &base,
+        kept.root,
+        txid,
+        FreePlan::Derive,
+    )?;
     Ok(Outcome {
         message: format!(
             "meta slot {} (txid {}) is the file's state; slot {other_slot} and the journal no longer count",

@@ -20,7 +20,7 @@ mod staged;
 mod tree;
 
 pub use error::SurgeryError;
-pub use freelist::freelist_rebuild;
+pub use freelist::{freelist_abandon, freelist_rebuild};
 pub use metas::{meta_update, revert_meta, MetaUpdate};
 pub use outcome::{Dropped, Outcome};
 pub use pages::{clear_page, clear_page_elements, copy_page};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::error::SurgeryError;
 use super::outcome::{Dropped, Outcome};
-use super::staged::{settle, write_extent, write_result, Base, Written};
+use super::staged::{settle, write_extent, write_result, Base, FreePlan, Written};
 use super::tree::{read_extent, walk, walk_from, Holder, Link, Walk};
 use crate::error::Error;
 use crate::format::{
@@ -257,7 +257,14 @@ impl<'a> Ctx<'a> {
             freelist_rebuilt,
             leaked_pages,
             unreadable_pages,
-        } = write_result(self.data, journal.as_ref(), &self.base, root, self.txid)?;
+        } = write_result(
+            self.data,
+            journal.as_ref(),
+            &self.base,
+            root,
+            self.txid,
+            FreePlan::Derive,
+        )?;
         Ok(Outcome {
             message,
             dropped,

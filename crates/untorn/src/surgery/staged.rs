@@ -115,9 +115,19 @@ fn runs_of(pages: &BTreeSet<u64>) -> Vec<(u64, u64)> {
     runs
 }
 
-/// Writes the result: the freelist (rebuilt from a walk of `root` when the walk meets
-/// no unreadable page; otherwise the base's freelist minus what is reachable, plus the
-/// base's freelist extent, and the rest reported as leaked), then both meta slots
+/// What the result's freelist lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FreePlan {
+    /// Rebuilt from a walk of the root when the walk meets no unreadable page; otherwise
+    /// the base's freelist minus what is reachable, plus the base's freelist extent, and
+    /// the rest reported as leaked.
+    Derive,
+    /// Nothing: every page the tree does not reach is leaked (never handed out again),
+    /// whatever the base's freelist said.
+    Abandon,
+}
+
+/// Writes the result: the freelist as `plan` says, then both meta slots
 /// (`meta_seq + 1` and `+ 2`, state `clean`, txid `txid`), then the journal: its new
 /// generation marker alone. Syncs both storages.
 pub(crate) fn write_result(
@@ -126,6 +136,7 @@ pub(crate) fn write_result(
     base: &Base,
     root: PageRef,
     txid: TxId,
+    plan: FreePlan,
 ) -> std::result::Result<Written, SurgeryError> {
     let ps = base.page_size;
     let mut high_water = base.meta.high_water;
@@ -145,7 +156,11 @@ pub(crate) fn write_result(
         ..Written::default()
     };
     let mut free: BTreeSet<u64> = BTreeSet::new();
-    if w.unreadable.is_empty() {
+    if plan == FreePlan::Abandon {
+        let data_pages = high_water.get().saturating_sub(PageId::FIRST_DATA.get());
+        let reached = u64::try_from(w.used.len()).unwrap_or(u64::MAX);
+        written.leaked_pages = data_pages.saturating_sub(reached);
+    } else if w.unreadable.is_empty() {
         free.extend((PageId::FIRST_DATA.get()..high_water.get()).filter(|p| !w.used.contains(p)));
         written.freelist_rebuilt = true;
     } else {

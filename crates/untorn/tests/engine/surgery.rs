@@ -5,11 +5,12 @@
 
 use std::sync::Arc;
 
-use untorn::unstable::check::check_storage_with_journal;
+use untorn::unstable::check::{check_storage_with_journal, page_infos, RawSource};
 use untorn::unstable::format::{encode_leaf, verify_page, NodeView, PageId, PageType};
+use untorn::unstable::report::{FindingKind, PageState};
 use untorn::unstable::surgery::{
-    clear_page, clear_page_elements, copy_page, freelist_rebuild, meta_update, revert_meta,
-    Dropped, MetaUpdate, SurgeryError,
+    clear_page, clear_page_elements, copy_page, freelist_abandon, freelist_rebuild, meta_update,
+    revert_meta, Dropped, MetaUpdate, SurgeryError,
 };
 use untorn::{CheckOptions, Database, Report, Storage};
 
@@ -509,6 +510,85 @@ fn a_kept_meta_claiming_pages_beyond_the_file_is_refused_not_walked() {
         .unwrap();
     let before = m.data.to_vec();
     let e = revert_meta(d, j).unwrap_err();
-    assert!(matches!(e, SurgeryError::Damaged(ref s) if s.contains("truncated")), "{e}");
+    assert!(
+        matches!(e, SurgeryError::Damaged(ref s) if s.contains("truncated")),
+        "{e}"
+    );
     assert!(m.data.to_vec() == before, "a refusal writes nothing");
+}
+
+/// `freelist abandon` is the rung below `rebuild`: with an unreadable leaf in the tree
+/// (rebuild refuses) it still writes a new meta whose freelist is empty, so every page
+/// the tree does not reach is leaked — and none of them is overwritten by later commits.
+#[test]
+fn freelist_abandon_leaks_every_unreachable_page_and_later_commits_reuse_none() {
+    let m = build();
+    let db = m.open_default();
+    db.update(|tx| {
+        let a = tx.bucket("a")?.unwrap();
+        for i in 0..1500 {
+            a.delete(key(i))?;
+        }
+        Ok::<_, untorn::Error>(())
+    })
+    .unwrap();
+    drop(db);
+    garble(&m, leaf_holding(&m, &key(1700)));
+    let (d, j) = arcs(&m);
+    assert!(matches!(
+        freelist_rebuild(Arc::clone(&d), Arc::clone(&j)),
+        Err(SurgeryError::Damaged(_))
+    ));
+    let out = freelist_abandon(Arc::clone(&d), Arc::clone(&j)).unwrap();
+    assert!(out.dropped.is_empty() && !out.freelist_rebuilt, "{out:?}");
+    assert!(out.leaked_pages > 10, "{out:?}");
+    let r = check(&m);
+    assert!(
+        r.findings.iter().all(|f| !matches!(
+            f.kind,
+            FindingKind::FreelistCorrupt
+                | FindingKind::FreelistDuplicate
+                | FindingKind::FreelistOutOfRange
+                | FindingKind::ReachableFreed
+        )),
+        "{:?}",
+        r.findings
+    );
+    let infos =
+        page_infos(&RawSource::open_with_journal(Arc::clone(&d), Some(j.as_ref())).unwrap())
+            .unwrap();
+    assert!(infos.iter().all(|i| i.state != PageState::Free));
+    let leaked: Vec<u64> = infos
+        .iter()
+        .filter(|i| i.state == PageState::Leaked)
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(leaked.len() as u64, out.leaked_pages);
+    let before: Vec<Vec<u8>> = leaked.iter().map(|id| page(&m, *id)).collect();
+    let db = m.open_default();
+    db.update(|tx| {
+        let b = tx.bucket("b")?.unwrap();
+        for i in 0..2000 {
+            b.put(key(i), vec![b'y'; 40])?;
+        }
+        Ok::<_, untorn::Error>(())
+    })
+    .unwrap();
+    drop(db);
+    for (id, bytes) in leaked.iter().zip(before) {
+        assert!(page(&m, *id) == bytes, "leaked page {id} was reused");
+    }
+    let db = m.open_default();
+    db.view(|tx| {
+        assert_eq!(
+            tx.bucket("b")?.unwrap().get(key(1999))?.unwrap().as_ref(),
+            &[b'y'; 40][..]
+        );
+        assert_eq!(
+            tx.bucket("a")?.unwrap().get(key(1501))?.unwrap().as_ref(),
+            &[b'x'; 40][..]
+        );
+        Ok::<_, untorn::Error>(())
+    })
+    .unwrap();
 }
