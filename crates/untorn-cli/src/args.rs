@@ -483,6 +483,15 @@ pub struct SalvageArgs {
     /// Key/values per transaction when writing an untorn DST.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub batch: usize,
+    /// untorn SRC: memory salvage may use, in MiB (its buffers, page index and sort;
+    /// candidates beyond it are sorted in runs on a temporary file). Too small for the
+    /// page index of SRC is an error that names the size needed.
+    #[arg(long, value_name = "MiB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=(1 << 40)))]
+    pub memory: u64,
+    /// untorn SRC: directory for salvage's temporary files (default: DST's directory).
+    /// They are removed when salvage ends, on success and on error.
+    #[arg(long, value_name = "DIR")]
+    pub tmp: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,

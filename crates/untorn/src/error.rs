@@ -238,6 +238,17 @@ pub enum Error {
     /// The operation was cancelled by a progress callback.
     #[error("cancelled")]
     Cancelled,
+    /// A memory budget is too small for the operation (salvage: its I/O buffers, or its
+    /// per-page index, do not fit).
+    #[error("memory budget of {budget} bytes is too small: {what} needs {needed} bytes")]
+    MemoryBudget {
+        /// The budget, in bytes.
+        budget: u64,
+        /// What does not fit.
+        what: &'static str,
+        /// Bytes it needs (at least).
+        needed: u64,
+    },
     /// An internal invariant did not hold (a bug in untorn, never caused by file contents).
     #[error("internal error: {0} (a bug in untorn; please report it)")]
     Internal(&'static str),
@@ -342,6 +353,15 @@ impl Error {
             Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
             Error::Codec(s) => Error::Codec(s.clone()),
             Error::Cancelled => Error::Cancelled,
+            Error::MemoryBudget {
+                budget,
+                what,
+                needed,
+            } => Error::MemoryBudget {
+                budget: *budget,
+                what,
+                needed: *needed,
+            },
             Error::Internal(s) => Error::Internal(s),
         }
     }

@@ -135,6 +135,58 @@ impl Storage for FileStorage {
     }
 }
 
+/// A scratch file that exists only while this value does: created new (never an
+/// existing file) in a directory, removed when dropped, on success and on error alike.
+/// Salvage spills sorted runs to one when they do not fit its memory budget.
+#[derive(Debug)]
+pub struct TempFile {
+    storage: FileStorage,
+    path: PathBuf,
+}
+
+impl TempFile {
+    /// Creates `dir/.untorn-<tag>-<pid>-<n>.tmp`, the first `n` that does not exist.
+    pub fn create_in(dir: &Path, tag: &str) -> io::Result<TempFile> {
+        let pid = std::process::id();
+        let mut last = None;
+        for n in 0..1000u32 {
+            let path = dir.join(format!(".untorn-{tag}-{pid}-{n}.tmp"));
+            match std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(file) => {
+                    return Ok(TempFile {
+                        storage: FileStorage::with_path(file, &path),
+                        path,
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("no free temporary file name")))
+    }
+
+    /// The file's storage.
+    pub fn storage(&self) -> &FileStorage {
+        &self.storage
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// Fsyncs the directory holding `path`, so that a file created or renamed there is
 /// durable under its name.
 pub fn sync_parent_directory(path: &Path) -> io::Result<()> {

@@ -422,8 +422,20 @@ fn bbolt_to_untorn(a: &SalvageArgs) -> Result<JsonSalvage> {
 fn native_to_untorn(a: &SalvageArgs) -> Result<JsonSalvage> {
     // Page-level: every page and journal record that verifies, whether or not the engine
     // can open the file; the source is only read.
+    let temp_dir = match &a.tmp {
+        Some(dir) => dir.clone(),
+        None => match a.dst.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        },
+    };
+    let opts = PageSalvageOptions {
+        memory_budget: a.memory.saturating_mul(1 << 20),
+        temp_dir: Some(temp_dir),
+        ..PageSalvageOptions::default()
+    };
     let (summary, skipped) = write_untorn(&a.dst, a.batch, |emit| {
-        untorn::unstable::salvage::salvage_file(&a.src, PageSalvageOptions::default(), emit)
+        untorn::unstable::salvage::salvage_file(&a.src, opts, emit)
             .with_context(|| format!("cannot salvage {}", a.src.display()))
     })?;
     Ok(json_salvage(

@@ -133,3 +133,47 @@ fn surgery_meta_validate_on_an_untorn_file_names_the_bad_slot_and_writes_nothing
     assert!(out.contains("meta 1") && out.contains("INVALID"), "{out}");
     assert_eq!(std::fs::read(&db.path).unwrap(), before);
 }
+
+#[test]
+fn salvage_with_a_small_memory_budget_spills_and_writes_the_same_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("big.untorn");
+    let src = src.to_str().unwrap();
+    // About 3 MB of candidates: more than fits in a 1 MiB budget.
+    let mut lines = String::new();
+    for i in 0..16_000 {
+        lines.push_str(&format!(
+            "{{\"bucket\":[\"b{}\"],\"key\":\"key{i:06}\",\"value\":\"{}\"}}\n",
+            i % 3,
+            format!("{i:08}").repeat(20)
+        ));
+    }
+    let o = untorn(&["load", src], Some(lines.as_bytes()));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let before = ok(&["dump", src], 0);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut reports = Vec::new();
+    for (name, memory) in [("small.untorn", "1"), ("default.untorn", "256")] {
+        let dst = dir.path().join(name);
+        let dst = dst.to_str().unwrap();
+        let tmp_dir = tmp.path().to_str().unwrap();
+        let out = ok(
+            &[
+                "salvage", src, dst, "--memory", memory, "--tmp", tmp_dir, "--json",
+            ],
+            0,
+        );
+        let mut r: Value = serde_json::from_str(&out).unwrap();
+        r["dst"] = Value::Null;
+        reports.push(r);
+        assert_eq!(ok(&["dump", dst], 0), before, "--memory {memory}");
+        assert!(
+            std::fs::read_dir(tmp.path()).unwrap().next().is_none(),
+            "--memory {memory}: temporary files left in --tmp"
+        );
+    }
+    assert_eq!(reports[0], reports[1]);
+    // A zero budget is a usage error.
+    let o = untorn(&["salvage", src, "x.untorn", "--memory", "0"], None);
+    assert_eq!(o.status.code(), Some(2));
+}

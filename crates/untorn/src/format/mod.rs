@@ -11,6 +11,7 @@ pub mod node;
 pub mod overflow;
 pub mod page;
 pub mod rebranch;
+pub mod spill;
 pub mod verified;
 
 pub use freelist::{
@@ -33,4 +34,5 @@ pub use page::{
     PageType, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE, PAGE_HEADER_SIZE, PAGE_REF_SIZE,
 };
 pub use rebranch::rebranch;
+pub use spill::{SpillRecord, SpillValue, SPILL_LEN_SIZE};
 pub use verified::{PageSlice, VerifiedPage};

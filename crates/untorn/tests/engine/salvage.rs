@@ -17,7 +17,7 @@ use std::path::Path;
 use untorn::unstable::format::{verify_page, LeafValue, NodeView, PageId, PageType};
 use untorn::unstable::fuzzing::Rng;
 use untorn::unstable::report::{DumpItem, PageKind, PageState, SalvageSummary};
-use untorn::unstable::salvage::{salvage_file, SalvageOptions, LOST_AND_FOUND};
+use untorn::unstable::salvage::{salvage_file, SalvageOptions, SalvageProgress, LOST_AND_FOUND};
 use untorn::{CheckOptions, Database};
 
 type Path2 = Vec<Vec<u8>>;
@@ -489,4 +489,122 @@ fn salvage_uses_rollback_copies_only_to_refill_and_says_so() {
     let keys: Vec<&[u8]> = pairs.iter().map(|(_, k, _)| k.as_slice()).collect();
     assert_eq!(keys, vec![&b"base"[..]], "{summary:?}");
     assert!(summary.nothing_lost(), "{summary:?}");
+}
+
+/// Everything a salvage yields: the items in order, the report, and the "merge"
+/// progress calls (done, total) it made (only a salvage that spilled makes them).
+type Yield = (Vec<DumpItem>, SalvageSummary, Vec<(u64, u64)>);
+
+fn salvage_items(src: &Path, budget: u64, temp: &Path) -> untorn::Result<Yield> {
+    let mut merges = Vec::new();
+    let mut cb = |p: &SalvageProgress| {
+        if p.phase == "merge" {
+            merges.push((p.done, p.total));
+        }
+        true
+    };
+    let mut items = Vec::new();
+    let summary = salvage_file(
+        src,
+        SalvageOptions {
+            progress: Some(&mut cb),
+            memory_budget: budget,
+            temp_dir: Some(temp.to_path_buf()),
+            ..SalvageOptions::default()
+        },
+        |item| {
+            items.push(item);
+            Ok::<_, untorn::Error>(())
+        },
+    )?;
+    Ok((items, summary, merges))
+}
+
+fn dir_is_empty(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().next().is_none()
+}
+
+/// A damaged file (10% of its pages, metas and a branch included) with overflow values,
+/// nested buckets and stale pages to refill from.
+fn damaged_source(dir: &Path, seed: u64) -> std::path::PathBuf {
+    let src = dir.join("src.untorn");
+    let (_, midway) = build(&src, seed, 600);
+    let mut rng = Rng::derive(seed, 100);
+    damage(&src, &midway, &mut rng, 100);
+    src
+}
+
+#[test]
+fn salvage_with_a_tiny_budget_spills_and_yields_the_same_as_without() {
+    let dir = tempfile::tempdir().unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let src = damaged_source(dir.path(), 0x5a1_0001);
+    let before = std::fs::read(&src).unwrap();
+    let (want, want_summary, merges) = salvage_items(&src, u64::MAX, temp.path()).unwrap();
+    assert!(merges.is_empty(), "an unlimited budget spilled: {merges:?}");
+    assert!(!want_summary.possibly_older.is_empty() && !want_summary.lost.is_empty());
+    let mut multi_pass = false;
+    for budget in [96 << 10, 160 << 10, 256 << 10] {
+        let (got, summary, merges) = salvage_items(&src, budget, temp.path()).unwrap();
+        assert!(!merges.is_empty(), "budget {budget}: nothing spilled");
+        multi_pass |= merges.iter().any(|&(done, _)| done > 0);
+        assert_eq!(got.len(), want.len(), "budget {budget}");
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g, w, "budget {budget}: item {i} differs");
+        }
+        assert_eq!(summary, want_summary, "budget {budget}: the report differs");
+        assert!(
+            dir_is_empty(temp.path()),
+            "budget {budget}: temporary files left"
+        );
+    }
+    assert!(multi_pass, "no budget merged runs in more than one pass");
+    assert_eq!(
+        std::fs::read(&src).unwrap(),
+        before,
+        "salvage wrote to its source"
+    );
+}
+
+#[test]
+fn salvage_with_too_small_a_budget_fails_with_a_typed_error_and_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let src = damaged_source(dir.path(), 0x5a1_0002);
+    // Too small for the scan's buffers: refused before anything is read.
+    let e = salvage_items(&src, 1 << 10, temp.path()).unwrap_err();
+    assert!(
+        matches!(e, untorn::Error::MemoryBudget { budget: 1024, needed, .. } if needed > 1024),
+        "{e:?}"
+    );
+    // Room for the buffers, not for the index of this file's pages.
+    let e = salvage_items(&src, 48 << 10, temp.path()).unwrap_err();
+    assert!(
+        matches!(e, untorn::Error::MemoryBudget { what, .. } if what.contains("index")),
+        "{e:?}"
+    );
+    assert!(dir_is_empty(temp.path()));
+}
+
+#[test]
+fn salvage_cancelled_while_merging_removes_its_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let src = damaged_source(dir.path(), 0x5a1_0003);
+    let mut cb = |p: &SalvageProgress| p.phase != "merge";
+    let r = salvage_file(
+        &src,
+        SalvageOptions {
+            progress: Some(&mut cb),
+            memory_budget: 160 << 10,
+            temp_dir: Some(temp.path().to_path_buf()),
+            ..SalvageOptions::default()
+        },
+        |_| Ok::<_, untorn::Error>(()),
+    );
+    assert!(matches!(r, Err(untorn::Error::Cancelled)), "{r:?}");
+    assert!(
+        dir_is_empty(temp.path()),
+        "temporary file left after an error"
+    );
 }
