@@ -82,11 +82,16 @@ impl SalvageOptions<'_> {
 const CHUNK_PAGES_MAX: u64 = 256;
 /// Most bytes read per chunk of the journal scan.
 const JOURNAL_CHUNK_MAX: u64 = 1 << 20;
-/// Bytes charged per entry of the per-extent index and the walk's sets (the entry, its
-/// share of the hash table and of the vectors holding it).
+/// Bytes charged per entry of the walk's sets and lists (the entry and its share of the
+/// table or vector holding it).
 pub(super) const INDEX_ENTRY_BYTES: u64 = 128;
-/// Bytes charged per candidate held in memory on top of its encoded size.
-pub(super) const CANDIDATE_OVERHEAD_BYTES: u64 = 96;
+/// Bytes charged per entry of the set of pages the live walk used (16 bytes in a hash
+/// table at most half full after it grows).
+pub(super) const USED_ENTRY_BYTES: u64 = 40;
+/// Bytes charged per candidate held in memory on top of its encoded size: the record
+/// (twice: the vector holding it may double), two allocations' headers.
+pub(super) const CANDIDATE_OVERHEAD_BYTES: u64 =
+    2 * std::mem::size_of::<crate::format::SpillRecord>() as u64 + 32;
 
 /// The memory budget, split between the passes.
 #[derive(Debug)]
@@ -153,6 +158,11 @@ impl Budget {
             });
         }
         Ok(())
+    }
+
+    /// Returns `bytes` charged before (a buffer freed).
+    pub fn release(&mut self, bytes: u64) {
+        self.index = self.index.saturating_sub(bytes);
     }
 
     /// Bytes left for candidates (in memory, or as run buffers while merging).

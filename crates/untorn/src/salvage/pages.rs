@@ -30,7 +30,7 @@
 //! limits); nothing is written to any source.
 //!
 //! Memory is bounded by [`SalvageOptions::memory_budget`], not by the file size: only the
-//! index (about a hundred bytes per verified extent) stays in memory; page contents are
+//! index (about 72 bytes per verified extent) stays in memory; page contents are
 //! read again from the source when the walk, the refill and the emission need them, and
 //! the entries found are resolved to one per key in sorted runs spilled to a temporary
 //! file when they do not fit (overflow values are read at emission).
@@ -105,7 +105,7 @@ pub fn salvage_storage<E: From<Error>>(
     let mut scan = Scan {
         sources,
         ps,
-        versions: std::collections::HashMap::new(),
+        versions: Vec::new(),
         commits: Vec::new(),
         summary: SalvageSummary::default(),
         budget,
@@ -128,6 +128,7 @@ pub fn salvage_storage<E: From<Error>>(
             scan.commits.truncate(commits);
         }
     }
+    scan.sort_index();
     let mut cands = Candidates::new(opts.temp_dir.clone(), record_max);
     let trees = rebuild(&mut scan, &mut cands, &mut opts)?;
     let mut places = Places::default();

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use super::candidates::Candidates;
-use super::options::{SalvageOptions, INDEX_ENTRY_BYTES};
+use super::options::{SalvageOptions, INDEX_ENTRY_BYTES, USED_ENTRY_BYTES};
 use super::scan::{Loc, Scan};
 use crate::error::Result;
 use crate::format::{BucketId, LeafValue, NodeView, PageRef, PageType, SpillRecord, SpillValue};
@@ -176,7 +176,7 @@ pub(super) fn rebuild(
                 continue;
             }
             scan.budget
-                .charge(INDEX_ENTRY_BYTES, "the set of pages the live walk used")?;
+                .charge(USED_ENTRY_BYTES, "the set of pages the live walk used")?;
             let Some(loc) = scan.resolve(&r, tree_id) else {
                 let bytes = lose(
                     tree,
@@ -251,7 +251,7 @@ pub(super) fn rebuild(
     // Refill: unreferenced leaves, oldest txid first so that the newest ranks highest.
     let mut pool: Vec<Loc> = Vec::new();
     if !opts.live_only {
-        for l in scan.versions.values().flatten() {
+        for l in &scan.versions {
             if l.h.page_type == PageType::Leaf
                 && !used.contains(&(l.h.page_id.get(), l.h.txid.get()))
             {

@@ -4,9 +4,10 @@
 //! index (a few dozen bytes per extent, charged to the memory budget) is kept; page
 //! contents are read again from the source when a later pass needs them.
 
-use std::collections::HashMap;
-
 use super::options::{Budget, SalvageOptions, INDEX_ENTRY_BYTES};
+
+/// Bytes of one index entry.
+const LOC_BYTES: u64 = std::mem::size_of::<Loc>() as u64;
 use crate::error::{Error, Result};
 use crate::format::{
     decode_header, page_sizes, peek_extent_pages, verify_page, BucketId, DbId, Meta, NodeView,
@@ -42,8 +43,9 @@ pub(super) struct Commit {
 pub(super) struct Scan<'s> {
     pub sources: Vec<&'s dyn Storage>,
     pub ps: usize,
-    /// Verified branch, leaf and overflow extents by page id.
-    pub versions: HashMap<u64, Vec<Loc>>,
+    /// Verified branch, leaf and overflow extents, in the order found until
+    /// [`Scan::sort_index`], then by page id (each page's versions in the order found).
+    pub versions: Vec<Loc>,
     pub commits: Vec<Commit>,
     pub summary: SalvageSummary,
     pub budget: Budget,
@@ -71,22 +73,57 @@ impl Scan<'_> {
         ) {
             return Ok(());
         }
-        let v = self.versions.entry(loc.h.page_id.get()).or_default();
-        if !v
-            .iter()
-            .any(|l| l.h.txid == loc.h.txid && l.h.checksum == loc.h.checksum)
-        {
-            v.push(loc);
+        if self.versions.len() == self.versions.capacity() {
+            // Growing allocates the new vector while the old one still exists.
+            let cap = self.versions.capacity();
+            let new_cap = (2 * cap).max(64);
             self.budget
-                .charge(INDEX_ENTRY_BYTES, "the index of verified pages")?;
+                .charge(LOC_BYTES * new_cap as u64, "the index of verified pages")?;
+            self.versions.reserve_exact(new_cap - cap);
+            self.budget.release(LOC_BYTES * cap as u64);
         }
+        self.versions.push(loc);
         Ok(())
+    }
+
+    /// Sorts the index by page id and drops repeated copies of one version (same txid
+    /// and checksum): the first copy found stays.
+    pub fn sort_index(&mut self) {
+        self.versions.sort_by_key(|l| l.h.page_id);
+        let mut kept: Vec<Loc> = Vec::new();
+        let mut out = 0;
+        for i in 0..self.versions.len() {
+            let Some(&l) = self.versions.get(i) else {
+                break;
+            };
+            if kept.first().is_some_and(|k| k.h.page_id != l.h.page_id) {
+                kept.clear();
+            }
+            if kept
+                .iter()
+                .any(|k| k.h.txid == l.h.txid && k.h.checksum == l.h.checksum)
+            {
+                continue;
+            }
+            kept.push(l);
+            if let Some(slot) = self.versions.get_mut(out) {
+                *slot = l;
+            }
+            out += 1;
+        }
+        self.versions.truncate(out);
+    }
+
+    /// The versions of page `id` found (after [`Scan::sort_index`]).
+    fn versions_of(&self, id: u64) -> &[Loc] {
+        let start = self.versions.partition_point(|l| l.h.page_id.get() < id);
+        let end = self.versions.partition_point(|l| l.h.page_id.get() <= id);
+        self.versions.get(start..end).unwrap_or(&[])
     }
 
     /// The verified extent `r` names exactly, in tree `tree`.
     pub fn resolve(&self, r: &PageRef, tree: BucketId) -> Option<Loc> {
-        self.versions
-            .get(&r.page_id.get())?
+        self.versions_of(r.page_id.get())
             .iter()
             .find(|l| l.h.matches(r) && l.h.tree_id == tree)
             .copied()
