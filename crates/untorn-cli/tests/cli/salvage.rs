@@ -173,6 +173,30 @@ fn salvage_with_a_small_memory_budget_spills_and_writes_the_same_database() {
         );
     }
     assert_eq!(reports[0], reports[1]);
+    // 1 MiB needs the temporary directory (the candidates spill), 256 MiB does not.
+    let missing = dir.path().join("no-such-dir");
+    let missing = missing.to_str().unwrap();
+    for (memory, code) in [("1", 2), ("256", 0)] {
+        let dst = dir.path().join(format!("missing-tmp-{memory}.untorn"));
+        let o = untorn(
+            &[
+                "salvage",
+                src,
+                dst.to_str().unwrap(),
+                "--memory",
+                memory,
+                "--tmp",
+                missing,
+            ],
+            None,
+        );
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "--memory {memory}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
     // A zero budget is a usage error.
     let o = untorn(&["salvage", src, "x.untorn", "--memory", "0"], None);
     assert_eq!(o.status.code(), Some(2));
