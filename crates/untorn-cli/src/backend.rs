@@ -45,6 +45,26 @@ pub fn detect(path: &Path) -> Result<Format> {
     bail!("{}: not an untorn (or bbolt) database", path.display())
 }
 
+/// Says on stderr that `db` (opened read-only) is held open for writing by another
+/// process, and which committed snapshot this command reads: later commits are not seen.
+pub fn note_if_live(db: &Database, path: &Path) {
+    if let Ok(info) = db.info() {
+        if info.live {
+            eprintln!(
+                "note: {} is open for writing in another process; reading its committed snapshot at txid {}",
+                path.display(),
+                info.txid
+            );
+        }
+    }
+}
+
+/// Returns `db` after [`note_if_live`].
+pub fn noted(db: Database, path: &Path) -> Database {
+    note_if_live(&db, path);
+    db
+}
+
 /// An open database of some format.
 pub enum Backend {
     /// An untorn database opened by the engine.
@@ -57,12 +77,13 @@ impl Backend {
     /// Opens `path` read-only (a journal is replayed in memory only).
     pub fn open_read(path: &Path) -> Result<Backend> {
         match detect(path)? {
-            Format::Native => Ok(Backend::Native(
+            Format::Native => Ok(Backend::Native(noted(
                 Database::builder()
                     .read_only(true)
                     .open(path)
                     .with_context(|| format!("cannot open {}", path.display()))?,
-            )),
+                path,
+            ))),
             Format::Bbolt => Ok(Backend::Bbolt(Box::new(open_bbolt(path)?))),
         }
     }

@@ -25,6 +25,7 @@ use crate::format::{Meta, MetaState, PageRef, TxId};
 use crate::freeset::FreeSet;
 use crate::journal::{self, AppendError, JournalWriter};
 use crate::pager::Pager;
+use crate::readers::{ReaderTableFile, Registration};
 use crate::recovery::{self, Evidence, RecoverOptions, RecoveryReport};
 use crate::storage::Storage;
 use crate::superblock::{self, Chosen, Slot};
@@ -56,7 +57,15 @@ pub(crate) struct Options {
     pub(crate) id_seed: Option<u64>,
     /// Where a rollback keeps the journal's bytes (path-based opens).
     pub(crate) evidence: Option<EvidenceFn>,
+    /// Read-write by path: the reader table other processes' readers register in.
+    pub(crate) reader_table: Option<Arc<ReaderTableFile>>,
+    /// Read-only by path: this handle's slot in the reader table (pinning "opening"
+    /// until open chose the snapshot).
+    pub(crate) registration: Option<Arc<Registration>>,
 }
+
+/// Attempts of a read-only open to read one state while a writer checkpoints under it.
+const SETTLE_ATTEMPTS: u32 = 64;
 
 /// One commit's change to the free set, in a persistent list a reader's snapshot keeps
 /// alive (so the checker can compute a snapshot's free pages without the writer).
@@ -174,6 +183,14 @@ pub(crate) struct Shared {
     pub(crate) slot_notes: [Option<String>; 2],
     /// The on-disk meta slot in use (the newest checkpointed meta).
     active_slot: Mutex<Slot>,
+    /// Read-write: other processes' readers, consulted before freed pages are reused.
+    reader_table: Option<Arc<ReaderTableFile>>,
+    /// Read-only by path: the slot pinning this handle's snapshot (released on drop,
+    /// after the last transaction that shares this state).
+    _registration: Option<Arc<Registration>>,
+    /// Read-only: both meta slots as read when the snapshot was chosen, for the checker
+    /// (a live writer rewrites them).
+    pub(crate) raw_metas: Option<[Vec<u8>; 2]>,
 }
 
 /// Journal space a generation start keeps (more is truncated).
@@ -183,6 +200,24 @@ fn keep_bytes_max(opts: &Options) -> u64 {
     opts.checkpoint_threshold_bytes
         .saturating_mul(2)
         .max(8 * journal::ALLOCATION_CHUNK_BYTES)
+}
+
+/// The base meta `superblock::choose` picks now (`None` when it picks none).
+fn base_meta(data: &dyn Storage, journal: &dyn Storage, rollback: bool) -> Result<Option<Meta>> {
+    Ok(match superblock::choose(data, Some(journal), rollback)? {
+        Ok(Chosen::Base(choice)) => Some(choice.meta),
+        Ok(Chosen::Reinitialise(_)) | Err(_) => None,
+    })
+}
+
+/// Both meta slots' bytes (a slot past the end of the file reads as empty).
+fn read_both_slots(data: &dyn Storage, page_size: usize) -> Result<[Vec<u8>; 2]> {
+    let read = |slot| match superblock::read_raw(data, slot, page_size) {
+        Ok(b) => Ok(b),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(Vec::new()),
+        Err(e) => Err(Error::from_io(e)),
+    };
+    Ok([read(Slot::Zero)?, read(Slot::One)?])
 }
 
 /// Creates a new database on `data` + `journal` (§3.1): both metas in state `creating`,
@@ -244,12 +279,9 @@ impl Shared {
             })
         };
         let mut slot_notes: [Option<String>; 2] = [None, None];
-        let recovered = if data_len == 0 {
-            if !create_ok {
-                return Err(Error::NotADatabase("the file is empty".into()));
-            }
-            fresh(&mut entropy)?
-        } else {
+        let existing = |entropy: &mut Entropy,
+                        slot_notes: &mut [Option<String>; 2]|
+         -> Result<recovery::Recovered> {
             match superblock::choose(data.as_ref(), Some(journal.as_ref()), opts.rollback)?? {
                 Chosen::Reinitialise(why) => {
                     if !create_ok {
@@ -258,7 +290,7 @@ impl Shared {
                         )));
                     }
                     tracing::warn!("re-initialising: {why}");
-                    fresh(&mut entropy)?
+                    fresh(entropy)
                 }
                 Chosen::Base(choice) => {
                     for slot in Slot::BOTH {
@@ -276,9 +308,40 @@ impl Shared {
                         evidence,
                         keep_bytes_max: keep_bytes_max(opts),
                     };
-                    recovery::recover(data.as_ref(), &journal, &choice, &ropts, &mut entropy)?
+                    recovery::recover(data.as_ref(), &journal, &choice, &ropts, entropy)
                 }
             }
+        };
+        let mut raw_metas = None;
+        let recovered = if data_len == 0 {
+            if !create_ok {
+                return Err(Error::NotADatabase("the file is empty".into()));
+            }
+            fresh(&mut entropy)?
+        } else if opts.read_only {
+            // A writer in another process may checkpoint while this open reads: retry
+            // until the base meta is the same before and after (meta_seq only grows, and
+            // the journal is reused only after a new meta), so the journal read was of
+            // one generation.
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let before = base_meta(data.as_ref(), journal.as_ref(), opts.rollback)?;
+                let raw = before
+                    .map(|m| read_both_slots(data.as_ref(), m.page_size as usize))
+                    .transpose()?;
+                let result = existing(&mut entropy, &mut slot_notes);
+                let after = base_meta(data.as_ref(), journal.as_ref(), opts.rollback)?;
+                if before == after {
+                    raw_metas = raw;
+                    break result?;
+                }
+                if attempt >= SETTLE_ATTEMPTS {
+                    return Err(Error::Busy { attempts: attempt });
+                }
+            }
+        } else {
+            existing(&mut entropy, &mut slot_notes)?
         };
         let page_size = recovered.meta.page_size as usize;
         let pager = Pager::new(Arc::clone(&data), page_size, opts.cache_size_bytes);
@@ -301,6 +364,25 @@ impl Shared {
         } else {
             Slot::One
         };
+        let mut fs = fs;
+        if let Some(table) = &opts.reader_table {
+            // Readers of another process may hold snapshots older than this state (from
+            // an earlier writer session), whose freed pages are all free now: hold them
+            // back until those readers move past it.
+            if let Err(e) = table.reap() {
+                tracing::warn!("clearing the reader table's stale slots: {e}");
+            }
+            if table.oldest_pin().is_some_and(|p| p < meta.txid) {
+                let runs: Vec<(u64, u64)> = fs.free.runs().collect();
+                for (s, l) in &runs {
+                    fs.free.remove(*s, *l);
+                }
+                fs.pending.entry(meta.txid).or_default().extend(runs);
+            }
+        }
+        if let Some(r) = &opts.registration {
+            r.pin(meta.txid).map_err(Error::from_io)?;
+        }
         Ok(Shared {
             pager,
             journal_storage: journal,
@@ -325,6 +407,9 @@ impl Shared {
             recovery: recovered.report,
             slot_notes,
             active_slot: Mutex::new(active),
+            reader_table: opts.reader_table.clone(),
+            _registration: opts.registration.clone(),
+            raw_metas,
         })
     }
 
@@ -360,6 +445,20 @@ impl Shared {
         }
     }
 
+    /// The oldest snapshot a reader holds: this handle's and, when freed pages wait for
+    /// release, those of readers in other processes (the reader table).
+    fn oldest_reader(&self, fs: &FreeState) -> Option<TxId> {
+        let local = lock(&self.published).readers.keys().next().copied();
+        let external = match &self.reader_table {
+            Some(table) if !fs.pending.is_empty() => table.oldest_pin(),
+            _ => None,
+        };
+        match (local, external) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Commits a write transaction. The writer lock is held by the caller. `sync`
     /// overrides the handle's durability for this commit.
     pub(crate) fn commit(
@@ -375,7 +474,7 @@ impl Shared {
         if Some(txid) != w.meta.txid.next() {
             return Err(Error::Internal("a commit must follow the newest meta"));
         }
-        let oldest_reader = lock(&self.published).readers.keys().next().copied();
+        let oldest_reader = self.oldest_reader(&w.fs);
         let prepared = commit::prepare(&self.pager, st, &w.meta, &mut w.fs, oldest_reader)?;
         let Some(jw) = w.journal.as_mut() else {
             w.fs.undo(prepared.undo);
@@ -491,6 +590,12 @@ impl Shared {
         };
         if jw.commits == 0 && !closing {
             return Ok(());
+        }
+        if let Some(table) = &self.reader_table {
+            // Readers that are gone stop pinning pages (their slots' lock files are free).
+            if let Err(e) = table.reap() {
+                tracing::warn!("clearing the reader table's stale slots: {e}");
+            }
         }
         let commits = jw.commits;
         let page_size = self.pager.page_size;

@@ -11,6 +11,7 @@ use crate::copy::CopyStats;
 use crate::core::{lock, EvidenceFn, Options, Shared};
 use crate::error::{Error, Result};
 use crate::format::{is_valid_page_size, DEFAULT_PAGE_SIZE};
+use crate::readers::{register_reader, table_path, ReaderTableFile};
 use crate::recovery::{Recovery, RecoveryReport};
 use crate::storage::{sync_parent_directory, FileStorage, MemoryStorage, Storage};
 use crate::tx::{Durability, OwnedReadTx, ReadTx, WriteTx};
@@ -40,6 +41,9 @@ pub struct Info {
     pub meta_fallback: Option<String>,
     /// Whether the handle is read-only.
     pub read_only: bool,
+    /// Read-only: another process held the database open for writing when this handle
+    /// opened. The handle reads the snapshot at `txid`; later commits are not seen.
+    pub live: bool,
     /// The database's identity (hex).
     pub database_id: String,
 }
@@ -168,17 +172,37 @@ impl Builder {
                 file_error(path, e)
             }
         })?;
-        let locked = if self.read_only {
-            file.try_lock_shared()
+        // Writers exclude each other with an exclusive lock of the data file. Readers take
+        // no lock a writer conflicts with: they register in the reader table, which the
+        // writer consults before it reuses a freed page. Only where the table cannot be
+        // written (a read-only directory) does a reader fall back to a shared lock of the
+        // data file, which keeps writers out while it reads.
+        let mut reader_table = None;
+        let (registration, live) = if self.read_only {
+            register_reader(path, &file).map_err(|e| file_error(path, e))?
         } else {
-            file.try_lock()
+            (None, false)
         };
-        match locked {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked),
-            Err(std::fs::TryLockError::Error(e)) => return Err(file_error(path, e)),
+        let held = if registration.is_none() {
+            let locked = if self.read_only {
+                file.try_lock_shared()
+            } else {
+                file.try_lock()
+            };
+            match locked {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked),
+                Err(std::fs::TryLockError::Error(e)) => return Err(file_error(path, e)),
+            }
+            Some(FileLock(file.try_clone().map_err(|e| file_error(path, e))?))
+        } else {
+            None
+        };
+        if !self.read_only {
+            let table =
+                ReaderTableFile::open(path).map_err(|e| file_error(&table_path(path), e))?;
+            reader_table = Some(Arc::new(table));
         }
-        let held = FileLock(file.try_clone().map_err(|e| file_error(path, e))?);
         let jpath = journal_path(path);
         let journal_existed = jpath.exists();
         let journal: Arc<dyn Storage> = if self.read_only {
@@ -209,6 +233,8 @@ impl Builder {
                 journal,
                 create,
                 Some(evidence),
+                reader_table,
+                registration,
             )
             .map_err(|e| match e {
                 // Say which file is not a database.
@@ -219,7 +245,8 @@ impl Builder {
                 e => e,
             })
             .map(|mut db| {
-                db.lock = Some(held);
+                db.lock = held;
+                db.live = live;
                 db
             });
         if opened.is_err() && !journal_existed && !self.read_only {
@@ -238,7 +265,7 @@ impl Builder {
         journal: Arc<dyn Storage>,
         create_if_empty: bool,
     ) -> Result<Database> {
-        self.open_with(data, journal, create_if_empty, None)
+        self.open_with(data, journal, create_if_empty, None, None, None)
     }
 
     fn open_with(
@@ -247,6 +274,8 @@ impl Builder {
         journal: Arc<dyn Storage>,
         create_if_empty: bool,
         evidence: Option<EvidenceFn>,
+        reader_table: Option<Arc<ReaderTableFile>>,
+        registration: Option<Arc<crate::readers::Registration>>,
     ) -> Result<Database> {
         if !is_valid_page_size(self.page_size as u64) {
             return Err(Error::InvalidPageSize(self.page_size as u64));
@@ -261,12 +290,15 @@ impl Builder {
             rollback: self.recovery == Recovery::RollbackToLastGood,
             id_seed: self.id_seed,
             evidence,
+            reader_table,
+            registration,
         };
         let shared = Shared::open(&opts, data, journal, create_if_empty)?;
         Ok(Database {
             shared: Arc::new(shared),
             batch_queue: Mutex::new(Vec::new()),
             lock: None,
+            live: false,
         })
     }
 }
@@ -418,6 +450,8 @@ pub struct Database {
     /// The OS lock of a database opened by path; dropped (unlocked) after `shared`, so
     /// after the clean close has written everything.
     lock: Option<FileLock>,
+    /// Read-only: another process held the database for writing at open.
+    live: bool,
 }
 
 impl std::fmt::Debug for Database {
@@ -686,6 +720,7 @@ impl Database {
             active_meta_slot: Some(self.shared.active_slot().page()),
             meta_fallback: self.shared.recovery.meta_fallback.clone(),
             read_only: self.shared.read_only,
+            live: self.live,
             database_id: meta.db_id.to_string(),
         })
     }

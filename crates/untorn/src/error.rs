@@ -182,6 +182,13 @@ pub enum Error {
     /// Another handle or process holds the database open for writing.
     #[error("database is locked by another handle or process")]
     Locked,
+    /// A read-only open found the database changed under it (a writer in another process
+    /// checkpointed) at every attempt to read one state.
+    #[error("the database changed under a read-only open {attempts} times in a row (a writer in another process checkpoints faster than the open reads); try again")]
+    Busy {
+        /// Attempts made.
+        attempts: u32,
+    },
     /// A previous sync failed; the handle refuses writes until the database is reopened.
     #[error("database handle is poisoned by an earlier failed sync; reopen it to recover")]
     Poisoned,
@@ -331,6 +338,9 @@ impl Error {
             },
             Error::InvalidPageSize(v) => Error::InvalidPageSize(*v),
             Error::Locked => Error::Locked,
+            Error::Busy { attempts } => Error::Busy {
+                attempts: *attempts,
+            },
             Error::Poisoned => Error::Poisoned,
             Error::ReadOnly => Error::ReadOnly,
             Error::NoSpace => Error::NoSpace,

@@ -90,13 +90,21 @@
 //!
 //! # Processes and copies
 //!
-//! - **One process writes.** Opening read-write takes an exclusive OS lock on the data
-//!   file (`flock`-style, released when the process exits, even on a crash): a second
-//!   read-write opener, in this process or another, gets [`Error::Locked`]. Read-only
-//!   opens take a shared lock: any number of processes may read a database that no
-//!   process holds for writing, and a read-only opener of a database held for writing
-//!   gets [`Error::Locked`] too. Within one process, share one [`Database`] (it is
-//!   `Send + Sync`): any number of threads read concurrently, one writes at a time.
+//! - **One process writes, any number read.** Opening read-write takes an exclusive OS
+//!   lock on the data file (`flock`-style, released when the process exits, even on a
+//!   crash): a second read-write opener, in this process or another, gets
+//!   [`Error::Locked`]. A read-only open takes no lock a writer conflicts with, so other
+//!   processes can read (check, dump, back up) a database an application holds open: it
+//!   registers in the reader table beside the file (`<db>.readers`, with one lock file
+//!   per slot, `<db>.readers.N`), reads the newest committed state (the journal's commits
+//!   replayed in memory) and pins it — the writer does not reuse a page that snapshot can
+//!   reach until the handle is dropped. The handle sees that one snapshot for its whole
+//!   life ([`Info::live`] says whether a writer held the database at open); open again to
+//!   see newer commits. A reader that crashes stops pinning at the writer's next
+//!   checkpoint. Where the table cannot be written (a read-only directory), a read-only
+//!   open takes a shared lock of the data file instead, which writers wait out with
+//!   [`Error::Locked`]. Within one process, share one [`Database`] (it is `Send + Sync`):
+//!   any number of threads read concurrently, one writes at a time.
 //! - **Network file systems** whose locks or `fsync` do not work (some NFS and SMB
 //!   setups) void both guarantees: keep the files on a local disk.
 //! - **A plain `cp` of a live database is worth nothing you can count on.** While a
@@ -145,6 +153,7 @@ mod journal;
 mod limits;
 mod pager;
 mod range;
+mod readers;
 mod recovery;
 mod report;
 mod salvage;

@@ -172,6 +172,15 @@ impl CheckSource for ReadTx<'_> {
         Some(self.shared.active_slot().page())
     }
     fn read_raw_meta(&self, slot: u64) -> std::io::Result<Vec<u8>> {
+        // Read-only: the slots as they were when the snapshot was chosen (a writer in
+        // another process rewrites them at its checkpoints).
+        if let Some(raw) = &self.shared.raw_metas {
+            let i = usize::try_from(slot).map_err(std::io::Error::other)?;
+            return raw
+                .get(i)
+                .cloned()
+                .ok_or_else(|| std::io::Error::other(format!("no meta slot {slot}")));
+        }
         let ps = self.shared.pager.page_size;
         let mut buf = vec![0u8; ps];
         self.shared.pager.data.read_at(slot * ps as u64, &mut buf)?;

@@ -125,6 +125,7 @@ fn check_file(cfg: &Config, bar: Option<ProgressBar>) -> Result<(Report, Origin)
     let opts = cfg.options(bar);
     match Database::builder().read_only(true).open(&cfg.file) {
         Ok(db) => {
+            crate::backend::note_if_live(&db, &cfg.file);
             let tx = db.begin_read().context("cannot start a read snapshot")?;
             let mut report = check(untorn::unstable::check_source(&tx), opts)?;
             // A read-only open serves the state before a damaged journal record: the

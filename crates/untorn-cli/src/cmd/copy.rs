@@ -25,10 +25,11 @@ fn open_source(a: &CopyArgs, what: &str) -> Result<Database> {
             a.src.display()
         ),
     }
-    Database::builder()
+    let db = Database::builder()
         .read_only(true)
         .open(&a.src)
-        .with_context(|| format!("cannot open {}", a.src.display()))
+        .with_context(|| format!("cannot open {}", a.src.display()))?;
+    Ok(crate::backend::noted(db, &a.src))
 }
 
 fn copy_json(c: &CopyStats) -> serde_json::Value {

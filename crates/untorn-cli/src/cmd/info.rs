@@ -111,7 +111,7 @@ fn bbolt_info(f: &BoltFile) -> JsonInfo {
 /// would (read-only: nothing is written) and returns the refusal too.
 fn open_native(path: &Path) -> Result<(Database, Option<String>)> {
     match Database::builder().read_only(true).open(path) {
-        Ok(db) => Ok((db, None)),
+        Ok(db) => Ok((crate::backend::noted(db, path), None)),
         Err(e) if e.needs_rollback() => {
             let db = Database::builder()
                 .read_only(true)

@@ -75,6 +75,7 @@ pub fn with_source<T>(path: &Path, f: impl FnOnce(View<'_>) -> Result<T>) -> Res
     }
     match Database::builder().read_only(true).open(path) {
         Ok(db) => {
+            crate::backend::note_if_live(&db, path);
             let tx = db
                 .begin_read()
                 .with_context(|| format!("cannot read {}", path.display()))?;

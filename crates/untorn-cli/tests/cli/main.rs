@@ -15,6 +15,7 @@ mod etcd_peer;
 mod exit_codes;
 mod help_examples;
 mod json;
+mod live;
 mod map;
 mod mutated;
 mod recovery;

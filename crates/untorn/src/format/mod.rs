@@ -10,6 +10,7 @@ pub mod meta;
 pub mod node;
 pub mod overflow;
 pub mod page;
+pub mod readers;
 pub mod rebranch;
 pub mod spill;
 pub mod verified;

@@ -14,6 +14,7 @@ mod copy;
 mod edge;
 mod examples;
 mod golden;
+mod live;
 mod model;
 mod mutation;
 mod recovery;
