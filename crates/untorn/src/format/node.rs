@@ -383,21 +383,50 @@ impl<'a> NodeView<'a> {
                 ),
             ));
         }
-        let mut prev: Option<&[u8]> = None;
+        // One pass over the element array: each element header is sliced once and its
+        // fields read from the slice, each key sliced once from the page.
+        let cpl = view.cpl;
+        let (prefix_off, elems) = match page.get(PAGE_HEADER_SIZE..heap_start) {
+            Some(e) if leaf => (LEAF_OFF_PREFIX, e),
+            Some(e) => (BRANCH_OFF_PREFIX, e),
+            None => return Err(bad("element array out of bounds".into())),
+        };
+        // The previous key and its stored (verified) key prefix.
+        let mut prev: Option<(&[u8], u32)> = None;
         let mut common: &[u8] = &[];
-        for i in 0..view.count {
-            let (koff, klen, vlen) = view.raw_elem(i)?;
+        for (i, e) in elems.chunks_exact(elem).enumerate() {
+            let fields = if leaf {
+                get_u16(e, LEAF_OFF_KEY_LEN).and_then(|klen| {
+                    Some((
+                        get_u32(e, LEAF_OFF_DATA)?,
+                        klen,
+                        get_u32(e, LEAF_OFF_VAL_LEN)?,
+                    ))
+                })
+            } else {
+                get_u32(e, BRANCH_OFF_KEY)
+                    .and_then(|off| Some((off, get_u16(e, BRANCH_OFF_KEY_LEN)?, 0)))
+            };
+            let (koff, klen, vlen) = fields
+                .map(|(o, k, v)| (usize_from(o), usize::from(k), usize_from(v)))
+                .ok_or_else(|| bad(format!("element {i} out of bounds")))?;
             if klen == 0 || klen > MAX_KEY_SIZE {
                 return Err(bad(format!("element {i}: key length {klen} out of range")));
             }
-            let end = koff.checked_add(klen).and_then(|e| e.checked_add(vlen));
-            if koff < heap_start || end.is_none_or(|e| e > heap_end) {
-                return Err(bad(format!(
-                    "element {i}: data at offset {koff} (+{klen}+{vlen}) outside heap {heap_start}..{heap_end}"
-                )));
+            let key_end = koff.checked_add(klen);
+            let end = key_end.and_then(|e| e.checked_add(vlen));
+            let key = match (koff >= heap_start, end.is_some_and(|e| e <= heap_end), key_end) {
+                (true, true, Some(ke)) => page.get(koff..ke),
+                _ => None,
             }
+            .ok_or_else(|| {
+                bad(format!(
+                    "element {i}: data at offset {koff} (+{klen}+{vlen}) outside heap {heap_start}..{heap_end}"
+                ))
+            })?;
             if leaf {
-                let kind = view.leaf_kind(i)?;
+                let kind = get_u8(e, LEAF_OFF_KIND)
+                    .ok_or_else(|| bad(format!("element {i} out of bounds")))?;
                 let ok = match kind {
                     KIND_INLINE => true,
                     KIND_OVERFLOW => vlen == OVERFLOW_VALUE_SIZE,
@@ -412,22 +441,24 @@ impl<'a> NodeView<'a> {
                     ));
                 }
             } else {
-                let child = view.branch_child(i)?;
-                if child.page_id < PageId::FIRST_DATA
-                    || child.extent_pages == 0
-                    || child.extent_pages > MAX_EXTENT_PAGES
+                // The child's id (bytes 0..8) and extent (20..24) of its reference.
+                let (Some(child_id), Some(child_extent)) = (get_u64(e, 0), get_u32(e, 20)) else {
+                    return Err(bad(format!("element {i}: child reference out of bounds")));
+                };
+                if PageId(child_id) < PageId::FIRST_DATA
+                    || child_extent == 0
+                    || child_extent > MAX_EXTENT_PAGES
                 {
                     return Err(Error::corrupted(
                         h.page_id.0,
                         CorruptionKind::OutOfRange,
                         format!(
-                            "element {i}: child reference to page {} with extent {} is impossible",
-                            child.page_id, child.extent_pages
+                            "element {i}: child reference to page {} with extent {child_extent} is impossible",
+                            PageId(child_id)
                         ),
                     ));
                 }
             }
-            let key = view.key(i)?;
             let prefix_bad = |detail: String| {
                 Error::corrupted(
                     h.page_id.0,
@@ -436,27 +467,37 @@ impl<'a> NodeView<'a> {
                 )
             };
             if i == 0 {
-                common = key.get(..view.cpl).ok_or_else(|| {
+                common = key.get(..cpl).ok_or_else(|| {
                     prefix_bad(format!(
-                        "the page's common prefix of {} bytes is longer than its first key ({klen} bytes)",
-                        view.cpl
+                        "the page's common prefix of {cpl} bytes is longer than its first key ({klen} bytes)"
                     ))
                 })?;
             } else if !key.starts_with(common) {
                 return Err(prefix_bad(format!(
-                    "key does not start with the page's common prefix of {} bytes",
-                    view.cpl
+                    "key does not start with the page's common prefix of {cpl} bytes"
                 )));
             }
-            let stored = view.elem_prefix(i)?;
-            let actual = key_prefix_at(key, view.cpl);
+            let stored = match e.get(prefix_off..prefix_off + KEY_PREFIX_SIZE) {
+                Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]),
+                _ => return Err(bad(format!("element {i} out of bounds"))),
+            };
+            let actual = key_prefix_at(key, cpl);
             if stored != actual {
                 return Err(prefix_bad(format!(
                     "stored key prefix {stored:#010x} differs from the key's {actual:#010x}"
                 )));
             }
-            if let Some(p) = prev {
-                if p >= key {
+            // Key order, prefixes first: both keys start with the common prefix and both
+            // stored prefixes were just checked against their keys, so unequal prefixes
+            // decide the order (zero padding keeps it monotone); only equal prefixes
+            // compare the keys' bytes after the common prefix.
+            if let Some((p, p_prefix)) = prev {
+                let ascending = match p_prefix.cmp(&stored) {
+                    Ordering::Less => true,
+                    Ordering::Greater => false,
+                    Ordering::Equal => p.get(cpl..) < key.get(cpl..),
+                };
+                if !ascending {
                     return Err(Error::corrupted(
                         h.page_id.0,
                         CorruptionKind::KeyOrder,
@@ -464,7 +505,7 @@ impl<'a> NodeView<'a> {
                     ));
                 }
             }
-            prev = Some(key);
+            prev = Some((key, stored));
         }
         Ok(view)
     }
@@ -533,25 +574,6 @@ impl<'a> NodeView<'a> {
         };
         let (off, klen, vlen) = fields.ok_or_else(|| self.bounds("element"))?;
         Ok((usize_from(off), usize::from(klen), usize_from(vlen)))
-    }
-
-    /// The stored `key_prefix` of element `i`.
-    #[inline]
-    fn elem_prefix(&self, i: usize) -> Result<u32> {
-        if i >= self.count {
-            return Err(self.bounds("element index"));
-        }
-        let at = self.elem_off(i)
-            + if self.leaf {
-                LEAF_OFF_PREFIX
-            } else {
-                BRANCH_OFF_PREFIX
-            };
-        self.page
-            .get(at..at + KEY_PREFIX_SIZE)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_be_bytes)
-            .ok_or_else(|| self.bounds("element"))
     }
 
     /// The value kind byte of leaf element `i`.
@@ -953,6 +975,165 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// The kind of error `validate` gives `page` under `h`, and its message.
+    fn rejection(page: &[u8], h: &PageHeader) -> (CorruptionKind, String) {
+        match NodeView::validate(page, h) {
+            Err(Error::Corrupted { kind, detail, .. }) => (kind, detail),
+            other => panic!("expected a corruption error, got {other:?}"),
+        }
+    }
+
+    fn leaf_of(keys: &[&[u8]]) -> (Vec<u8>, PageHeader) {
+        let entries: Vec<(&[u8], LeafValue)> =
+            keys.iter().map(|k| (*k, LeafValue::Inline(b"v"))).collect();
+        encode_leaf(&entries, PageId(7), TxId(1), BucketId(2), 4096).expect("encode")
+    }
+
+    #[test]
+    fn validation_rejects_each_bad_leaf_element_field() {
+        let e0 = PAGE_HEADER_SIZE;
+        // Key length 0 (the heap bounds hold, so only the length check sees it).
+        let (mut page, h) = leaf_of(&[b"a", b"b"]);
+        assert!(put_u16(&mut page, e0 + LEAF_OFF_KEY_LEN, 0));
+        assert!(put_u32(&mut page, e0 + LEAF_OFF_VAL_LEN, 1));
+        let (kind, msg) = rejection(&page, &h);
+        assert_eq!(kind, CorruptionKind::Bounds);
+        assert!(msg.contains("key length 0"), "{msg}");
+        // Key length above the limit, inside the heap of a large extent.
+        let key = vec![7u8; MAX_KEY_SIZE];
+        let (mut page, h) = encode_leaf(
+            &[(&key, LeafValue::Inline(b"v"))],
+            PageId(10),
+            TxId(1),
+            BucketId(2),
+            4096,
+        )
+        .expect("encode");
+        let too_long = u16::try_from(MAX_KEY_SIZE + 1).expect("fits");
+        assert!(put_u16(&mut page, e0 + LEAF_OFF_KEY_LEN, too_long));
+        assert!(put_u32(&mut page, e0 + LEAF_OFF_VAL_LEN, 0));
+        let (kind, msg) = rejection(&page, &h);
+        assert_eq!(kind, CorruptionKind::Bounds);
+        assert!(msg.contains("key length"), "{msg}");
+        // Data inside the element array (below the heap).
+        let (mut page, h) = leaf_of(&[b"a", b"b"]);
+        let inside = u32::try_from(PAGE_HEADER_SIZE + LEAF_ELEM_SIZE).expect("fits");
+        assert!(put_u32(&mut page, e0 + LEAF_OFF_DATA, inside));
+        let (kind, msg) = rejection(&page, &h);
+        assert_eq!(kind, CorruptionKind::Bounds);
+        assert!(msg.contains("outside heap"), "{msg}");
+        // Data past the payload but inside the page.
+        let (mut page, h) = leaf_of(&[b"a", b"b"]);
+        assert!(put_u32(
+            &mut page,
+            e0 + LEAF_ELEM_SIZE + LEAF_OFF_VAL_LEN,
+            100
+        ));
+        let (kind, msg) = rejection(&page, &h);
+        assert_eq!(kind, CorruptionKind::Bounds);
+        assert!(msg.contains("outside heap"), "{msg}");
+        // An unknown value kind, and an overflow value of the wrong stored length.
+        for kind_byte in [3u8, KIND_OVERFLOW, KIND_BUCKET] {
+            let (mut page, h) = leaf_of(&[b"a", b"b"]);
+            assert!(put_u8(
+                &mut page,
+                e0 + LEAF_ELEM_SIZE + LEAF_OFF_KIND,
+                kind_byte
+            ));
+            let (kind, msg) = rejection(&page, &h);
+            assert_eq!(kind, CorruptionKind::Invalid, "{msg}");
+            assert!(msg.contains("element 1: invalid value kind"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn validation_rejects_impossible_child_references() {
+        let child = PageRef {
+            page_id: PageId(5),
+            txid: TxId(1),
+            checksum: 0,
+            extent_pages: 1,
+        };
+        let entries: Vec<(&[u8], PageRef)> = vec![(b"b", child), (b"m", child)];
+        let (page, h) =
+            encode_branch(&entries, PageId(4), TxId(1), BucketId(2), 4096).expect("encode");
+        NodeView::validate(&page, &h).expect("valid");
+        let e1 = PAGE_HEADER_SIZE + BRANCH_ELEM_SIZE;
+        let damage: [(usize, u64, bool); 4] = [
+            (0, 0, true),
+            (0, PageId::FIRST_DATA.0 - 1, true),
+            (20, 0, false),
+            (20, u64::from(MAX_EXTENT_PAGES) + 1, false),
+        ];
+        for (field, value, wide) in damage {
+            let mut bad = page.clone();
+            if wide {
+                assert!(put_u64(&mut bad, e1 + field, value));
+            } else {
+                assert!(put_u32(
+                    &mut bad,
+                    e1 + field,
+                    u32::try_from(value).expect("fits")
+                ));
+            }
+            let (kind, msg) = rejection(&bad, &h);
+            assert_eq!(kind, CorruptionKind::OutOfRange, "{msg}");
+            assert!(msg.contains("element 1: child reference"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn validation_rejects_a_common_prefix_the_keys_do_not_share() {
+        // Longer than the first key.
+        let (page, mut h) = leaf_of(&[b"xa1", b"xa2"]);
+        h.common_prefix_len = 4;
+        let (kind, msg) = rejection(&page, &h);
+        assert_eq!(kind, CorruptionKind::KeyPrefix);
+        assert!(msg.contains("longer than its first key"), "{msg}");
+        // Not shared by a later key.
+        let (page, mut h) = leaf_of(&[b"xa1", b"xb2"]);
+        assert_eq!(h.common_prefix_len, 1);
+        h.common_prefix_len = 2;
+        // Element 0's stored prefix agrees with the claimed common prefix.
+        let mut page = page;
+        let prefix = key_prefix_at(b"xa1", 2).to_be_bytes();
+        assert!(put_bytes(
+            &mut page,
+            PAGE_HEADER_SIZE + LEAF_OFF_PREFIX,
+            &prefix
+        ));
+        let (kind, msg) = rejection(&page, &h);
+        assert_eq!(kind, CorruptionKind::KeyPrefix);
+        assert!(msg.contains("element 1: key does not start"), "{msg}");
+    }
+
+    #[test]
+    fn validation_checks_key_order_whether_or_not_the_prefixes_decide_it() {
+        // Equal stored prefixes: the keys' later bytes decide (out of order, then equal).
+        for keys in [
+            &[&b"a"[..], b"y1111b", b"y1111a", b"z"][..],
+            &[b"a", b"b", b"b", b"c"],
+            &[b"q", b"q"],
+        ] {
+            let (page, h) = leaf_of(keys);
+            let (kind, msg) = rejection(&page, &h);
+            assert_eq!(kind, CorruptionKind::KeyOrder, "{keys:?}: {msg}");
+        }
+        // Unequal stored prefixes decide, including a key that is a prefix of the next.
+        let (page, h) = leaf_of(&[b"a", b"y1112", b"y1111", b"z"]);
+        assert_eq!(rejection(&page, &h).0, CorruptionKind::KeyOrder);
+        let (page, h) = leaf_of(&[b"a", b"y1", b"y", b"z"]);
+        assert_eq!(rejection(&page, &h).0, CorruptionKind::KeyOrder);
+        for keys in [
+            &[&b"a"[..], b"y1111a", b"y1111b", b"z"][..],
+            &[b"a", b"y", b"y\0", b"y1", b"z"],
+            &[b"q"],
+        ] {
+            let (page, h) = leaf_of(keys);
+            NodeView::validate(&page, &h).expect("sorted keys validate");
+        }
     }
 
     #[test]
