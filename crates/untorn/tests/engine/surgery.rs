@@ -43,6 +43,22 @@ fn build() -> MemDb {
     m
 }
 
+/// [`build`], then keys 0..1500 of `a` deleted: the freelist lists many pages.
+fn build_with_free_pages() -> MemDb {
+    let m = build();
+    let db = m.open_default();
+    db.update(|tx| {
+        let a = tx.bucket("a")?.unwrap();
+        for i in 0..1500 {
+            a.delete(key(i))?;
+        }
+        Ok::<_, untorn::Error>(())
+    })
+    .unwrap();
+    drop(db);
+    m
+}
+
 fn arcs(m: &MemDb) -> (Arc<dyn Storage>, Arc<dyn Storage>) {
     (Arc::new(m.data.clone()), Arc::new(m.journal.clone()))
 }
@@ -236,17 +252,7 @@ fn copy_page_over_itself_accepts_a_stale_image_and_reseals_the_path() {
 
 #[test]
 fn freelist_rebuild_replaces_a_damaged_freelist() {
-    let m = build();
-    let db = m.open_default();
-    db.update(|tx| {
-        let a = tx.bucket("a")?.unwrap();
-        for i in 0..1500 {
-            a.delete(key(i))?;
-        }
-        Ok::<_, untorn::Error>(())
-    })
-    .unwrap();
-    drop(db);
+    let m = build_with_free_pages();
     let pages = m.data.len().unwrap() / PS as u64;
     let fl = (2..pages)
         .filter(|id| {
@@ -522,17 +528,7 @@ fn a_kept_meta_claiming_pages_beyond_the_file_is_refused_not_walked() {
 /// the tree does not reach is leaked — and none of them is overwritten by later commits.
 #[test]
 fn freelist_abandon_leaks_every_unreachable_page_and_later_commits_reuse_none() {
-    let m = build();
-    let db = m.open_default();
-    db.update(|tx| {
-        let a = tx.bucket("a")?.unwrap();
-        for i in 0..1500 {
-            a.delete(key(i))?;
-        }
-        Ok::<_, untorn::Error>(())
-    })
-    .unwrap();
-    drop(db);
+    let m = build_with_free_pages();
     garble(&m, leaf_holding(&m, &key(1700)));
     let (d, j) = arcs(&m);
     assert!(matches!(
