@@ -49,7 +49,7 @@ use crate::storage::Storage;
 /// Whether the file at `path` holds untorn pages even though neither meta slot says so
 /// (both destroyed): a journal header or pages that verify at some page size.
 pub fn recognise_file(path: &Path) -> Result<bool> {
-    let (data, journals) = crate::db::salvage_sources(path)?;
+    let (data, journals) = crate::files::salvage_sources(path)?;
     let js: Vec<&dyn Storage> = journals.iter().map(|(_, s)| s as &dyn Storage).collect();
     match detect_page_size(&data, &js) {
         Ok(_) => Ok(true),
@@ -67,8 +67,8 @@ pub fn salvage_file<E: From<Error>>(
     opts: SalvageOptions<'_>,
     emit: impl FnMut(DumpItem) -> std::result::Result<(), E>,
 ) -> std::result::Result<SalvageSummary, E> {
-    let (data, journals) = crate::db::salvage_sources(path)?;
-    let journal_path = crate::db::journal_path(path);
+    let (data, journals) = crate::files::salvage_sources(path)?;
+    let journal_path = crate::files::journal_path(path);
     let live = journals
         .iter()
         .find(|(p, _)| *p == journal_path)

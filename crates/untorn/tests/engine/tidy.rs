@@ -13,7 +13,8 @@
 //!    entry here, in `FORMAT_MODULES`, and its source directory in `FILE_READERS`). Comments,
 //!    `#[cfg(test)]` modules and test-only files are not scanned; the simulator, the
 //!    benchmarks and the tests build keys and values from integers and are out of scope.
-//!    Likewise only `storage.rs` and `db.rs` (the OS lock and the two storages) of the
+//!    Likewise only `storage.rs`, `db.rs`, `files.rs` and `readers.rs` (the OS locks, the
+//!    two storages, the files beside the database) of the
 //!    engine name `std::fs`: every other byte goes through the `Storage` trait.
 //! 2. **bbolt's magic only in `untorn-bbolt`.** No other file of the workspace (source,
 //!    tests, examples, fuzz targets) spells bbolt's meta magic number.
@@ -52,6 +53,7 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
             &["bucket"],
             &["copy"],
             &["tx"],
+            &["files"],
             &["db", "typed"],
             &["salvage", "surgery", "fuzzing"],
             &["unstable"],
@@ -121,6 +123,8 @@ const FILE_READERS: &[&str] = &[
 const FILE_OPENERS: &[&str] = &[
     "crates/untorn/src/storage.rs",
     "crates/untorn/src/db.rs",
+    // The database's files by path: the lock, the journal copy, images, salvage's sources.
+    "crates/untorn/src/files.rs",
     // The reader table and its slot lock files: OS locks beside the database, not pages.
     "crates/untorn/src/readers.rs",
 ];
