@@ -3,7 +3,6 @@
 //! acknowledged commit is in the data file), and writing the result (a rebuilt
 //! freelist, both meta slots, and a journal holding only the new generation marker).
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::error::SurgeryError;
@@ -15,6 +14,7 @@ use crate::format::{
     decode_freelist, encode_freelist, extent_pages_for, freelist_bytes, BucketId, Meta, MetaState,
     PageId, PageRef, PageType, RecordHeader, TxId, RECORD_HEADER_SIZE,
 };
+use crate::freeset::FreeSet;
 use crate::storage::Storage;
 use crate::superblock::{self, Chosen, JournalRelation};
 
@@ -104,17 +104,6 @@ fn old_free(data: &dyn Storage, base: &Base) -> Vec<(u64, u64)> {
     }
 }
 
-fn runs_of(pages: &BTreeSet<u64>) -> Vec<(u64, u64)> {
-    let mut runs: Vec<(u64, u64)> = Vec::new();
-    for &p in pages {
-        match runs.last_mut() {
-            Some((start, len)) if *start + *len == p => *len += 1,
-            _ => runs.push((p, 1)),
-        }
-    }
-    runs
-}
-
 /// What the result's freelist lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FreePlan {
@@ -155,41 +144,44 @@ pub(crate) fn write_result(
         unreadable_pages: w.unreadable.iter().map(|(p, _)| *p).collect(),
         ..Written::default()
     };
-    let mut free: BTreeSet<u64> = BTreeSet::new();
+    let mut free = FreeSet::new();
+    let mut add_unreached = |range: std::ops::Range<u64>| {
+        for p in range.filter(|p| !w.used.contains(p)) {
+            free.insert(p, 1);
+        }
+    };
     if plan == FreePlan::Abandon {
         let data_pages = high_water.get().saturating_sub(PageId::FIRST_DATA.get());
         let reached = u64::try_from(w.used.len()).unwrap_or(u64::MAX);
         written.leaked_pages = data_pages.saturating_sub(reached);
     } else if w.unreadable.is_empty() {
-        free.extend((PageId::FIRST_DATA.get()..high_water.get()).filter(|p| !w.used.contains(p)));
+        add_unreached(PageId::FIRST_DATA.get()..high_water.get());
         written.freelist_rebuilt = true;
     } else {
         for (start, len) in old_free(data, base) {
-            free.extend((start..start.saturating_add(len)).filter(|p| !w.used.contains(p)));
+            add_unreached(start..start.saturating_add(len));
         }
         let old = base.meta.freelist;
         if let Some(end) = old.end().filter(|e| !old.is_null() && *e <= high_water) {
-            free.extend((old.page_id.get()..end.get()).filter(|p| !w.used.contains(p)));
+            add_unreached(old.page_id.get()..end.get());
         }
         let data_pages = high_water.get().saturating_sub(PageId::FIRST_DATA.get());
-        let accounted = u64::try_from(w.used.len() + free.len()).unwrap_or(u64::MAX);
+        let reached = u64::try_from(w.used.len()).unwrap_or(u64::MAX);
+        let accounted = reached.saturating_add(free.pages());
         written.leaked_pages = data_pages.saturating_sub(accounted);
     }
     let mut freelist = PageRef::NULL;
-    if !free.is_empty() {
-        let runs = runs_of(&free);
-        let pages = extent_pages_for(freelist_bytes(runs.len()), ps)
+    if free.pages() > 0 {
+        let pages = extent_pages_for(freelist_bytes(free.run_count()), ps)
             .ok_or(Error::Internal("freelist extent size"))?;
         // First fit inside the free pages; else beyond the high-water mark.
-        let at = runs
-            .iter()
+        let at = free
+            .runs()
             .find(|(_, len)| *len >= u64::from(pages))
-            .map(|(start, _)| *start);
+            .map(|(start, _)| start);
         let start = match at {
             Some(s) => {
-                for p in s..s + u64::from(pages) {
-                    free.remove(&p);
-                }
+                free.remove(s, u64::from(pages));
                 s
             }
             None => {
@@ -198,7 +190,7 @@ pub(crate) fn write_result(
                 s
             }
         };
-        let runs = runs_of(&free);
+        let runs: Vec<(u64, u64)> = free.runs().collect();
         let (bytes, h) = encode_freelist(&runs, PageId(start), txid, ps, pages)?;
         let off = PageId(start)
             .offset(ps)
